@@ -1,0 +1,98 @@
+"""The `mmr` command: serve, migrate, config check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mmr.serve import (
+    StartupError,
+    build_embedded_app,
+    build_service_app,
+    read_config,
+    run_uvicorn,
+)
+from shared.config import ConfigError, load_config
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="mmr: a Matrix media repository")
+config_app = typer.Typer(help="Configuration tools")
+app.add_typer(config_app, name="config")
+
+ConfigOpt = Annotated[
+    str | None, typer.Option("--config", "-c", help="YAML file or directory (or MMR_CONFIG)")
+]
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"mmr: {message}", err=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def serve(
+    service: Annotated[str | None, typer.Argument(help="upload|download|thumbnail|preview|admin; "
+                                                  "omit to run every service in one process")] = None,
+    config: ConfigOpt = None,
+    data: Annotated[Path, typer.Option(help="Data folder of the embedded default")] = Path("mmr-data"),
+    host: Annotated[str | None, typer.Option(help="Listen address")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port")] = None,
+    server_name: Annotated[str, typer.Option(help="Homeserver name (embedded default)")] = "localhost",
+    homeserver: Annotated[str | None, typer.Option(help="Homeserver URL for token checks "
+                                                   "(embedded default)")] = None,
+) -> None:
+    """Run one service for a cluster, or the embedded default (all services, SQLite, files)."""
+    try:
+        loaded = read_config(config)
+        if service is None:
+            from mmr.embedded import embedded_config
+
+            cfg = loaded or embedded_config(data, server_name, homeserver)
+            application = build_embedded_app(cfg, single_homeserver=loaded is None)
+        else:
+            if loaded is None:
+                raise StartupError(f"`mmr serve {service}` needs --config FILE (or MMR_CONFIG)")
+            cfg = loaded
+            application = build_service_app(service, cfg)
+    except StartupError as exc:
+        _fail(str(exc))
+        return
+    bind = host or cfg.repo.bind_address
+    listen = port or cfg.repo.port
+    typer.echo(f"mmr {service or 'embedded default'} listening on http://{bind}:{listen}")
+    if cfg.shared_secret_auth.enabled and loaded is None:
+        typer.echo(f"token: {cfg.shared_secret_auth.token}")
+    run_uvicorn(application, bind, listen, cfg.repo.log_level)
+
+
+@app.command()
+def migrate(config: ConfigOpt = None) -> None:
+    """Bring the database schema up to date (under a cluster-wide lock)."""
+    from shared.db.migrate import run_migrations
+
+    try:
+        cfg = read_config(config)
+    except StartupError as exc:
+        _fail(str(exc))
+        return
+    if cfg is None:
+        _fail("`mmr migrate` needs --config FILE (or MMR_CONFIG)")
+        return
+    typer.echo(f"database schema at revision {run_migrations(cfg.database.url)}")
+
+
+@config_app.command("check")
+def config_check(file: Annotated[Path, typer.Argument(help="YAML file or directory")]) -> None:
+    """Validate a configuration and print every problem, naming its key."""
+    try:
+        load_config(file)
+    except ConfigError as exc:
+        typer.echo(f"{file}: invalid configuration", err=True)
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"{file}: OK")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Install what is needed, start PostgreSQL/Redis if they are not running, lint, type-check and
+# run the whole test suite. SeaweedFS and nginx are started by the tests themselves.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh --test
+scripts/start-services.sh
+.venv/bin/ruff check .
+.venv/bin/mypy
+exec .venv/bin/pytest "$@"

@@ -1,0 +1,1 @@
+"""admin pipeline (steps arrive with the admin issue)."""

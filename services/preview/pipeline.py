@@ -1,0 +1,1 @@
+"""preview pipeline (steps arrive with the preview issue)."""

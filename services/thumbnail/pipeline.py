@@ -1,0 +1,1 @@
+"""thumbnail pipeline (steps arrive with the thumbnail issue)."""

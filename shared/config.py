@@ -1,0 +1,458 @@
+"""The one typed configuration model, loaded from matrix-media-repo style YAML.
+
+Section and key names follow MMR's `media-repo.yaml` (camelCase), so an operator can reuse their
+file. The model is read once at start and passed in; nothing here is a global.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
+
+DEFAULT_SHARED_SECRET = "ReplaceMe"
+
+
+class Section(BaseModel):
+    """Base for every config section: camelCase keys, unknown keys rejected."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class RepoConfig(Section):
+    bind_address: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    json_logs: bool = False
+    log_directory: str | None = None
+    log_colors: bool = False
+    trust_any_forwarded_address: bool = False
+    trusted_proxies: list[str] = Field(default_factory=list)
+    use_forwarded_host: bool = True
+    freeze_unauthenticated_media: bool = True
+    accept_query_access_token: bool = False
+    temp_path: str | None = None
+    data_path: str | None = None
+
+
+class PoolConfig(Section):
+    max_connections: int = Field(25, ge=1)
+    max_idle_connections: int = Field(5, ge=0)
+
+
+class DatabaseConfig(Section):
+    postgres: str | None = None
+    sqlite: str | None = None
+    pool: PoolConfig = Field(default_factory=PoolConfig)
+    schema_wait_seconds: float = Field(120.0, ge=0)
+
+    @property
+    def url(self) -> str:
+        """The SQLAlchemy async URL (psycopg 3 for PostgreSQL, aiosqlite for SQLite)."""
+        if self.postgres:
+            scheme, sep, rest = self.postgres.partition("://")
+            if not sep or scheme not in ("postgres", "postgresql", "postgresql+psycopg"):
+                raise ValueError("database.postgres must be a postgres:// URL")
+            return f"postgresql+psycopg://{rest}"
+        return f"sqlite+aiosqlite:///{self.sqlite or 'mmr.db'}"
+
+
+class HomeserverConfig(Section):
+    name: str
+    cs_api: str = Field(alias="csApi")
+    backoff_at: int = 10
+    admin_api_kind: Literal["synapse", "dendrite", "matrix"] = "matrix"
+    signing_key_path: str | None = None
+    uploads: UploadsOverride | None = None
+
+
+class SharedSecretAuthConfig(Section):
+    enabled: bool = False
+    token: str = DEFAULT_SHARED_SECRET
+
+
+class AppserviceNamespace(Section):
+    regex: str
+
+
+class AppserviceConfig(Section):
+    id: str
+    as_token: str
+    sender_user_id: str
+    user_namespaces: list[AppserviceNamespace] = Field(default_factory=list)
+
+
+class AccessTokensConfig(Section):
+    max_cache_time_seconds: int = Field(30, ge=0)
+    use_local_appservice_config: bool = False
+    appservices: list[AppserviceConfig] = Field(default_factory=list)
+
+
+DatastoreKind = Literal["local_media", "remote_media", "thumbnails", "archives", "all"]
+
+
+class FileDatastoreOpts(Section):
+    path: str
+
+
+class S3DatastoreOpts(Section):
+    endpoint: str
+    bucket_name: str
+    access_key_id: str = ""
+    access_secret: str = ""
+    region: str = ""
+    ssl: bool = True
+    path_style: bool = True
+    storage_class: str | None = "STANDARD"
+    temp_path: str | None = None
+    public_base_url: str | None = None
+    redirect_when_cached: bool = False
+    prefix_length: int = 0
+    multipart_uploads: bool = True
+
+
+class DatastoreConfig(Section):
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    type: Literal["file", "s3"]
+    for_kinds: list[DatastoreKind] = Field(default_factory=lambda: ["all"])
+    opts: dict[str, Any] = Field(default_factory=dict)
+
+    def file_opts(self) -> FileDatastoreOpts:
+        return FileDatastoreOpts.model_validate(self.opts)
+
+    def s3_opts(self) -> S3DatastoreOpts:
+        return S3DatastoreOpts.model_validate(self.opts)
+
+
+class QuotaUserConfig(Section):
+    glob: str
+    max_bytes: int = Field(0, ge=0)
+    max_pending: int = Field(0, ge=0)
+    max_files: int = Field(0, ge=0)
+
+
+class QuotasConfig(Section):
+    enabled: bool = False
+    users: list[QuotaUserConfig] = Field(default_factory=list)
+
+
+class UploadsConfig(Section):
+    max_bytes: int = Field(104857600, ge=0)
+    min_bytes: int = Field(0, ge=0)
+    reported_max_bytes: int = Field(0, ge=-1)
+    max_pending: int = Field(5, ge=0)
+    max_age_seconds: int = Field(86400, ge=1)
+    quotas: QuotasConfig = Field(default_factory=QuotasConfig)
+    allowed_types: list[str] = Field(default_factory=lambda: ["*/*"])
+    denied_types: list[str] = Field(default_factory=list)
+    rate_per_second: float = Field(0, ge=0)
+    rate_burst: int = Field(10, ge=1)
+
+
+class UploadsOverride(Section):
+    """Per-homeserver overrides of `uploads`: only the keys given replace the global ones."""
+
+    max_bytes: int | None = Field(None, ge=0)
+    min_bytes: int | None = Field(None, ge=0)
+    reported_max_bytes: int | None = Field(None, ge=-1)
+    max_pending: int | None = Field(None, ge=0)
+    max_age_seconds: int | None = Field(None, ge=1)
+    quotas: QuotasConfig | None = None
+    allowed_types: list[str] | None = None
+    denied_types: list[str] | None = None
+
+
+class DownloadsConfig(Section):
+    max_bytes: int = Field(104857600, ge=0)
+    num_workers: int = Field(10, ge=1)
+    failure_cache_minutes: int = Field(15, ge=0)
+    expire_after_days: int = Field(0, ge=0)
+    default_range_chunk_size_bytes: int = Field(10485760, ge=1)
+
+
+class ThumbnailSize(Section):
+    width: int = Field(ge=1)
+    height: int = Field(ge=1)
+    method: Literal["crop", "scale"] | None = None
+
+
+def _default_thumbnail_sizes() -> list[ThumbnailSize]:
+    return [
+        ThumbnailSize(width=32, height=32, method="crop"),
+        ThumbnailSize(width=96, height=96, method="crop"),
+        ThumbnailSize(width=320, height=240, method="scale"),
+        ThumbnailSize(width=640, height=480, method="scale"),
+        ThumbnailSize(width=800, height=600, method="scale"),
+    ]
+
+
+class ThumbnailsConfig(Section):
+    max_source_bytes: int = Field(10485760, ge=0)
+    max_animate_size_bytes: int = Field(10485760, ge=0)
+    max_pixels: int = Field(32_000_000, ge=1)
+    num_workers: int = Field(2, ge=1)
+    sizes: list[ThumbnailSize] = Field(default_factory=_default_thumbnail_sizes)
+    dynamic_sizing: bool = False
+    types: list[str] = Field(
+        default_factory=lambda: [
+            "image/jpeg", "image/jpg", "image/png", "image/apng", "image/gif", "image/webp",
+            "image/bmp", "image/tiff", "image/heif", "image/heic", "image/avif",
+            "video/mp4", "video/webm", "video/quicktime",
+            "audio/mpeg", "audio/ogg", "audio/flac", "audio/mp4",
+        ]
+    )
+    allow_animated: bool = True
+    default_animated: bool = False
+    still_frame: float = Field(0.5, ge=0, le=1)
+    expire_after_days: int = Field(0, ge=0)
+    pregenerate: bool = False
+    worker_timeout_seconds: float = Field(30, gt=0)
+    worker_memory_bytes: int = Field(1024 * 1024 * 1024, ge=0)
+
+
+class UrlPreviewsConfig(Section):
+    enabled: bool = True
+    num_words: int = Field(50, ge=1)
+    max_length: int = Field(200, ge=1)
+    num_title_words: int = Field(30, ge=1)
+    max_title_length: int = Field(150, ge=1)
+    max_page_size_bytes: int = Field(10485760, ge=1)
+    file_preview_types: list[str] = Field(default_factory=lambda: ["image/*"])
+    preview_unsafe_certificates: bool = False
+    disallowed_networks: list[str] = Field(
+        default_factory=lambda: [
+            "127.0.0.1/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
+            "169.254.0.0/16", "::1/128", "fe80::/10", "fc00::/7",
+        ]
+    )
+    allowed_networks: list[str] = Field(default_factory=lambda: ["0.0.0.0/0", "::/0"])
+    url_deny_list: list[str] = Field(default_factory=list)
+    default_language: str = "en-US,en"
+    user_agent: str = "matrix-media-repo (mmr; +https://matrix.org) link preview bot"
+    o_embed: bool = Field(False, alias="oEmbed")
+    num_workers: int = Field(10, ge=1)
+    expire_after_days: int = Field(0, ge=0)
+    max_redirects: int = Field(5, ge=0)
+
+
+class DownloadBucketConfig(Section):
+    capacity_bytes: int = 524288000
+    drain_bytes_per_minute: int = 5242880
+    overflow_limit_bytes: int = 104857600
+
+
+class RateLimitBuckets(Section):
+    downloads: DownloadBucketConfig = Field(default_factory=DownloadBucketConfig)
+
+
+class RateLimitConfig(Section):
+    enabled: bool = True
+    requests_per_second: float = Field(5, gt=0)
+    burst: int = Field(10, ge=1)
+    buckets: RateLimitBuckets = Field(default_factory=RateLimitBuckets)
+
+
+class TimeoutsConfig(Section):
+    url_preview_timeout_seconds: float = Field(10, gt=0)
+    federation_timeout_seconds: float = Field(120, gt=0)
+    client_server_timeout_seconds: float = Field(30, gt=0)
+
+
+class MetricsConfig(Section):
+    enabled: bool = False
+    bind_address: str = "localhost"
+    port: int = Field(9000, ge=1, le=65535)
+
+
+class FederationConfig(Section):
+    backoff_at: int = Field(20, ge=1)
+    ignored_hosts: list[str] = Field(default_factory=list)
+    denied_networks: list[str] = Field(
+        default_factory=lambda: [
+            "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
+            "169.254.0.0/16", "::1/128", "fe80::/10", "fc00::/7", "0.0.0.0/32", "::/128",
+        ]
+    )
+    allowed_networks: list[str] = Field(default_factory=list)
+    trusted_key_servers: list[str] = Field(default_factory=list)
+    verify_tls: bool = True
+    well_known_cache_hours: float = Field(24, gt=0, le=48)
+
+
+class QuarantineConfig(Section):
+    replace_thumbnails: bool = True
+    replace_downloads: bool = False
+    thumbnail_path: str = ""
+    allow_local_admins: bool = True
+
+
+class RedisShard(Section):
+    name: str
+    addr: str
+
+
+class RedisConfig(Section):
+    enabled: bool = False
+    database_number: int = Field(0, ge=0)
+    shards: list[RedisShard] = Field(default_factory=list)
+    url: str | None = None
+    password: str | None = None
+
+    @property
+    def effective_url(self) -> str | None:
+        """The URL to connect to, or None when Redis is off (in-process coordination)."""
+        if not self.enabled:
+            return None
+        if self.url:
+            return self.url
+        if not self.shards:
+            raise ValueError("redis.enabled is true but neither redis.url nor redis.shards is set")
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}{self.shards[0].addr}/{self.database_number}"
+
+
+class MmrConfig(Section):
+    """The whole configuration file."""
+
+    repo: RepoConfig = Field(default_factory=RepoConfig)
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    homeservers: list[HomeserverConfig] = Field(default_factory=list)
+    access_tokens: AccessTokensConfig = Field(default_factory=AccessTokensConfig)
+    admins: list[str] = Field(default_factory=list)
+    shared_secret_auth: SharedSecretAuthConfig = Field(default_factory=SharedSecretAuthConfig)
+    datastores: list[DatastoreConfig] = Field(default_factory=list)
+    uploads: UploadsConfig = Field(default_factory=UploadsConfig)
+    downloads: DownloadsConfig = Field(default_factory=DownloadsConfig)
+    thumbnails: ThumbnailsConfig = Field(default_factory=ThumbnailsConfig)
+    url_previews: UrlPreviewsConfig = Field(default_factory=UrlPreviewsConfig)
+    redis: RedisConfig = Field(default_factory=RedisConfig)
+    rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
+    timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    federation: FederationConfig = Field(default_factory=FederationConfig)
+    quarantine: QuarantineConfig = Field(default_factory=QuarantineConfig)
+
+    @field_validator("datastores")
+    @classmethod
+    def _unique_datastore_ids(cls, value: list[DatastoreConfig]) -> list[DatastoreConfig]:
+        ids = [d.id for d in value]
+        if len(ids) != len(set(ids)):
+            raise ValueError("datastore ids must be unique")
+        for store in value:
+            store.file_opts() if store.type == "file" else store.s3_opts()
+        return value
+
+    def homeserver(self, name: str) -> HomeserverConfig | None:
+        """The homeserver entry for a server name, or None."""
+        for hs in self.homeservers:
+            if hs.name == name:
+                return hs
+        return None
+
+    def uploads_for(self, server_name: str) -> UploadsConfig:
+        """The `uploads` section with that homeserver's overrides applied."""
+        hs = self.homeserver(server_name)
+        if hs is None or hs.uploads is None:
+            return self.uploads
+        overrides = hs.uploads.model_dump(exclude_none=True)
+        return self.uploads.model_copy(update=overrides)
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names each bad key."""
+
+
+# Secrets an operator keeps out of the YAML file: env var -> dotted path in the config.
+SECRET_ENV_VARS: Mapping[str, tuple[str, ...]] = {
+    "MMR_DATABASE_POSTGRES": ("database", "postgres"),
+    "MMR_SHARED_SECRET": ("sharedSecretAuth", "token"),
+    "MMR_REDIS_URL": ("redis", "url"),
+    "MMR_REDIS_PASSWORD": ("redis", "password"),
+}
+
+
+def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    return data
+
+
+def read_raw_config(path: Path) -> dict[str, Any]:
+    """Read a file, or every YAML file of a directory merged in sorted order."""
+    if path.is_dir():
+        merged: dict[str, Any] = {}
+        for file in sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")):
+            merged = _deep_merge(merged, _read_yaml(file))
+        return merged
+    if not path.exists():
+        raise ConfigError(f"{path}: no such config file")
+    return _read_yaml(path)
+
+
+def _apply_env_secrets(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    for var, (section, key) in SECRET_ENV_VARS.items():
+        if env.get(var):
+            raw = _deep_merge(raw, {section: {key: env[var]}})
+    for index, store in enumerate(raw.get("datastores") or []):
+        prefix = f"MMR_DATASTORE_{str(store.get('id', index)).upper().replace('-', '_')}_"
+        for key in ("accessKeyId", "accessSecret"):
+            var = prefix + key.upper()
+            if env.get(var) and isinstance(store, dict):
+                store.setdefault("opts", {})[key] = env[var]
+    return raw
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One line per problem, each naming the key path as written in the YAML file."""
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{where}: unknown key")
+        else:
+            lines.append(f"{where}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def parse_config(raw: Mapping[str, Any]) -> MmrConfig:
+    """Validate an already-read mapping; raise ConfigError naming every bad key."""
+    try:
+        return MmrConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from exc
+
+
+def load_config(path: Path, env: Mapping[str, str] | None = None) -> MmrConfig:
+    """Read, merge, apply environment secrets and validate the configuration at `path`."""
+    raw = read_raw_config(path)
+    raw = _apply_env_secrets(raw, os.environ if env is None else env)
+    return parse_config(raw)
+
+
+def config_path_from_env(cli_value: str | None, env: Mapping[str, str] | None = None) -> Path | None:
+    """`--config` wins, then `MMR_CONFIG`."""
+    env = os.environ if env is None else env
+    value = cli_value or env.get("MMR_CONFIG")
+    return Path(value) if value else None
+
+
+HomeserverConfig.model_rebuild()

@@ -1,0 +1,68 @@
+"""Coordination between processes: locks, pub/sub and a shared cache.
+
+One interface, two implementations: `RedisCoordinator` for clusters and `InProcessCoordinator` for
+the single-process embedded default. Code that needs coordination takes a `Coordinator` and never
+knows which one it has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+
+class LockNotAcquired(Exception):
+    """A lock could not be taken within the wait time."""
+
+
+class Subscription(Protocol):
+    """Messages published on one channel, from any process, after subscribing."""
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    async def get(self, timeout: float) -> bytes | None:
+        """The next message, or None when `timeout` seconds pass without one."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class Coordinator(Protocol):
+    """Cluster-wide primitives. All keys are namespaced by the implementation."""
+
+    def lock(
+        self, name: str, ttl_seconds: float = 30.0, wait_seconds: float = 30.0
+    ) -> AbstractAsyncContextManager[None]:
+        """Hold a cluster-wide mutex named `name`.
+
+        The lock expires after `ttl_seconds` if its holder dies (and is renewed while held).
+        Raises `LockNotAcquired` if it cannot be taken within `wait_seconds`.
+        """
+        ...
+
+    async def publish(self, channel: str, message: bytes) -> None: ...
+
+    async def subscribe(self, channel: str) -> Subscription: ...
+
+    async def cache_get(self, key: str) -> bytes | None: ...
+
+    async def cache_set(self, key: str, value: bytes, ttl_seconds: float) -> None: ...
+
+    async def cache_delete(self, key: str) -> None: ...
+
+    async def rate_limit(self, key: str, rate_per_second: float, burst: int) -> float | None:
+        """Take one token from the token bucket `key` (refilled at `rate_per_second`, holding at
+        most `burst` tokens).
+
+        Returns None when allowed, else the seconds to wait until a token is available. Fails open
+        (returns None) when the backing service is unreachable: rate limiting is protection, not
+        correctness, so an outage of it must not take the service down.
+        """
+        ...
+
+    async def check_ready(self) -> None:
+        """Raise if the backing service cannot be reached."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,109 @@
+"""All SQL for the `media` table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import exists, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.db.models import MediaRow
+
+
+@dataclass(frozen=True)
+class MediaRecord:
+    """A media item as the services see it."""
+
+    origin: str
+    media_id: str
+    upload_name: str | None
+    content_type: str | None
+    user_id: str | None
+    sha256: str
+    size_bytes: int
+    creation_ts: int
+    datastore_id: str
+    location: str
+    quarantined: bool = False
+    authenticated: bool = False
+
+    @property
+    def mxc(self) -> str:
+        return f"mxc://{self.origin}/{self.media_id}"
+
+
+class MediaIdTaken(Exception):
+    """A media row with that (origin, media_id) already exists."""
+
+
+def _to_record(row: MediaRow) -> MediaRecord:
+    return MediaRecord(
+        origin=row.origin,
+        media_id=row.media_id,
+        upload_name=row.upload_name,
+        content_type=row.content_type,
+        user_id=row.user_id,
+        sha256=row.sha256,
+        size_bytes=row.size_bytes,
+        creation_ts=row.creation_ts,
+        datastore_id=row.datastore_id,
+        location=row.location,
+        quarantined=row.quarantined,
+        authenticated=row.authenticated,
+    )
+
+
+async def insert_media(session: AsyncSession, record: MediaRecord) -> None:
+    """Insert a record; raise MediaIdTaken when the ID exists (the caller's transaction is rolled back)."""
+    session.add(
+        MediaRow(
+            origin=record.origin,
+            media_id=record.media_id,
+            upload_name=record.upload_name,
+            content_type=record.content_type,
+            user_id=record.user_id,
+            sha256=record.sha256,
+            size_bytes=record.size_bytes,
+            creation_ts=record.creation_ts,
+            datastore_id=record.datastore_id,
+            location=record.location,
+            quarantined=record.quarantined,
+            authenticated=record.authenticated,
+        )
+    )
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        await session.rollback()
+        raise MediaIdTaken(record.mxc) from exc
+
+
+async def get_media(session: AsyncSession, origin: str, media_id: str) -> MediaRecord | None:
+    row = await session.get(MediaRow, (origin, media_id))
+    return _to_record(row) if row else None
+
+
+async def find_object_by_sha256(session: AsyncSession, sha256: str) -> tuple[str, str] | None:
+    """(datastore_id, location) of any stored copy of these bytes, for deduplication."""
+    stmt = select(MediaRow.datastore_id, MediaRow.location).where(MediaRow.sha256 == sha256).limit(1)
+    row = (await session.execute(stmt)).first()
+    return (row[0], row[1]) if row else None
+
+
+async def is_sha256_quarantined(session: AsyncSession, sha256: str) -> bool:
+    stmt = select(exists().where(MediaRow.sha256 == sha256, MediaRow.quarantined.is_(True)))
+    return bool((await session.execute(stmt)).scalar())
+
+
+async def set_quarantined(
+    session: AsyncSession, origin: str, media_id: str, quarantined: bool
+) -> bool:
+    """Flag one item; True when it existed."""
+    stmt = (
+        update(MediaRow)
+        .where(MediaRow.origin == origin, MediaRow.media_id == media_id)
+        .values(quarantined=quarantined)
+    )
+    result = await session.execute(stmt)
+    return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,100 @@
+"""Everything a process holds for its lifetime, built once at start and handed to the services.
+
+A `Runtime` is what FastAPI dependencies read from `app.state.runtime`, and what tests build
+around real PostgreSQL, Redis and S3 instances.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from shared.config import HomeserverConfig, MmrConfig
+from shared.coordination.base import Coordinator
+from shared.coordination.factory import make_coordinator
+from shared.db.engine import create_engine, create_sessionmaker
+from shared.db.migrate import run_migrations, wait_for_schema
+from shared.ids.machine_id import BACKGROUND_MACHINE_ID
+from shared.ids.snowflake import SnowflakeGenerator
+from shared.matrix.errors import UnknownHost
+from shared.storage.factory import make_registry
+from shared.storage.registry import DatastoreRegistry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    config: MmrConfig
+    service: str
+    machine_id: int
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    coordinator: Coordinator
+    datastores: DatastoreRegistry
+    ids: SnowflakeGenerator
+    http: httpx.AsyncClient
+    temp_dir: Path
+    # The embedded default serves one homeserver whatever Host a request carries.
+    single_homeserver: bool = False
+    extras: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def runs_background_tasks(self) -> bool:
+        return self.machine_id == BACKGROUND_MACHINE_ID
+
+    def homeserver_for_host(self, host: str) -> HomeserverConfig:
+        """The homeserver a request's Host selects; UnknownHost when none matches."""
+        if self.single_homeserver and self.config.homeservers:
+            return self.config.homeservers[0]
+        hs = self.config.homeserver(host) or self.config.homeserver(host.rsplit(":", 1)[0])
+        if hs is None:
+            raise UnknownHost(host)
+        return hs
+
+    def is_local_server(self, server_name: str) -> bool:
+        return self.config.homeserver(server_name) is not None
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        await self.datastores.close()
+        await self.coordinator.close()
+        await self.engine.dispose()
+
+
+def _temp_dir(config: MmrConfig) -> Path:
+    path = Path(config.repo.temp_path) if config.repo.temp_path else Path(tempfile.gettempdir())
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+async def build_runtime(
+    config: MmrConfig, service: str, machine_id: int, single_homeserver: bool = False
+) -> Runtime:
+    """Connect to everything; machine 0 migrates, the others wait for a usable schema."""
+    if machine_id == BACKGROUND_MACHINE_ID:
+        import asyncio
+
+        revision = await asyncio.to_thread(run_migrations, config.database.url)
+        log.info("database schema at %s", revision)
+    engine = create_engine(config.database, service)
+    await wait_for_schema(engine, config.database.schema_wait_seconds)
+    datastores = make_registry(config.datastores)
+    return Runtime(
+        config=config,
+        service=service,
+        machine_id=machine_id,
+        engine=engine,
+        sessions=create_sessionmaker(engine),
+        coordinator=make_coordinator(config.redis.effective_url),
+        datastores=datastores,
+        ids=SnowflakeGenerator(machine_id),
+        http=httpx.AsyncClient(timeout=config.timeouts.client_server_timeout_seconds),
+        temp_dir=_temp_dir(config),
+        single_homeserver=single_homeserver,
+    )

@@ -1,0 +1,101 @@
+"""The datastore seam: every byte of media goes through a `Datastore`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    """An inclusive byte range `[start, end]` of an object, already clamped to its size."""
+
+    start: int
+    end: int
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start + 1
+
+    def check(self) -> None:
+        """Raise `ValueError` for a range no datastore could serve (negative or reversed).
+
+        Datastores call this before touching storage so a bad range fails the same way everywhere.
+        """
+        if self.start < 0 or self.end < self.start:
+            raise ValueError(f"invalid byte range {self.start}-{self.end}")
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """Where an object lives: the datastore that holds it and its key (location) inside it."""
+
+    datastore_id: str
+    location: str
+    size_bytes: int
+
+
+@runtime_checkable
+class Datastore(Protocol):
+    """A place that stores immutable objects by key.
+
+    Keys are content addressed (see `shared.storage.keys`), so a put of an existing key is a no-op
+    and two writers of the same bytes cannot corrupt each other.
+    """
+
+    id: str
+    kinds: frozenset[str]
+
+    async def put_file(self, key: str, path: Path, content_type: str) -> StoredObject:
+        """Store the file at `path` (a finished temp file) under `key`.
+
+        The file is left in place; the caller discards it.
+        """
+        ...
+
+    async def exists(self, key: str) -> bool: ...
+
+    async def size(self, key: str) -> int:
+        """Size in bytes; raises `ObjectNotFound` when absent."""
+        ...
+
+    def open_stream(
+        self, key: str, byte_range: ByteRange | None = None, chunk_size: int = 65536
+    ) -> AsyncIterator[bytes]:
+        """Stream the object (or one byte range of it) in chunks of at most `chunk_size`."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Remove the object; absent objects are not an error."""
+        ...
+
+    async def check_ready(self) -> None:
+        """Raise if the datastore cannot be reached or written."""
+        ...
+
+    def public_url(self, key: str) -> str | None:
+        """A URL clients may be redirected to, or None when the datastore has none."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class ObjectNotFound(Exception):
+    """The key is not in the datastore."""
+
+
+class InvalidKey(ValueError):
+    """The key is not a safe object key (see `shared.storage.keys.validate_key`).
+
+    A `ValueError` so callers that already treat bad input as a client error keep working.
+    """
+
+
+class RangeNotSatisfiable(ValueError):
+    """The byte range starts at or beyond the end of the object (HTTP 416)."""
+
+
+class DatastoreUnavailable(Exception):
+    """`check_ready` failed: the datastore cannot be reached or written right now."""

@@ -1,0 +1,66 @@
+"""The one app factory every service uses, so all five look and behave the same."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from shared.config import MmrConfig
+from shared.runtime import Runtime, build_runtime
+from shared.version import mmr_version
+from shared.web import health
+from shared.web.errors import install_error_handlers
+from shared.web.middleware import MatrixHttpMiddleware
+
+StartHook = Callable[[Runtime], Awaitable[Callable[[], Awaitable[None]] | None]]
+
+
+def make_app(
+    service: str,
+    routers: Sequence[APIRouter],
+    config: MmrConfig | None = None,
+    machine_id: int = 0,
+    runtime: Runtime | None = None,
+    single_homeserver: bool = False,
+    start_hooks: Sequence[StartHook] = (),
+) -> FastAPI:
+    """A FastAPI app for `service` with the shared lifespan, error handling and health routes.
+
+    Pass `runtime` to run on one you built (tests); otherwise one is built from `config` at start.
+    A start hook may return a stop coroutine, awaited at shutdown in reverse order.
+    """
+    if runtime is None and config is None:
+        raise ValueError("make_app needs a config or a runtime")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = runtime is None
+        rt = runtime or await build_runtime(config, service, machine_id, single_homeserver)  # type: ignore[arg-type]
+        app.state.runtime = rt
+        stops = []
+        try:
+            for hook in start_hooks:
+                stop = await hook(rt)
+                if stop is not None:
+                    stops.append(stop)
+            yield
+        finally:
+            for stop in reversed(stops):
+                await stop()
+            if owned:
+                await rt.close()
+
+    app = FastAPI(
+        title=f"mmr {service}", version=mmr_version(), lifespan=lifespan,
+        docs_url=None, redoc_url=None, openapi_url=None,
+    )
+    if runtime is not None:
+        app.state.runtime = runtime
+    install_error_handlers(app)
+    app.add_middleware(MatrixHttpMiddleware)
+    app.include_router(health.router)
+    for router in routers:
+        app.include_router(router)
+    return app

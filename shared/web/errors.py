@@ -1,0 +1,56 @@
+"""Every error leaves as `{"errcode": ..., "error": ...}`; no traceback ever reaches a client."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.matrix.errors import MatrixError
+
+log = logging.getLogger(__name__)
+
+
+def matrix_error_response(exc: MatrixError) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+
+def _describe_validation(exc: RequestValidationError) -> tuple[str, str]:
+    """(errcode, message) naming the first bad parameter."""
+    for err in exc.errors():
+        name = str(err["loc"][-1]) if err.get("loc") else "request"
+        if err.get("type") == "missing":
+            return "M_MISSING_PARAM", f"Missing parameter: {name}"
+        return "M_INVALID_PARAM", f"Invalid parameter {name}: {err.get('msg', 'invalid')}"
+    return "M_INVALID_PARAM", "Invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(MatrixError)
+    async def _matrix(_: Request, exc: MatrixError) -> JSONResponse:
+        return matrix_error_response(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            return JSONResponse({"errcode": "M_UNRECOGNIZED", "error": "Unrecognized request"}, 404)
+        if exc.status_code == 405:
+            return JSONResponse(
+                {"errcode": "M_UNRECOGNIZED", "error": "Method not allowed for this endpoint"},
+                405,
+                headers=dict(exc.headers or {}),
+            )
+        return JSONResponse({"errcode": "M_UNKNOWN", "error": str(exc.detail)}, exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errcode, message = _describe_validation(exc)
+        return JSONResponse({"errcode": errcode, "error": message}, 400)
+
+    @app.exception_handler(Exception)
+    async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse({"errcode": "M_UNKNOWN", "error": "Internal server error"}, 500)
