@@ -1,0 +1,175 @@
+"""Token-bucket rate limiting, in-process or shared through Redis.
+
+A bucket holds at most `burst` tokens and refills at `rate_per_second`; every hit takes one token.
+`hit` returns None when the hit is allowed, else how many seconds until a token is available (what a
+`Retry-After` / `retry_after_ms` should say). A limited hit takes nothing.
+
+The Redis limiter runs the whole read-refill-take step as one Lua script, so it is atomic across
+processes, and uses the Redis server's clock so that clock skew between app hosts does not matter.
+If Redis fails the limiter FAILS OPEN: rate limiting protects the service, it is not part of its
+correctness, so a Redis outage must not turn into every request being refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Callable
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
+
+
+class RateLimiter(ABC):
+    """One token bucket per key."""
+
+    @abstractmethod
+    async def hit(self, key: str, rate_per_second: float, burst: int) -> float | None:
+        """Take a token from bucket `key`: None if allowed, else the seconds to wait."""
+
+
+def _check_params(rate_per_second: float, burst: int) -> None:
+    # A zero rate or burst would mean "never allowed" and divide by zero; that is a caller bug.
+    if rate_per_second <= 0:
+        raise ValueError(f"rate_per_second must be > 0, got {rate_per_second}")
+    if burst < 1:
+        raise ValueError(f"burst must be >= 1, got {burst}")
+
+
+def take_token(
+    tokens: float, elapsed: float, rate_per_second: float, burst: int
+) -> tuple[float, float | None]:
+    """Refill a bucket by `elapsed` seconds and try to take one token.
+
+    Returns the new token count and None (allowed) or the seconds to wait (limited).
+    """
+    tokens = min(float(burst), tokens + max(0.0, elapsed) * rate_per_second)
+    if tokens >= 1.0:
+        return tokens - 1.0, None
+    return tokens, (1.0 - tokens) / rate_per_second
+
+
+class InProcessRateLimiter(RateLimiter):
+    """Buckets in a dict, for a single process.
+
+    Bounded by LRU eviction: the least recently hit bucket is the one most likely to have refilled
+    completely, and a full bucket is the same as no bucket, so evicting it usually changes nothing.
+    """
+
+    def __init__(
+        self, max_keys: int = 100_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._max_keys = max_keys
+        self._clock = clock
+        # key -> (tokens, time of last update)
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    async def hit(self, key: str, rate_per_second: float, burst: int) -> float | None:
+        _check_params(rate_per_second, burst)
+        now = self._clock()
+        tokens, updated_at = self._buckets.pop(key, (float(burst), now))
+        tokens, wait = take_token(tokens, now - updated_at, rate_per_second, burst)
+        self._buckets[key] = (tokens, now)
+        while len(self._buckets) > self._max_keys:
+            self._buckets.popitem(last=False)
+        return wait
+
+
+# KEYS[1] = bucket hash; ARGV[1] = rate per second; ARGV[2] = burst.
+# Returns the seconds to wait as a string ("0.000000" = allowed): Lua numbers returned to Redis
+# are truncated to integers, so a float has to travel as text.
+_TOKEN_BUCKET_LUA = """
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(state[1])
+local ts = tonumber(state[2])
+if tokens == nil or ts == nil then
+  tokens = burst
+  ts = now
+end
+tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
+local wait = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+else
+  wait = (1 - tokens) / rate
+end
+redis.call('HSET', KEYS[1],
+  'tokens', string.format('%.6f', tokens), 'ts', string.format('%.6f', now))
+-- Once the bucket would be full again its state is the same as no state: let Redis drop it.
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+return string.format('%.6f', wait)
+"""
+
+
+class ThrottledLog:
+    """Log a warning at most once per `interval` seconds, counting what was suppressed.
+
+    A dead Redis would otherwise log once per request.
+    """
+
+    def __init__(self, log: logging.Logger, interval: float = 60.0) -> None:
+        self._log = log
+        self._interval = interval
+        self._next_at = 0.0
+        self._suppressed = 0
+
+    def warning(self, msg: str, *args: object) -> None:
+        now = time.monotonic()
+        if now < self._next_at:
+            self._suppressed += 1
+            return
+        self._next_at = now + self._interval
+        suppressed, self._suppressed = self._suppressed, 0
+        if suppressed:
+            self._log.warning(msg + " (%d similar warnings suppressed)", *args, suppressed)
+        else:
+            self._log.warning(msg, *args)
+
+
+class RedisRateLimiter(RateLimiter):
+    """Buckets in Redis hashes `<namespace>:rl:<key>`, updated atomically by a Lua script.
+
+    Each call is bounded by `timeout_seconds` so a hung Redis cannot stall requests; after a failure
+    Redis is not tried again for `retry_after_failure_seconds` (requests are let through meanwhile)
+    so a blackholed Redis does not add a timeout to every request.
+    """
+
+    def __init__(
+        self,
+        client: Redis,
+        namespace: str,
+        timeout_seconds: float = 0.5,
+        retry_after_failure_seconds: float = 1.0,
+    ) -> None:
+        self._client = client
+        self._prefix = f"{namespace}:rl:"
+        self._script = client.register_script(_TOKEN_BUCKET_LUA)
+        self._timeout = timeout_seconds
+        self._retry_after_failure = retry_after_failure_seconds
+        self._skip_until = 0.0
+        self._log = ThrottledLog(logger)
+
+    async def hit(self, key: str, rate_per_second: float, burst: int) -> float | None:
+        _check_params(rate_per_second, burst)
+        if time.monotonic() < self._skip_until:
+            return None
+        try:
+            async with asyncio.timeout(self._timeout):
+                raw = await self._script(
+                    keys=[self._prefix + key], args=[repr(float(rate_per_second)), burst]
+                )
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._skip_until = time.monotonic() + self._retry_after_failure
+            self._log.warning("rate limiter failing open, Redis error: %r", exc)
+            return None
+        wait = float(raw)
+        return wait if wait > 0 else None
