@@ -1,0 +1,1 @@
+"""Media operations several services share (storing bytes as local media, ...)."""
