@@ -6,6 +6,7 @@ file. The model is read once at start and passed in; nothing here is a global.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,6 +39,14 @@ class RepoConfig(Section):
     accept_query_access_token: bool = False
     temp_path: str | None = None
     data_path: str | None = None
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_cidrs(cls, value: list[str]) -> list[str]:
+        # Checked at start: a typo here would otherwise surface on every request's IP lookup.
+        for cidr in value:
+            ipaddress.ip_network(cidr, strict=False)
+        return value
 
 
 class PoolConfig(Section):
@@ -119,7 +128,7 @@ class S3DatastoreOpts(Section):
 class DatastoreConfig(Section):
     id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     type: Literal["file", "s3"]
-    for_kinds: list[DatastoreKind] = Field(default_factory=lambda: ["all"])
+    for_kinds: list[DatastoreKind] = Field(default_factory=lambda: list[DatastoreKind](["all"]))
     opts: dict[str, Any] = Field(default_factory=dict)
 
     def file_opts(self) -> FileDatastoreOpts:

@@ -89,7 +89,9 @@ class RunningMmr:
     data_dir: Path
 
     def client(self, token: str | None = TEST_SECRET, **kwargs: Any) -> httpx.AsyncClient:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        """A client for this server, as a user of `SERVER_NAME` (the Host picks the homeserver)."""
+        headers = {"Host": SERVER_NAME, **({"Authorization": f"Bearer {token}"} if token else {})}
+        headers.update(kwargs.pop("headers", {}))
         return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=60, **kwargs)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-
 from services.preview.routes import router
 from shared.config import MmrConfig
 from shared.runtime import Runtime

@@ -92,6 +92,10 @@ async def authenticate(
         user_id=user_id,
         is_admin=user_id in config.admins,
         is_guest=bool(body.get("is_guest", False)),
-        device_id=body.get("device_id") if isinstance(body.get("device_id"), str) else None,  # type: ignore[arg-type]
+        device_id=_str_or_none(body.get("device_id")),
         token_hash=token_hash,
     )
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
