@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,8 @@ class Runtime:
     # The embedded default serves one homeserver whatever Host a request carries.
     single_homeserver: bool = False
     extras: dict[str, object] = field(default_factory=dict)
+    # Run first at close, newest first: lazily built helpers (federation client, access recorder).
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     @property
     def runs_background_tasks(self) -> bool:
@@ -61,6 +64,8 @@ class Runtime:
         return self.config.homeserver(server_name) is not None
 
     async def close(self) -> None:
+        for closer in reversed(self.closers):
+            await closer()
         await self.http.aclose()
         await self.datastores.close()
         await self.coordinator.close()
