@@ -182,6 +182,8 @@ class DownloadsConfig(Section):
     failure_cache_minutes: int = Field(15, ge=0)
     expire_after_days: int = Field(0, ge=0)
     default_range_chunk_size_bytes: int = Field(10485760, ge=1)
+    # How often each download process writes the media `last_access_ts` it has batched up.
+    access_flush_seconds: float = Field(5, gt=0)
 
 
 class ThumbnailSize(Section):
@@ -290,6 +292,8 @@ class FederationConfig(Section):
     allowed_networks: list[str] = Field(default_factory=list)
     trusted_key_servers: list[str] = Field(default_factory=list)
     verify_tls: bool = True
+    # A PEM bundle to trust for federation TLS (e.g. a private CA) instead of the system's.
+    ca_file: str | None = None
     well_known_cache_hours: float = Field(24, gt=0, le=48)
 
 
