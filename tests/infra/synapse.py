@@ -22,7 +22,6 @@ import ipaddress
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -38,6 +37,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from tests.infra.http_server import free_ports
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VENV_DIR = REPO_ROOT / ".test-infra" / "synapse-venv"
@@ -340,7 +341,7 @@ def _start_once(
     appservices: Sequence[AppserviceRegistration],
     extra_config: dict[str, Any],
 ) -> SynapseServer:
-    client_port, federation_port = _free_ports(2)
+    client_port, federation_port = free_ports(2)
     name = server_name or (f"{LOOPBACK}:{federation_port}" if federation_tls else "localhost")
     config_path = base_dir / "homeserver.yaml"
     data_dir = base_dir / "data"
@@ -522,17 +523,3 @@ def _raise_exited(server: SynapseServer) -> None:
     if "Address already in use" in tail:
         raise _PortTaken(message)
     raise RuntimeError(message)
-
-
-def _free_ports(count: int) -> list[int]:
-    """Ports free right now, held open together so they are distinct."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((LOOPBACK, 0))
-            sockets.append(sock)
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
