@@ -199,7 +199,11 @@ class SynapseServer:
     def register_user(
         self, localpart: str, password: str = "pw", admin: bool = False
     ) -> RegisteredUser:
-        """Register through the shared-secret admin API (HMAC-SHA1 as Synapse documents it)."""
+        """Register through the shared-secret admin API (HMAC-SHA1 as Synapse documents it).
+
+        A localpart taken already (test folders share one homeserver) logs in with `password`
+        instead, which gives a fresh token and device for the same user.
+        """
         with self.client() as http:
             nonce = _json(http.get("/_synapse/admin/v1/register"))["nonce"]
             mac = hmac.new(self.registration_shared_secret.encode(), digestmod=hashlib.sha1)
@@ -207,7 +211,13 @@ class SynapseServer:
                                      b"admin" if admin else b"notadmin"]))
             body = {"nonce": nonce, "username": localpart, "password": password,
                     "admin": admin, "mac": mac.hexdigest()}
-            return _registered(_json(http.post("/_synapse/admin/v1/register", json=body)))
+            response = http.post("/_synapse/admin/v1/register", json=body)
+            if _errcode(response) == "M_USER_IN_USE":
+                response = http.post("/_matrix/client/v3/login", json={
+                    "type": "m.login.password", "password": password,
+                    "identifier": {"type": "m.id.user", "user": localpart},
+                })
+            return _registered(_json(response))
 
     def register_guest(self) -> RegisteredUser:
         with self.client() as http:
@@ -222,7 +232,7 @@ class SynapseServer:
                 "inhibit_login": True}
         with self.client(appservice.as_token) as http:
             response = http.post("/_matrix/client/v3/register", json=body)
-        if response.status_code == 400 and response.json().get("errcode") == "M_USER_IN_USE":
+        if _errcode(response) == "M_USER_IN_USE":
             return f"@{localpart}:{self.server_name}"
         return str(_json(response)["user_id"])
 
@@ -286,6 +296,14 @@ def _json(response: httpx.Response) -> dict[str, Any]:
         )
     body: dict[str, Any] = response.json()
     return body
+
+
+def _errcode(response: httpx.Response) -> str | None:
+    if response.status_code != 400:
+        return None
+    with contextlib.suppress(ValueError):
+        return str(response.json().get("errcode"))
+    return None
 
 
 def _registered(body: dict[str, Any]) -> RegisteredUser:

@@ -31,6 +31,18 @@ def test_a_registered_users_token_passes_whoami(synapse_homeserver: SynapseServe
     assert response.json().get("is_guest", False) is False
 
 
+def test_registering_a_taken_localpart_logs_the_same_user_in_again(
+    synapse_homeserver: SynapseServer,
+) -> None:
+    first = synapse_homeserver.register_user("dave")
+
+    again = synapse_homeserver.register_user("dave")
+
+    assert again.user_id == first.user_id
+    assert again.access_token != first.access_token
+    assert whoami(synapse_homeserver, again.access_token).json()["user_id"] == first.user_id
+
+
 def test_an_admin_registration_makes_a_server_admin(synapse_homeserver: SynapseServer) -> None:
     admin = synapse_homeserver.register_user("root", admin=True)
 
