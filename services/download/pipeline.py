@@ -9,6 +9,7 @@ from shared.db.repositories.media import MediaRecord, get_media
 from shared.ids.media_id import is_valid_media_id, is_valid_server_name
 from shared.matrix.disposition import media_headers, served_content_type
 from shared.matrix.errors import NotFound
+from shared.media.pending import wait_for_pending_media
 from shared.runtime import Runtime
 
 
@@ -18,6 +19,8 @@ class DownloadRequest:
     media_id: str
     file_name: str | None
     authenticated_route: bool
+    # How long to wait for an async upload that has not arrived yet (None: the spec's default).
+    timeout_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,9 @@ async def find_servable(rt: Runtime, req: DownloadRequest) -> MediaRecord:
     # Step 2: look the media up (remote media arrives with the federation work).
     async with rt.sessions() as session:
         record = await get_media(session, req.server_name, req.media_id)
+    if record is None:
+        # Step 2b: created by /create but not uploaded yet: wait for the PUT (504 after timeout_ms).
+        record = await wait_for_pending_media(rt, req.server_name, req.media_id, req.timeout_ms)
     if record is None or record.quarantined:
         raise NotFound()
     # Step 3: media uploaded while the legacy endpoints are frozen is served only when authenticated.

@@ -19,19 +19,23 @@ def _respond(request: Request, media: pipeline.MediaStream) -> Response:
 
 async def download_media(
     server_name: str, media_id: str, request: Request, runtime: RuntimeDep, user: UserDep,
-    file_name: str | None = None,
+    file_name: str | None = None, timeout_ms: int | None = None,
 ) -> Response:
     """`GET /_matrix/client/v1/media/download/{serverName}/{mediaId}[/{fileName}]`."""
-    req = pipeline.DownloadRequest(server_name, media_id, file_name, authenticated_route=True)
+    req = pipeline.DownloadRequest(
+        server_name, media_id, file_name, authenticated_route=True, timeout_ms=timeout_ms
+    )
     return _respond(request, await pipeline.run(runtime, req))
 
 
 async def legacy_download_media(
     server_name: str, media_id: str, request: Request, runtime: RuntimeDep,
-    file_name: str | None = None,
+    file_name: str | None = None, timeout_ms: int | None = None,
 ) -> Response:
     """Deprecated unauthenticated `GET|HEAD /_matrix/media/{r0,v1,v3}/download/...`."""
-    req = pipeline.DownloadRequest(server_name, media_id, file_name, authenticated_route=False)
+    req = pipeline.DownloadRequest(
+        server_name, media_id, file_name, authenticated_route=False, timeout_ms=timeout_ms
+    )
     return _respond(request, await pipeline.run(runtime, req))
 
 

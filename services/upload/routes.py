@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated, Any
 
-from services.upload import pipeline
+from fastapi import APIRouter, Depends, Request
+
+from services.upload import pipeline, reservations
+from services.upload.limits import quota_for
+from shared.auth.users import UserInfo
+from shared.config import MmrConfig
 from shared.matrix.errors import InvalidParam
 from shared.web.deps import HomeserverDep, RuntimeDep, UserDep
+from shared.web.ratelimit import limit_by_ip, limit_by_user
 
-router = APIRouter()
+# Every upload-service route is limited per client IP; uploads and creates also per user.
+router = APIRouter(dependencies=[Depends(limit_by_ip)])
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
+
+
+def _upload_rate(config: MmrConfig, user: UserInfo) -> tuple[float, int]:
+    return config.uploads.rate_per_second, config.uploads.rate_burst
+
+
+UploaderDep = Annotated[
+    UserInfo, Depends(limit_by_user("uploads", _upload_rate, allow_guests=False))
+]
 
 
 def _declared_length(request: Request) -> int | None:
@@ -21,32 +37,63 @@ def _declared_length(request: Request) -> int | None:
     return int(raw)
 
 
+def _upload_request(request: Request, server_name: str, user: UserInfo) -> pipeline.UploadRequest:
+    return pipeline.UploadRequest(
+        server_name=server_name,
+        user=user,
+        content_type=request.headers.get("content-type") or DEFAULT_CONTENT_TYPE,
+        filename=request.query_params.get("filename"),
+        declared_length=_declared_length(request),
+        body=request.stream(),
+    )
+
+
 async def upload_media(
-    request: Request, runtime: RuntimeDep, hs: HomeserverDep, user: UserDep
+    request: Request, runtime: RuntimeDep, hs: HomeserverDep, user: UploaderDep
 ) -> dict[str, str]:
     """`POST /_matrix/media/{r0,v1,v3}/upload`: raw body in, `mxc://` URI out."""
-    record = await pipeline.run(
-        runtime,
-        pipeline.UploadRequest(
-            server_name=hs.name,
-            user=user,
-            content_type=request.headers.get("content-type") or DEFAULT_CONTENT_TYPE,
-            filename=request.query_params.get("filename"),
-            declared_length=_declared_length(request),
-            body=request.stream(),
-        ),
-    )
+    record = await pipeline.run(runtime, _upload_request(request, hs.name, user))
     return {"content_uri": record.mxc}
 
 
+async def create_media(runtime: RuntimeDep, hs: HomeserverDep, user: UploaderDep) -> dict[str, Any]:
+    """`POST /_matrix/media/v1/create`: reserve an MXC to PUT content into later."""
+    created = await reservations.create(runtime, hs.name, user.user_id)
+    return {"content_uri": created.content_uri, "unused_expires_at": created.unused_expires_at}
+
+
+async def upload_media_async(
+    server_name: str, media_id: str, request: Request, runtime: RuntimeDep, hs: HomeserverDep,
+    user: UploaderDep,
+) -> dict[str, str]:
+    """`PUT /_matrix/media/{r0,v3}/upload/{serverName}/{mediaId}`: content for a created ID."""
+    await pipeline.run_put(runtime, _upload_request(request, hs.name, user), server_name, media_id)
+    return {}
+
+
 async def media_config(runtime: RuntimeDep, hs: HomeserverDep, user: UserDep) -> dict[str, int]:
-    """`GET .../config`: the upload size limit clients should respect."""
+    """`GET .../config`: the upload size limit (and the user's storage quota, MSC4034)."""
     limits = runtime.config.uploads_for(hs.name)
+    answer: dict[str, int] = {}
+    # reportedMaxBytes: 0 reports maxBytes, -1 reports nothing (e.g. a proxy sets the real limit).
     reported = limits.reported_max_bytes or limits.max_bytes
-    return {"m.upload.size": reported} if reported > 0 else {}
+    if reported > 0:
+        answer["m.upload.size"] = reported
+    quota = quota_for(limits, user.user_id)
+    if quota is not None and quota.max_bytes:
+        answer["org.matrix.msc4034.storage.size"] = quota.max_bytes
+    if quota is not None and quota.max_files:
+        answer["org.matrix.msc4034.storage.max_files"] = quota.max_files
+    return answer
 
 
 for _version in ("r0", "v1", "v3"):
     router.add_api_route(f"/_matrix/media/{_version}/upload", upload_media, methods=["POST"])
+for _version in ("r0", "v3"):
+    router.add_api_route(
+        f"/_matrix/media/{_version}/upload/{{server_name}}/{{media_id}}", upload_media_async,
+        methods=["PUT"],
+    )
+router.add_api_route("/_matrix/media/v1/create", create_media, methods=["POST"])
 for _path in ("/_matrix/client/v1/media/config", "/_matrix/media/r0/config", "/_matrix/media/v3/config"):
     router.add_api_route(_path, media_config, methods=["GET"])

@@ -57,6 +57,11 @@ class Forbidden(MatrixError):
         super().__init__(403, "M_FORBIDDEN", error)
 
 
+class GuestAccessForbidden(MatrixError):
+    def __init__(self, error: str = "Guest access is not allowed here") -> None:
+        super().__init__(403, "M_GUEST_ACCESS_FORBIDDEN", error)
+
+
 class TooLarge(MatrixError):
     def __init__(self, error: str = "Content too large", status: int = 413) -> None:
         super().__init__(status, "M_TOO_LARGE", error)

@@ -1,12 +1,14 @@
 """Store a finished temp file as local media: lock on the hash, store the bytes once, record a row.
 
-Uploads and URL previews (the og:image is re-hosted as the requesting user's media) both end
-here, so the two can never disagree on how local media is written.
+Uploads (sync and async) and URL previews (the og:image is re-hosted as the requesting user's
+media) all end here, so they can never disagree on how local media is written.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from dataclasses import dataclass
 
 from shared.db.repositories.media import (
     MediaIdTaken,
@@ -15,15 +17,35 @@ from shared.db.repositories.media import (
     insert_media,
     is_sha256_quarantined,
 )
+from shared.db.repositories.reservations import delete_reservation
 from shared.ids.media_id import new_media_id
 from shared.matrix.disposition import clean_filename
-from shared.matrix.errors import Forbidden
+from shared.matrix.errors import CannotOverwrite, Forbidden
+from shared.media.locks import lock_unless_unavailable
 from shared.runtime import Runtime
 from shared.storage.base import StoredObject
 from shared.storage.keys import content_key
 from shared.storage.spool import SpooledFile
 
+log = logging.getLogger(__name__)
+
 MEDIA_ID_ATTEMPTS = 10
+HASH_LOCK_TTL_SECONDS = 60
+HASH_LOCK_WAIT_SECONDS = 600
+"""Long enough for another machine to finish storing a very large identical file."""
+
+
+@dataclass(frozen=True)
+class NewMedia:
+    """The bytes in `spooled` and what the uploader said about them."""
+
+    server_name: str
+    user_id: str
+    content_type: str
+    filename: str | None
+    spooled: SpooledFile
+    # An async upload's reserved ID; None allocates a fresh one.
+    media_id: str | None = None
 
 
 async def refuse_quarantined(rt: Runtime, sha256: str) -> None:
@@ -33,49 +55,43 @@ async def refuse_quarantined(rt: Runtime, sha256: str) -> None:
             raise Forbidden("This content has been quarantined and cannot be uploaded")
 
 
-async def store_once(rt: Runtime, spooled: SpooledFile, content_type: str) -> StoredObject:
-    """Put the bytes in the local-media datastore unless an identical object is already stored.
+async def _store_once(rt: Runtime, spooled: SpooledFile, content_type: str) -> tuple[StoredObject, bool]:
+    """Put the bytes in the local-media datastore unless a recorded copy is already stored.
 
-    The lock on the hash makes two machines receiving the same bytes at the same moment write
-    them once; the content-addressed key makes a repeated write harmless anyway.
+    Returns the object and whether this call is its only user so far (True: nothing recorded
+    points at it, so it must go if recording fails). Call with the hash lock held.
     """
-    async with rt.coordinator.lock(f"upload:{spooled.sha256}", ttl_seconds=60, wait_seconds=600):
-        async with rt.sessions() as session:
-            existing = await find_object_by_sha256(session, spooled.sha256)
-        if existing is not None:
-            datastore_id, location = existing
-            store = rt.datastores.get(datastore_id)
-            if await store.exists(location):
-                return StoredObject(datastore_id, location, spooled.size_bytes)
-        store = rt.datastores.for_kind("local_media")
-        return await store.put_file(content_key(spooled.sha256), spooled.path, content_type)
+    async with rt.sessions() as session:
+        existing = await find_object_by_sha256(session, spooled.sha256)
+    if existing is not None:
+        datastore_id, location = existing
+        if await rt.datastores.get(datastore_id).exists(location):
+            return StoredObject(datastore_id, location, spooled.size_bytes), False
+    store = rt.datastores.for_kind("local_media")
+    return await store.put_file(content_key(spooled.sha256), spooled.path, content_type), True
 
 
-async def record_media(
-    rt: Runtime,
-    *,
-    server_name: str,
-    user_id: str,
-    content_type: str,
-    filename: str | None,
-    spooled: SpooledFile,
-    stored: StoredObject,
-) -> MediaRecord:
+def _record_for(rt: Runtime, new: NewMedia, media_id: str, stored: StoredObject) -> MediaRecord:
+    return MediaRecord(
+        origin=new.server_name,
+        media_id=media_id,
+        upload_name=clean_filename(new.filename),
+        content_type=new.content_type,
+        user_id=new.user_id,
+        sha256=new.spooled.sha256,
+        size_bytes=new.spooled.size_bytes,
+        creation_ts=int(time.time() * 1000),
+        datastore_id=stored.datastore_id,
+        location=stored.location,
+        # Freeze applies by upload time: media keeps the flag it got here whatever the config later.
+        authenticated=rt.config.repo.freeze_unauthenticated_media,
+    )
+
+
+async def _record_fresh(rt: Runtime, new: NewMedia, stored: StoredObject) -> MediaRecord:
     """Insert a media row under a fresh media ID (retrying the rare ID collision)."""
     for _ in range(MEDIA_ID_ATTEMPTS):
-        record = MediaRecord(
-            origin=server_name,
-            media_id=new_media_id(rt.ids),
-            upload_name=clean_filename(filename),
-            content_type=content_type,
-            user_id=user_id,
-            sha256=spooled.sha256,
-            size_bytes=spooled.size_bytes,
-            creation_ts=int(time.time() * 1000),
-            datastore_id=stored.datastore_id,
-            location=stored.location,
-            authenticated=rt.config.repo.freeze_unauthenticated_media,
-        )
+        record = _record_for(rt, new, new_media_id(rt.ids), stored)
         async with rt.sessions() as session:
             try:
                 await insert_media(session, record)
@@ -86,6 +102,30 @@ async def record_media(
     raise RuntimeError("could not allocate a unique media ID")
 
 
+async def _record_reserved(rt: Runtime, new: NewMedia, media_id: str, stored: StoredObject) -> MediaRecord:
+    """Fill a reserved ID: the media row replaces the reservation in one transaction."""
+    record = _record_for(rt, new, media_id, stored)
+    async with rt.sessions() as session:
+        try:
+            await insert_media(session, record)
+        except MediaIdTaken as exc:
+            raise CannotOverwrite() from exc
+        await delete_reservation(session, record.origin, record.media_id)
+        await session.commit()
+    return record
+
+
+async def _forget_unreferenced(rt: Runtime, stored: StoredObject, sha256: str) -> None:
+    """Delete an object written for a row that was never recorded (unless a row now uses it)."""
+    async with rt.sessions() as session:
+        if await find_object_by_sha256(session, sha256) is not None:
+            return
+    try:
+        await rt.datastores.get(stored.datastore_id).delete(stored.location)
+    except Exception:
+        log.exception("could not delete unrecorded object %s/%s", stored.datastore_id, stored.location)
+
+
 async def store_local_media(
     rt: Runtime,
     *,
@@ -94,18 +134,28 @@ async def store_local_media(
     content_type: str,
     filename: str | None,
     spooled: SpooledFile,
+    media_id: str | None = None,
 ) -> MediaRecord:
-    """Store `spooled` once and record it as new local media owned by `user_id`.
+    """Store `spooled` once and record it as local media owned by `user_id`.
 
-    The caller still owns (and discards) the temp file, and has already refused quarantined content.
+    The hash lock spans store and record, so two machines receiving the same bytes at the same
+    moment write one object, and an object written for a row that then fails to record is
+    removed again (nobody else can be between storing and recording these bytes). The caller
+    still owns (and discards) the temp file, and has already refused quarantined content.
+    `media_id` fills an async upload's reservation instead of allocating a fresh ID; it raises
+    `CannotOverwrite` when that ID already has content.
     """
-    stored = await store_once(rt, spooled, content_type)
-    return await record_media(
-        rt,
-        server_name=server_name,
-        user_id=user_id,
-        content_type=content_type,
-        filename=filename,
-        spooled=spooled,
-        stored=stored,
-    )
+    new = NewMedia(server_name, user_id, content_type, filename, spooled, media_id)
+    sha256 = new.spooled.sha256
+    async with lock_unless_unavailable(
+        rt.coordinator, f"upload:{sha256}", HASH_LOCK_TTL_SECONDS, HASH_LOCK_WAIT_SECONDS
+    ):
+        stored, only_user = await _store_once(rt, new.spooled, new.content_type)
+        try:
+            if new.media_id is None:
+                return await _record_fresh(rt, new, stored)
+            return await _record_reserved(rt, new, new.media_id, stored)
+        except BaseException:
+            if only_user:
+                await _forget_unreferenced(rt, stored, sha256)
+            raise

@@ -1,0 +1,78 @@
+"""All SQL for the `media_reservations` table: IDs handed out by `POST /create` (async uploads)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.db.models import MediaReservationRow
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A media ID reserved for `user_id` that has no content yet."""
+
+    origin: str
+    media_id: str
+    user_id: str
+    creation_ts: int
+    expires_ts: int
+
+    def expired(self, now_ms: int) -> bool:
+        return now_ms >= self.expires_ts
+
+    @property
+    def mxc(self) -> str:
+        return f"mxc://{self.origin}/{self.media_id}"
+
+
+class ReservationTaken(Exception):
+    """A reservation with that (origin, media_id) already exists."""
+
+
+def _to_reservation(row: MediaReservationRow) -> Reservation:
+    return Reservation(row.origin, row.media_id, row.user_id, row.creation_ts, row.expires_ts)
+
+
+async def insert_reservation(session: AsyncSession, reservation: Reservation) -> None:
+    """Insert it; raise ReservationTaken on an ID collision (the transaction is rolled back)."""
+    session.add(
+        MediaReservationRow(
+            origin=reservation.origin,
+            media_id=reservation.media_id,
+            user_id=reservation.user_id,
+            creation_ts=reservation.creation_ts,
+            expires_ts=reservation.expires_ts,
+        )
+    )
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        await session.rollback()
+        raise ReservationTaken(reservation.mxc) from exc
+
+
+async def get_reservation(session: AsyncSession, origin: str, media_id: str) -> Reservation | None:
+    row = await session.get(MediaReservationRow, (origin, media_id))
+    return _to_reservation(row) if row else None
+
+
+async def delete_reservation(session: AsyncSession, origin: str, media_id: str) -> None:
+    """Remove it (no commit: the caller commits it with the media row that replaces it)."""
+    await session.execute(
+        delete(MediaReservationRow).where(
+            MediaReservationRow.origin == origin, MediaReservationRow.media_id == media_id
+        )
+    )
+
+
+async def pending_for_user(session: AsyncSession, user_id: str, now_ms: int) -> tuple[int, int | None]:
+    """(number of unexpired reservations of the user, the earliest time one of them expires)."""
+    stmt = select(func.count(), func.min(MediaReservationRow.expires_ts)).where(
+        MediaReservationRow.user_id == user_id, MediaReservationRow.expires_ts > now_ms
+    )
+    count, first_expiry = (await session.execute(stmt)).one()
+    return int(count), (int(first_expiry) if first_expiry is not None else None)
