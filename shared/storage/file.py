@@ -1,0 +1,197 @@
+"""A datastore that keeps objects as files under a local (or mounted) directory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import stat
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import BinaryIO
+
+from shared.storage.base import (
+    ByteRange,
+    DatastoreUnavailable,
+    InvalidKey,
+    ObjectNotFound,
+    RangeNotSatisfiable,
+    StoredObject,
+)
+from shared.storage.keys import validate_key
+
+OBJECT_MODE = 0o644
+"""Objects are made world-readable whether they were hard-linked (spool files are 0600) or
+copied (umask dependent), so every object has the same mode and a separate web server can
+serve the directory."""
+
+_MISSING_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
+"""What `open`/`stat` raise when a key names nothing, or a fan-out directory, not an object."""
+
+
+class FileDatastore:
+    """Objects live at `<root>/<key>`; keys come from `shared.storage.keys`.
+
+    Writes are atomic (temp file in the target directory, then `os.replace`), so a reader never
+    sees a half-written object and concurrent puts of the same content are harmless. All
+    blocking filesystem work runs in worker threads.
+    """
+
+    def __init__(self, id: str, kinds: frozenset[str], path: Path) -> None:
+        self.id = id
+        self.kinds = frozenset(kinds)
+        path.mkdir(parents=True, exist_ok=True)
+        self.root = path.resolve()
+
+    def _resolve(self, key: str) -> Path:
+        """The file for `key`, refusing anything that resolves outside the root (e.g. symlinks)."""
+        validate_key(key)
+        target = (self.root / key).resolve()
+        if target == self.root or not target.is_relative_to(self.root):
+            raise InvalidKey(f"key {key!r} resolves outside datastore {self.id!r}")
+        return target
+
+    async def put_file(self, key: str, path: Path, content_type: str) -> StoredObject:
+        """Store a copy (or hard link) of `path` at `key`; a no-op if the key already exists."""
+        validate_key(key)
+        size = await asyncio.to_thread(self._put_sync, key, path)
+        return StoredObject(datastore_id=self.id, location=key, size_bytes=size)
+
+    def _put_sync(self, key: str, source: Path) -> int:
+        target = self._resolve(key)
+        with contextlib.suppress(FileNotFoundError):
+            return _regular_file_size(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # A leading dot can never be a valid key, so temp files never collide with objects.
+        temp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
+        try:
+            _link_or_copy(source, temp)
+            os.chmod(temp, OBJECT_MODE)
+            _fsync_path(temp)
+            os.replace(temp, target)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        _fsync_path(target.parent)
+        return target.stat().st_size
+
+    async def exists(self, key: str) -> bool:
+        validate_key(key)
+        return await asyncio.to_thread(self._exists_sync, key)
+
+    def _exists_sync(self, key: str) -> bool:
+        return self._resolve(key).is_file()
+
+    async def size(self, key: str) -> int:
+        validate_key(key)
+        return await asyncio.to_thread(self._size_sync, key)
+
+    def _size_sync(self, key: str) -> int:
+        try:
+            return _regular_file_size(self._resolve(key))
+        except _MISSING_ERRORS as exc:
+            raise ObjectNotFound(key) from exc
+
+    async def open_stream(
+        self, key: str, byte_range: ByteRange | None = None, chunk_size: int = 65536
+    ) -> AsyncIterator[bytes]:
+        """Read the object in chunks, one worker-thread hop per chunk, never all at once."""
+        validate_key(key)
+        _check_stream_args(byte_range, chunk_size)
+        file, remaining = await asyncio.to_thread(self._open_sync, key, byte_range)
+        try:
+            while remaining > 0:
+                chunk = await asyncio.to_thread(file.read, min(chunk_size, remaining))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+                yield chunk
+        finally:
+            file.close()
+
+    def _open_sync(self, key: str, byte_range: ByteRange | None) -> tuple[BinaryIO, int]:
+        """Open the object positioned at the range start; return it and the bytes to read."""
+        try:
+            file: BinaryIO = open(self._resolve(key), "rb", buffering=0)  # noqa: SIM115
+        except _MISSING_ERRORS as exc:
+            raise ObjectNotFound(key) from exc
+        try:
+            size = os.fstat(file.fileno()).st_size
+            if byte_range is None:
+                return file, size
+            if byte_range.start >= size:
+                raise RangeNotSatisfiable(f"range starts at {byte_range.start}, size is {size}")
+            file.seek(byte_range.start)
+            return file, min(byte_range.end, size - 1) - byte_range.start + 1
+        except BaseException:
+            file.close()
+            raise
+
+    async def delete(self, key: str) -> None:
+        validate_key(key)
+        await asyncio.to_thread(self._delete_sync, key)
+
+    def _delete_sync(self, key: str) -> None:
+        with contextlib.suppress(*_MISSING_ERRORS):
+            self._resolve(key).unlink()
+
+    async def check_ready(self) -> None:
+        """Prove the root exists and is writable by creating and removing a probe file.
+
+        A real write rather than `os.access`, which says yes to root on a read-only mount.
+        """
+        try:
+            await asyncio.to_thread(self._probe_write)
+        except OSError as exc:
+            raise DatastoreUnavailable(f"file datastore {self.id!r} at {self.root}: {exc}") from exc
+
+    def _probe_write(self) -> None:
+        if not self.root.is_dir():
+            raise NotADirectoryError(f"{self.root} is not a directory")
+        fd, name = tempfile.mkstemp(dir=self.root, prefix=".ready-", suffix=".tmp")
+        os.close(fd)
+        os.unlink(name)
+
+    def public_url(self, key: str) -> str | None:
+        validate_key(key)
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+def _check_stream_args(byte_range: ByteRange | None, chunk_size: int) -> None:
+    if chunk_size <= 0:
+        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    if byte_range is not None:
+        byte_range.check()
+
+
+def _regular_file_size(path: Path) -> int:
+    """Size of a regular file; anything else (a fan-out directory) counts as not found."""
+    info = path.stat()
+    if not stat.S_ISREG(info.st_mode):
+        raise IsADirectoryError(str(path))
+    return info.st_size
+
+
+def _link_or_copy(source: Path, dest: Path) -> None:
+    """Hard-link when possible (same filesystem: no data copied), else copy the bytes."""
+    try:
+        os.link(source, dest)
+    except OSError:
+        # EXDEV (another filesystem), EPERM/ENOTSUP (no hard links), EMLINK: copy instead.
+        # A missing source fails again, with the right error, in the copy.
+        shutil.copyfile(source, dest)
+
+
+def _fsync_path(path: Path) -> None:
+    """fsync a file or directory so the object (or its name) survives a crash."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,219 @@
+"""A datastore backed by an S3-compatible object store (AWS, MinIO, SeaweedFS, R2, …).
+
+boto3 is blocking, so every call runs in a worker thread. boto3 clients (unlike sessions) are
+thread-safe, so one client is shared by all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from shared.storage.base import (
+    ByteRange,
+    DatastoreUnavailable,
+    ObjectNotFound,
+    RangeNotSatisfiable,
+    StoredObject,
+)
+from shared.storage.keys import validate_key
+
+_NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+_NO_BUCKET_CODES = frozenset({"404", "NoSuchBucket", "NotFound"})
+
+MULTIPART_CHUNK_BYTES = 16 * 1024 * 1024
+TRANSFER_CONFIG = TransferConfig(
+    multipart_threshold=MULTIPART_CHUNK_BYTES,
+    multipart_chunksize=MULTIPART_CHUNK_BYTES,
+    max_concurrency=4,
+)
+"""Uploads above 16 MiB go multipart, four parts in flight. Parts are read from the file as they
+are sent, so memory stays bounded however big the file is."""
+
+
+def _client_config(path_style: bool) -> Config:
+    """Timeouts so a dead endpoint fails a request instead of hanging it, plus retries.
+
+    Checksums only "when_required": botocore >= 1.36 otherwise adds CRC trailers that several
+    S3-compatible servers reject.
+    """
+    return Config(
+        connect_timeout=10,
+        read_timeout=60,
+        retries={"max_attempts": 5, "mode": "standard"},
+        max_pool_connections=32,
+        signature_version="s3v4",
+        s3={"addressing_style": "path" if path_style else "auto"},
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+
+
+def _endpoint_url(endpoint: str, ssl: bool) -> str:
+    """MMR configs give a bare `host[:port]`; a full URL is accepted too."""
+    if "://" in endpoint:
+        return endpoint
+    return f"{'https' if ssl else 'http'}://{endpoint}"
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+class S3Datastore:
+    """Objects live at `<prefix>/<key>` in one bucket."""
+
+    def __init__(
+        self,
+        id: str,
+        kinds: frozenset[str],
+        endpoint: str,
+        bucket: str,
+        region: str,
+        access_key_id: str,
+        access_secret: str,
+        ssl: bool,
+        path_style: bool,
+        storage_class: str | None,
+        public_base_url: str | None,
+        prefix: str = "",
+    ) -> None:
+        self.id = id
+        self.kinds = frozenset(kinds)
+        self.bucket = bucket
+        self.region = region
+        self.storage_class = storage_class or None
+        self.public_base_url = public_base_url or None
+        self.prefix = prefix.strip("/")
+        if self.prefix:
+            validate_key(self.prefix)
+        # Empty credentials mean "use boto's default chain" (env vars, instance profile, …).
+        self._client: Any = boto3.session.Session().client(
+            "s3",
+            endpoint_url=_endpoint_url(endpoint, ssl),
+            region_name=region or None,
+            aws_access_key_id=access_key_id or None,
+            aws_secret_access_key=access_secret or None,
+            config=_client_config(path_style),
+        )
+
+    def _object_key(self, key: str) -> str:
+        validate_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    async def put_file(self, key: str, path: Path, content_type: str) -> StoredObject:
+        """Upload `path` (multipart when large); skipped when the key already exists."""
+        object_key = self._object_key(key)
+        size = await self._head_size(object_key)
+        if size is None:
+            await asyncio.to_thread(self._upload_sync, object_key, path, content_type)
+            size = path.stat().st_size
+        return StoredObject(datastore_id=self.id, location=key, size_bytes=size)
+
+    def _upload_sync(self, object_key: str, path: Path, content_type: str) -> None:
+        extra: dict[str, str] = {"ContentType": content_type}
+        if self.storage_class is not None:
+            extra["StorageClass"] = self.storage_class
+        self._client.upload_file(str(path), self.bucket, object_key, ExtraArgs=extra, Config=TRANSFER_CONFIG)
+
+    async def _head_size(self, object_key: str) -> int | None:
+        """The object's size, or None when it does not exist."""
+        try:
+            head = await asyncio.to_thread(self._client.head_object, Bucket=self.bucket, Key=object_key)
+        except ClientError as exc:
+            if _error_code(exc) in _NOT_FOUND_CODES:
+                return None
+            raise
+        return int(head["ContentLength"])
+
+    async def exists(self, key: str) -> bool:
+        return await self._head_size(self._object_key(key)) is not None
+
+    async def size(self, key: str) -> int:
+        size = await self._head_size(self._object_key(key))
+        if size is None:
+            raise ObjectNotFound(key)
+        return size
+
+    async def open_stream(
+        self, key: str, byte_range: ByteRange | None = None, chunk_size: int = 65536
+    ) -> AsyncIterator[bytes]:
+        """GET the object and pull the body chunk by chunk, each read in a worker thread."""
+        object_key = self._object_key(key)
+        if chunk_size <= 0:
+            raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+        if byte_range is not None:
+            byte_range.check()
+        body = await asyncio.to_thread(self._get_body, key, object_key, byte_range)
+        try:
+            chunks: Iterator[bytes] = body.iter_chunks(chunk_size)
+            while chunk := await asyncio.to_thread(next, chunks, b""):
+                yield chunk
+        finally:
+            body.close()
+
+    def _get_body(self, key: str, object_key: str, byte_range: ByteRange | None) -> Any:
+        args: dict[str, str] = {"Bucket": self.bucket, "Key": object_key}
+        if byte_range is not None:
+            args["Range"] = f"bytes={byte_range.start}-{byte_range.end}"
+        try:
+            return self._client.get_object(**args)["Body"]
+        except ClientError as exc:
+            code = _error_code(exc)
+            if code in _NOT_FOUND_CODES:
+                raise ObjectNotFound(key) from exc
+            if code == "InvalidRange":
+                raise RangeNotSatisfiable(str(exc)) from exc
+            raise
+
+    async def delete(self, key: str) -> None:
+        object_key = self._object_key(key)
+        await asyncio.to_thread(self._client.delete_object, Bucket=self.bucket, Key=object_key)
+
+    async def check_ready(self) -> None:
+        """HEAD the bucket: proves the endpoint answers, the credentials work and it exists.
+
+        No probe write: readiness checks run often and S3 writes cost money.
+        """
+        try:
+            await asyncio.to_thread(self._client.head_bucket, Bucket=self.bucket)
+        except Exception as exc:
+            raise DatastoreUnavailable(f"s3 datastore {self.id!r} bucket {self.bucket!r}: {exc}") from exc
+
+    async def ensure_bucket(self) -> None:
+        """Create the bucket if it does not exist (tests, and `mmr` at start when configured)."""
+        await asyncio.to_thread(self._ensure_bucket_sync)
+
+    def _ensure_bucket_sync(self) -> None:
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+            return
+        except ClientError as exc:
+            if _error_code(exc) not in _NO_BUCKET_CODES:
+                raise
+        args: dict[str, Any] = {"Bucket": self.bucket}
+        if self.region and self.region != "us-east-1":
+            args["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
+        try:
+            self._client.create_bucket(**args)
+        except ClientError as exc:
+            # Another process won the race to create it.
+            if _error_code(exc) not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                raise
+
+    def public_url(self, key: str) -> str | None:
+        """`public_base_url` points at the bucket root, so the prefix is part of the path."""
+        object_key = self._object_key(key)
+        if self.public_base_url is None:
+            return None
+        return f"{self.public_base_url.rstrip('/')}/{object_key}"
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._client.close)

@@ -1,0 +1,151 @@
+"""Spool an incoming byte stream to a temp file while hashing it.
+
+Uploads and remote downloads must be hashed before they can be stored (keys are content
+addressed) and must never be buffered in RAM (MMR issue #442). So the stream goes to disk in
+bounded batches, with the hashing and writing done off the event loop, and the temp file is
+removed on every failure path, including a client disconnect (`asyncio.CancelledError`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import tempfile
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO, Self
+
+WRITE_BATCH_BYTES = 1024 * 1024
+"""Chunks are collected up to this size before one thread hop writes them: fewer hops than one
+per chunk, and at most this much (plus one chunk) is held in memory."""
+
+
+class SpoolTooLarge(Exception):
+    """The stream sent more than `max_bytes`; raised as soon as the limit is crossed."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(f"stream is larger than the limit of {max_bytes} bytes")
+        self.max_bytes = max_bytes
+
+
+@dataclass
+class SpooledFile:
+    """A finished temp file and what was learned while writing it.
+
+    The caller owns the file: `discard` it (or use `async with`) once it has been stored.
+    """
+
+    path: Path
+    sha256: str
+    size_bytes: int
+
+    def discard_sync(self) -> None:
+        """Delete the temp file; already gone is fine (discard may run twice)."""
+        self.path.unlink(missing_ok=True)
+
+    async def discard(self) -> None:
+        """Delete the temp file without blocking the loop on a slow disk."""
+        try:
+            await asyncio.to_thread(self.discard_sync)
+        except asyncio.CancelledError:
+            # The thread may not have run yet; make sure the file goes anyway.
+            self.discard_sync()
+            raise
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.discard()
+
+
+class _SpoolWriter:
+    """The temp file plus the running hash, written only from worker threads.
+
+    A lock serialises a possibly still running write with `abort`: after a cancellation the
+    worker thread cannot be stopped, so abort waits for it instead of closing the file under it.
+    """
+
+    def __init__(self, path: Path, file: BinaryIO) -> None:
+        self.path = path
+        self._file = file
+        self._hash = hashlib.sha256()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @classmethod
+    def create(cls, temp_dir: Path) -> _SpoolWriter:
+        fd, name = tempfile.mkstemp(dir=temp_dir, prefix="spool-", suffix=".part")
+        return cls(Path(name), os.fdopen(fd, "wb"))
+
+    def write(self, chunks: list[bytes]) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            for chunk in chunks:
+                self._hash.update(chunk)
+                self._file.write(chunk)
+
+    def finish(self) -> str:
+        """Flush and close the file; return the hex digest."""
+        with self._lock:
+            self._closed = True
+            self._file.close()
+            return self._hash.hexdigest()
+
+    def abort(self) -> None:
+        """Close and delete the file. Synchronous so that a second cancellation cannot skip it."""
+        with self._lock:
+            self._closed = True
+            try:
+                self._file.close()
+            finally:
+                self.path.unlink(missing_ok=True)
+
+
+async def spool_to_temp(chunks: AsyncIterator[bytes], temp_dir: Path, max_bytes: int | None) -> SpooledFile:
+    """Write `chunks` to a new temp file in `temp_dir`, returning its path, SHA-256 and size.
+
+    Raises `SpoolTooLarge` as soon as more than `max_bytes` have arrived (None means no limit).
+    On any exception the temp file is deleted before the exception propagates.
+    """
+    # Created inline, not in a thread: a cancellation while awaiting a thread that creates the
+    # file would leak it, and creating an empty file is a quick syscall.
+    writer = _SpoolWriter.create(temp_dir)
+    try:
+        size = await _pump(chunks, writer, max_bytes)
+        digest = await asyncio.to_thread(writer.finish)
+    except BaseException:
+        writer.abort()
+        raise
+    return SpooledFile(path=writer.path, sha256=digest, size_bytes=size)
+
+
+async def _pump(chunks: AsyncIterator[bytes], writer: _SpoolWriter, max_bytes: int | None) -> int:
+    """Move the stream into `writer` in batches; return the total size."""
+    size = 0
+    batch: list[bytes] = []
+    batch_bytes = 0
+    async for chunk in chunks:
+        if not chunk:
+            continue
+        size += len(chunk)
+        if max_bytes is not None and size > max_bytes:
+            raise SpoolTooLarge(max_bytes)
+        batch.append(chunk)
+        batch_bytes += len(chunk)
+        if batch_bytes >= WRITE_BATCH_BYTES:
+            await asyncio.to_thread(writer.write, batch)
+            batch, batch_bytes = [], 0
+    if batch:
+        await asyncio.to_thread(writer.write, batch)
+    return size
