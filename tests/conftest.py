@@ -19,7 +19,7 @@ from shared.runtime import Runtime, build_runtime
 from tests.infra.http_server import ServerThread
 from tests.infra.postgres import temporary_database
 from tests.infra.redis_server import ensure_redis
-from tests.infra.seaweedfs import S3Server, start_seaweedfs
+from tests.infra.seaweedfs import S3Server, s3_server_from_env, start_seaweedfs
 
 TEST_SECRET = "test-shared-secret"
 SERVER_NAME = "localhost"
@@ -38,7 +38,8 @@ def redis_url() -> str:
 
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    server = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
+    """One S3 server for the whole run: `MMR_TEST_S3_ENDPOINT` if set, else `weed mini`."""
+    server = s3_server_from_env() or start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
     try:
         yield server
     finally:

@@ -16,13 +16,6 @@ import pytest
 from shared.coordination.base import Coordinator
 from shared.coordination.inprocess import InProcessCoordinator
 from shared.coordination.redis import RedisCoordinator
-from tests.infra.redis_server import ensure_redis
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    """URL of a real Redis for tests (an existing local one, or a private one we start)."""
-    return ensure_redis()
 
 
 @pytest.fixture

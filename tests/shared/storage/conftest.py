@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -12,16 +12,8 @@ import pytest
 from shared.storage.base import Datastore
 from shared.storage.file import FileDatastore
 from shared.storage.s3 import S3Datastore
-from tests.infra.seaweedfs import S3Server, s3_server_from_env, start_seaweedfs
+from tests.infra.seaweedfs import S3Server
 from tests.shared.storage.helpers import PUBLIC_BASE_URL, make_s3_datastore, remove_bucket
-
-
-@pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    """One S3 server for the whole run: `MMR_TEST_S3_ENDPOINT` if set, else `weed mini`."""
-    server = s3_server_from_env() or start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
-    yield server
-    server.stop()
 
 
 @pytest.fixture
