@@ -1,0 +1,98 @@
+"""The one routing table of an mmr cluster, as data: which service pool serves which path.
+
+docs/ARCHITECTURE.md, deploy/nginx/mmr.conf.template and deploy/k8s/ingress.yaml each write it
+out by hand; the tests in this folder check both routers against this table, and the table
+against the routes each service really mounts.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+PathType = Literal["Exact", "Prefix"]
+SERVICES = ("upload", "download", "thumbnail", "preview", "admin")
+
+
+@dataclass(frozen=True)
+class Route:
+    """A Kubernetes Ingress path rule: `Prefix` matches whole path segments."""
+
+    path_type: PathType
+    path: str
+    service: str
+
+
+def _each(path_type: PathType, template: str, versions: tuple[str, ...], service: str) -> list[Route]:
+    return [Route(path_type, template.format(v=v), service) for v in versions]
+
+
+ROUTES: tuple[Route, ...] = (
+    # upload
+    *_each("Prefix", "/_matrix/media/{v}/upload", ("r0", "v1", "v3"), "upload"),
+    Route("Exact", "/_matrix/media/v1/create", "upload"),
+    Route("Exact", "/_matrix/client/v1/media/config", "upload"),
+    *_each("Exact", "/_matrix/media/{v}/config", ("r0", "v3"), "upload"),
+    # download
+    Route("Prefix", "/_matrix/client/v1/media/download", "download"),
+    Route("Prefix", "/_matrix/federation/v1/media/download", "download"),
+    *_each("Prefix", "/_matrix/media/{v}/download", ("r0", "v1", "v3"), "download"),
+    # thumbnail
+    Route("Prefix", "/_matrix/client/v1/media/thumbnail", "thumbnail"),
+    Route("Prefix", "/_matrix/federation/v1/media/thumbnail", "thumbnail"),
+    *_each("Prefix", "/_matrix/media/{v}/thumbnail", ("r0", "v1", "v3"), "thumbnail"),
+    # preview
+    Route("Exact", "/_matrix/client/v1/media/preview_url", "preview"),
+    *_each("Exact", "/_matrix/media/{v}/preview_url", ("r0", "v3"), "preview"),
+    # admin: the admin APIs, and everything else of the three media trees
+    Route("Prefix", "/_matrix/media/unstable/admin", "admin"),
+    Route("Prefix", "/_matrix/media/unstable/io.t2bot.media/admin", "admin"),
+    Route("Prefix", "/_matrix/media", "admin"),
+    Route("Prefix", "/_matrix/client/v1/media", "admin"),
+    Route("Prefix", "/_matrix/federation/v1/media", "admin"),
+)
+
+
+def _segments(path: str) -> list[str]:
+    return [part for part in path.split("/") if part]
+
+
+def matches(route: Route, path: str) -> bool:
+    """Kubernetes Ingress semantics: Exact is the whole path; Prefix is whole segments."""
+    if route.path_type == "Exact":
+        return path == route.path
+    prefix = _segments(route.path)
+    return _segments(path)[: len(prefix)] == prefix
+
+
+def service_for(path: str, routes: tuple[Route, ...] = ROUTES) -> str | None:
+    """The service an Ingress sends `path` to: the longest matching path, Exact before Prefix
+    on a tie (the Ingress spec's precedence); None when no rule matches."""
+    candidates = [r for r in routes if matches(r, path)]
+    if not candidates:
+        return None
+    best = max(candidates, key=lambda r: (len(r.path.rstrip("/")), r.path_type == "Exact"))
+    return best.service
+
+
+def _version_variants(path: str) -> list[str]:
+    """`path` under every media API version, so a version missing from a router shows."""
+    match = re.match(r"^/_matrix/media/(r0|v1|v3|unstable)/", path)
+    if match is None:
+        return [path]
+    rest = path[match.end():]
+    return [f"/_matrix/media/{v}/{rest}" for v in ("r0", "v1", "v3", "unstable")]
+
+
+def sample_paths(routes: tuple[Route, ...] = ROUTES) -> list[str]:
+    """Request paths that probe every rule, its edges, and paths that belong to no one."""
+    paths: list[str] = []
+    for route in routes:
+        for path in _version_variants(route.path):
+            paths += [path, path + "/x"]
+            if route.path_type == "Prefix":
+                paths.append(path + "/localhost/abc123/name.png")
+                paths.append(path + "s")  # a longer segment is not the same prefix
+    paths += ["/_matrix/media/version", "/_matrix/mediax", "/_matrix/client/v3/sync", "/", "/x"]
+    return list(dict.fromkeys(paths))

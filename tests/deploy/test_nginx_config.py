@@ -1,0 +1,127 @@
+"""deploy/nginx/mmr.conf.template, rendered and run by a real nginx.
+
+The routing test puts five stub upstreams (nginx servers on unix sockets that answer their
+service's name and the headers they received) behind the rendered template, then asks nginx for
+every sample path of the routing table.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.deploy.routing import SERVICES, sample_paths, service_for
+from tests.infra.nginx import (
+    TEMPLATE_PATH,
+    NginxProcess,
+    check_config,
+    full_config,
+    render_mmr_conf,
+    render_template,
+    start_nginx,
+)
+
+STUB_REPLY = '"$SERVICE|$http_host|$http_x_forwarded_host|$http_x_forwarded_for|$http_x_request_id"'
+
+
+def _stub_server(service: str, socket_path: Path) -> str:
+    reply = STUB_REPLY.replace("$SERVICE", service)
+    return f"""
+server {{
+    listen unix:{socket_path};
+    location / {{ default_type text/plain; return 200 {reply}; }}
+}}
+"""
+
+
+@pytest.fixture(scope="module")
+def routed_nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NginxProcess]:
+    workdir = tmp_path_factory.mktemp("nginx-routing")
+    sockets = {service: workdir / f"{service}.sock" for service in SERVICES}
+    conf = render_mmr_conf({service: f"unix:{path}" for service, path in sockets.items()})
+    conf += "".join(_stub_server(service, path) for service, path in sockets.items())
+    nginx = start_nginx(conf, workdir)
+    try:
+        yield nginx
+    finally:
+        nginx.stop()
+
+
+@pytest.fixture(scope="module")
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=10) as client:
+        yield client
+
+
+def test_rendered_template_passes_nginx_syntax_check(tmp_path: Path) -> None:
+    upstreams = {service: f"127.0.0.1:{8010 + i}" for i, service in enumerate(SERVICES)}
+    conf = full_config(render_mmr_conf(upstreams, listen="127.0.0.1:8080"), tmp_path)
+    done = check_config(conf, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "syntax is ok" in done.stderr and "test is successful" in done.stderr
+
+
+def test_template_has_exactly_the_documented_placeholders() -> None:
+    text = TEMPLATE_PATH.read_text()
+    placeholders = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", text))
+    assert placeholders == {"MMR_LISTEN", *(f"{s.upper()}_UPSTREAM" for s in SERVICES)}
+    with pytest.raises(ValueError, match="ADMIN_UPSTREAM"):
+        render_template({"MMR_LISTEN": "8080"})
+
+
+def _location_blocks(text: str) -> dict[str, str]:
+    """`location` argument -> body, for the template's flat (un-nested) location blocks."""
+    return dict(re.findall(r"location\s+([^{]+?)\s*\{(.*?)\n\s*\}", text, re.DOTALL))
+
+
+def test_upload_and_download_stream_bodies_without_a_size_cap() -> None:
+    text = TEMPLATE_PATH.read_text()
+    assert re.search(r"^\s*client_max_body_size 0;", text, re.MULTILINE)
+    blocks = _location_blocks(text)
+    upload = next(b for location, b in blocks.items() if "/upload(" in location)
+    download = next(b for location, b in blocks.items() if "/download(" in location)
+    assert "mmr_upload;" in upload and "mmr_download;" in download
+    for body in (upload, download):
+        assert "proxy_request_buffering off;" in body
+        assert "proxy_buffering off;" in body
+
+
+@pytest.mark.parametrize("path", sample_paths())
+def test_nginx_routes_each_path_like_the_routing_table(
+    routed_nginx: NginxProcess, http: httpx.Client, path: str
+) -> None:
+    response = http.get(routed_nginx.url + path)
+    expected = service_for(path)
+    if expected is None:
+        assert response.status_code == 404
+        assert response.json()["errcode"] == "M_UNRECOGNIZED"
+    else:
+        assert response.status_code == 200, routed_nginx.error_log()
+        assert response.text.split("|")[0] == expected
+
+
+def test_post_and_put_route_like_get(routed_nginx: NginxProcess) -> None:
+    upload = "/_matrix/media/v3/upload"
+    assert httpx.post(routed_nginx.url + upload, content=b"x" * 2048).text.startswith("upload|")
+    put = httpx.put(routed_nginx.url + upload + "/localhost/abc", content=b"x")
+    assert put.text.startswith("upload|")
+    create = httpx.post(routed_nginx.url + "/_matrix/media/v1/create")
+    assert create.text.startswith("upload|")
+
+
+def test_host_forwarding_and_request_id_reach_the_upstream(routed_nginx: NginxProcess) -> None:
+    path = "/_matrix/client/v1/media/download/example.org/abc"
+    given = httpx.get(routed_nginx.url + path,
+                      headers={"Host": "example.org:8448", "X-Request-Id": "req-from-client"})
+    service, host, forwarded_host, forwarded_for, request_id = given.text.split("|")
+    assert service == "download"
+    assert host == forwarded_host == "example.org:8448"
+    assert forwarded_for == "127.0.0.1"
+    assert request_id == "req-from-client"
+
+    generated = httpx.get(routed_nginx.url + path, headers={"Host": "example.org"})
+    assert re.fullmatch(r"[0-9a-f]{32}", generated.text.split("|")[4])
