@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Mapping
@@ -19,6 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from tests.infra.http_server import free_port
+from tests.infra.processes import stop_process
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = REPO_ROOT / "deploy" / "nginx" / "mmr.conf.template"
@@ -132,12 +134,6 @@ def check_config(conf_text: str, workdir: Path) -> subprocess.CompletedProcess[s
     )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class NginxProcess:
     """A running nginx; `url` is its listener named by `port`."""
@@ -163,13 +159,7 @@ class NginxProcess:
 
     def stop(self) -> None:
         """Graceful quit (SIGQUIT), then kill if nginx hangs."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGQUIT)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, signal.SIGQUIT, STOP_TIMEOUT_SECONDS)
 
 
 def start_nginx(conf_text: str, tmpdir: Path) -> NginxProcess:

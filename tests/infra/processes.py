@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from tests.infra.http_server import free_port
 
 START_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 15.0
@@ -47,10 +48,18 @@ def clean_env(extra: Mapping[str, str | None] | None = None) -> dict[str, str]:
     return env
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def stop_process(
+    process: subprocess.Popen[bytes], sig: signal.Signals, timeout: float = STOP_TIMEOUT_SECONDS
+) -> int:
+    """Send `sig`, wait for the exit, kill after `timeout`; the exit code (-9 when killed)."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return int(process.returncode)
 
 
 @dataclass
@@ -116,16 +125,8 @@ class MmrProcess:
             raise RuntimeError(f"mmr {self.name} did not exit: {self.describe()}") from None
 
     def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = STOP_TIMEOUT_SECONDS) -> int:
-        """Send `sig`, wait for the exit, kill after `timeout`; the exit code (or -9)."""
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-                return -signal.SIGKILL
-        return int(self.process.returncode)
+        """Stop with `sig` (SIGINT is Ctrl-C), killing after `timeout`; the exit code."""
+        return stop_process(self.process, sig, timeout)
 
 
 def start_mmr(
