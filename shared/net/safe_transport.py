@@ -24,7 +24,7 @@ import asyncio
 import socket
 import ssl
 from collections.abc import Iterable, Mapping
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import httpcore
 import httpx
@@ -42,6 +42,7 @@ class AddressBlocked(httpx.ConnectError):
         self.address = address
 
 
+@runtime_checkable
 class Resolver(Protocol):
     """Turns a host name into the addresses to try, in order."""
 
@@ -150,12 +151,17 @@ class SafeTransport(httpx.AsyncHTTPTransport):
         limits: httpx.Limits = httpx.Limits(max_connections=100, max_keepalive_connections=20),
         http2: bool = False,
     ) -> None:
-        super().__init__(verify=verify, trust_env=False, limits=limits, http2=http2)
+        # Pass an SSLContext built once (loading CA certificates costs milliseconds) to reuse it.
+        ssl_context = (
+            verify if isinstance(verify, ssl.SSLContext)
+            else httpx.create_ssl_context(verify=verify, trust_env=False)
+        )
+        super().__init__(verify=ssl_context, trust_env=False, limits=limits, http2=http2)
         self.backend = SafeNetworkBackend(policy, resolver)
         # httpx offers no network_backend argument, so the pool it built is swapped for one with
         # the same settings and our backend (httpcore's public API).
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False),
+            ssl_context=ssl_context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,

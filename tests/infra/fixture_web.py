@@ -48,17 +48,23 @@ def redirect(location: str, status: int = 302) -> Handler:
 
 def streamed(chunks: Callable[[], Iterator[bytes]], content_type: str,
              delay_seconds: float = 0.0) -> Handler:
-    """A response without Content-Length (connection-close framing), optionally slow."""
+    """A response without Content-Length (connection-close framing), optionally slow.
+
+    The bytes the client accepted are counted in `FixtureWebServer.bytes_sent[path]`.
+    """
 
     def handle(req: BaseHTTPRequestHandler) -> None:
         req.send_response(200)
         req.send_header("Content-Type", content_type)
         req.send_header("Connection", "close")
         req.end_headers()
+        sent = req.server.owner.bytes_sent  # type: ignore[attr-defined]
+        path = req.path.split("?", 1)[0]
         try:
             for chunk in chunks():
                 req.wfile.write(chunk)
                 req.wfile.flush()
+                sent[path] = sent.get(path, 0) + len(chunk)
                 if delay_seconds:
                     time.sleep(delay_seconds)
         except (BrokenPipeError, ConnectionResetError):
@@ -104,6 +110,7 @@ class FixtureWebServer:
         self.routes: dict[str, Handler] = {}
         self.requests: list[SeenRequest] = []
         self.connections = 0
+        self.bytes_sent: dict[str, int] = {}
         self._server = _Server((host, 0), _RequestHandler)
         self._server.owner = self
         self.port = int(self._server.server_address[1])
