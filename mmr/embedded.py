@@ -9,6 +9,7 @@ from pathlib import Path
 from fastapi import APIRouter
 
 from shared.config import MmrConfig, parse_config
+from shared.web.app import StartHook
 
 TOKEN_FILE = "shared-secret-token"
 
@@ -48,3 +49,13 @@ def all_routers() -> list[APIRouter]:
     for name in ("upload", "download", "thumbnail", "preview", "admin"):
         routers.extend(service_module(name).ROUTERS)
     return routers
+
+
+def all_start_hooks() -> list[StartHook]:
+    """Every service's start hooks (background tasks: the embedded process is machine 0)."""
+    from mmr.serve import service_module
+
+    hooks: list[StartHook] = []
+    for name in ("upload", "download", "thumbnail", "preview", "admin"):
+        hooks.extend(getattr(service_module(name), "START_HOOKS", []))
+    return hooks

@@ -54,13 +54,13 @@ def build_service_app(service: str, config: MmrConfig) -> FastAPI:
 
 
 def build_embedded_app(config: MmrConfig, single_homeserver: bool) -> FastAPI:
-    from mmr.embedded import all_routers
+    from mmr.embedded import all_routers, all_start_hooks
 
     machine_id = machine_id_for("embedded")
     setup_logging("embedded", machine_id, config.repo.log_level, config.repo.json_logs)
     return make_app(
         "embedded", all_routers(), config=config, machine_id=machine_id,
-        single_homeserver=single_homeserver,
+        single_homeserver=single_homeserver, start_hooks=all_start_hooks(),
     )
 
 

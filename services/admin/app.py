@@ -5,15 +5,19 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 
 from services.admin.routes import router
+from shared.background.preview_purge import start_preview_purge
 from shared.config import MmrConfig
 from shared.runtime import Runtime
-from shared.web.app import make_app
+from shared.web.app import StartHook, make_app
 
 SERVICE = "admin"
 ROUTERS: list[APIRouter] = [router]
+# Machine-0 background tasks; each hook does nothing on other machines.
+START_HOOKS: list[StartHook] = [start_preview_purge]
 
 
 def create_app(
     config: MmrConfig | None = None, machine_id: int = 0, runtime: Runtime | None = None
 ) -> FastAPI:
-    return make_app(SERVICE, ROUTERS, config=config, machine_id=machine_id, runtime=runtime)
+    return make_app(SERVICE, ROUTERS, config=config, machine_id=machine_id, runtime=runtime,
+                    start_hooks=START_HOOKS)
