@@ -37,8 +37,10 @@ class ServerThread:
     def __init__(self, app: FastAPI, port: int | None = None) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # proxy_headers off as in `mmr serve`: X-Forwarded-For is mmr's to judge (trusted proxies),
+        # not uvicorn's, which would otherwise rewrite the client address for loopback peers.
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                lifespan="on")
+                                lifespan="on", proxy_headers=False)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -24,6 +24,7 @@ from tests.conftest import (
     new_bucket,
     serve_all,
 )
+from tests.infra.postgres import temporary_database
 from tests.infra.seaweedfs import S3Server
 
 
@@ -49,13 +50,35 @@ def make_embedded_config(tmp_path: Path) -> ConfigFactory:
 
 
 @pytest.fixture
-def make_cluster_config(tmp_path: Path, request: pytest.FixtureRequest) -> ConfigFactory:
-    # Looked up lazily so embedded-only tests never start PostgreSQL, Redis or SeaweedFS.
+def fresh_database() -> Iterator[Callable[[], str]]:
+    """A PostgreSQL database of this test's own (created on first use, dropped after the test).
+
+    Quotas and pending limits count everything a user ever did, so sharing the session database
+    would let one test's uploads count against the next one's limits.
+    """
+    with contextlib.ExitStack() as stack:
+        urls: list[str] = []
+
+        def get() -> str:
+            if not urls:
+                urls.append(stack.enter_context(temporary_database("mmr_upload")))
+            return urls[0]
+
+        yield get
+
+
+@pytest.fixture
+def make_cluster_config(
+    tmp_path: Path, request: pytest.FixtureRequest, fresh_database: Callable[[], str]
+) -> ConfigFactory:
+    """Every config made in one test shares its database (one cluster); each gets a new bucket."""
+
+    # Redis and S3 are looked up lazily so embedded-only tests never start them.
     def make(redis_url: str | None = None, **overrides: Any) -> MmrConfig:
-        pg: str = request.getfixturevalue("pg_url")
         redis = redis_url or request.getfixturevalue("redis_url")
         s3: S3Server = request.getfixturevalue("s3_server")
-        return parse_config(cluster_raw_config(tmp_path, pg, redis, s3, new_bucket(s3), **overrides))
+        raw = cluster_raw_config(tmp_path, fresh_database(), redis, s3, new_bucket(s3), **overrides)
+        return parse_config(raw)
 
     return make
 
