@@ -1,1 +1,243 @@
-"""preview pipeline (steps arrive with the preview issue)."""
+"""URL preview pipeline: screen the URL, answer from the cache, else fetch once cluster-wide.
+
+No FastAPI here: routes parse HTTP and call `run` with plain values.
+
+When asked to preview a URL:
+1. Previews must be enabled.
+2. The URL must be http(s) with a host, and not on the URL deny list (403).
+3. The cache (`url_previews`) is asked for (url, language, hour bucket of `ts`); a hit, including
+   a cached failure, is the answer on every preview process.
+4. Otherwise one process in the cluster fetches it for the current hour (singleflight): a known
+   oEmbed provider, else the page itself (HTML -> og keys, oEmbed discovery; a direct image ->
+   the image), the og:image re-hosted as the requester's media. Every connection is checked
+   against the IP policy at connect time (see `fetch`). The outcome is stored, failures too.
+5. A cached failure is raised again as the Matrix error it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from services.preview import fetch, html, oembed
+from services.preview.images import store_image
+from services.preview.safety import check_allowed, parse_preview_url
+from shared.coordination.singleflight import singleflight
+from shared.db.repositories.previews import MAX_LANGUAGE_LENGTH, CachedPreview, get_preview, insert_preview
+from shared.matrix.errors import MatrixError, NotFound, Unrecognized
+from shared.runtime import Runtime
+
+HOUR_MS = 3_600_000
+_WORKERS_EXTRA = "preview.workers"
+
+
+@dataclass(frozen=True)
+class PreviewRequest:
+    server_name: str
+    user_id: str
+    url: str
+    ts: int | None
+    language: str | None
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One fetch: what to get, for whom, with which rules."""
+
+    url: httpx.URL
+    language: str
+    server_name: str
+    user_id: str
+    settings: fetch.FetchSettings
+    limits: html.TextLimits
+    use_oembed: bool
+
+
+def hour_bucket(ts_ms: int) -> int:
+    return ts_ms - ts_ms % HOUR_MS
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def _lookup(rt: Runtime, url: str, language: str, bucket_ts: int) -> CachedPreview | None:
+    async with rt.sessions() as session:
+        return await get_preview(session, url, language, bucket_ts)
+
+
+async def _store(rt: Runtime, url: str, language: str, bucket_ts: int, outcome: CachedPreview) -> None:
+    async with rt.sessions() as session:
+        await insert_preview(session, url, language, bucket_ts, outcome, _now_ms())
+        await session.commit()
+
+
+def _flight_key(url: str, language: str, bucket_ts: int) -> str:
+    digest = hashlib.sha256(json.dumps([url, language]).encode()).hexdigest()
+    return f"preview:{digest}:{bucket_ts}"
+
+
+def _answer(outcome: CachedPreview) -> dict[str, Any]:
+    if outcome.preview is not None:
+        return outcome.preview
+    raise MatrixError(
+        outcome.error_status or 502, outcome.error_code or "M_UNKNOWN", outcome.error_message or ""
+    )
+
+
+async def run(rt: Runtime, req: PreviewRequest) -> dict[str, Any]:
+    config = rt.config.url_previews
+    # Step 1: previews must be enabled.
+    if not config.enabled:
+        raise Unrecognized("URL previews are disabled on this server")
+    # Step 2: screen the URL before any lookup or fetch.
+    settings = fetch.settings_for(rt)
+    url = parse_preview_url(req.url)
+    check_allowed(url, settings.deny_list)
+    language = (req.language or config.default_language).strip()[:MAX_LANGUAGE_LENGTH]
+    key = str(url)
+    # Step 3: the cache, for the hour asked about (a future `ts` means now).
+    now = _now_ms()
+    asked_bucket, current_bucket = hour_bucket(min(req.ts or now, now)), hour_bucket(now)
+    outcome = await _lookup(rt, key, language, asked_bucket)
+    if outcome is None:
+        # Step 4: fetch once cluster-wide for the current hour, storing the outcome.
+        job = _Job(
+            url=url, language=language, server_name=req.server_name, user_id=req.user_id,
+            settings=settings, use_oembed=config.o_embed,
+            limits=html.TextLimits(config.num_title_words, config.max_title_length,
+                                   config.num_words, config.max_length),
+        )
+
+        async def compute() -> CachedPreview:
+            result = await _generate_outcome(rt, job)
+            await _store(rt, key, language, current_bucket, result)
+            return result
+
+        outcome = await singleflight(
+            rt.coordinator,
+            _flight_key(key, language, current_bucket),
+            compute=compute,
+            lookup=lambda: _lookup(rt, key, language, current_bucket),
+            wait_seconds=4 * settings.timeout_seconds + 30,
+        )
+    # Step 5: a stored failure is that failure again.
+    return _answer(outcome)
+
+
+def _workers(rt: Runtime) -> asyncio.Semaphore:
+    """At most `urlPreviews.numWorkers` fetches at once in this process."""
+    workers = rt.extras.get(_WORKERS_EXTRA)
+    if not isinstance(workers, asyncio.Semaphore):
+        workers = asyncio.Semaphore(rt.config.url_previews.num_workers)
+        rt.extras[_WORKERS_EXTRA] = workers
+    return workers
+
+
+async def _generate_outcome(rt: Runtime, job: _Job) -> CachedPreview:
+    """The preview, or the Matrix error it ended in (both are cached)."""
+    try:
+        async with _workers(rt):
+            return CachedPreview(preview=await _generate(rt, job))
+    except MatrixError as exc:
+        return CachedPreview(error_status=exc.status, error_code=exc.errcode, error_message=exc.error)
+    except TimeoutError:
+        return CachedPreview(error_status=502, error_code="M_UNKNOWN",
+                             error_message="Timed out fetching the URL")
+
+
+async def _generate(rt: Runtime, job: _Job) -> dict[str, Any]:
+    async with fetch.make_client(rt, job.settings, job.language) as client:
+        # Step 4a: a known oEmbed provider describes the page best.
+        if job.use_oembed:
+            endpoint = oembed.provider_request_url(str(job.url), oembed.bundled_endpoints())
+            found = await _oembed(client, job, endpoint) if endpoint else None
+            if found is not None:
+                return await _with_image(rt, client, job, found.fields, found.image_url)
+        # Step 4b: the page itself.
+        async with fetch.deadline(job.settings), fetch.open_url(
+            client, job.url, job.settings, fetch.HTML_ACCEPT
+        ) as response:
+            content_type = fetch.media_type(response)
+            if fetch.is_file_preview_type(content_type, job.settings):
+                return await _rehost(rt, job, response, content_type)
+            if content_type not in fetch.HTML_TYPES:
+                # Refused on the headers alone: the body (a video, an archive) is never read.
+                raise NotFound(f"No preview is available for content of type {content_type or 'unknown'}")
+            body = await fetch.read_capped(response, job.settings.max_bytes)
+            charset, page_url = fetch.header_charset(response), str(response.url)
+        # Step 4c: og keys from the HTML (parsing a large page must not stall the event loop).
+        page, oembed_url = await asyncio.to_thread(_extract, body, charset, page_url, job)
+        # Step 4d: a page's own oEmbed endpoint refines what the HTML said.
+        fields, image_url = page.fields, page.image_url
+        if oembed_url:
+            found = await _oembed(client, job, httpx.URL(oembed_url))
+            if found is not None:
+                fields = {**fields, **found.fields}
+                image_url = found.image_url or image_url
+        # Step 4e: the image, re-hosted as the requester's media.
+        return await _with_image(rt, client, job, fields, image_url)
+
+
+def _extract(
+    body: bytes, charset: str | None, page_url: str, job: _Job
+) -> tuple[html.HtmlPreview, str | None]:
+    soup = html.parse_html(html.decode_html(body, charset))
+    found = html.extract(soup, page_url, job.limits)
+    return found, html.oembed_link(soup, page_url) if job.use_oembed else None
+
+
+async def _oembed(client: httpx.AsyncClient, job: _Job, endpoint: httpx.URL) -> oembed.OEmbedPreview | None:
+    """An oEmbed answer mapped to og keys; any failure just means no oEmbed (the page still counts)."""
+    try:
+        async with fetch.deadline(job.settings), fetch.open_url(
+            client, endpoint, job.settings, "application/json"
+        ) as response:
+            body = await fetch.read_capped(response, job.settings.max_bytes)
+            answered_from = str(response.url)
+        return oembed.to_preview(json.loads(body), job.limits, answered_from)
+    except (MatrixError, TimeoutError, ValueError):
+        return None
+
+
+async def _with_image(
+    rt: Runtime, client: httpx.AsyncClient, job: _Job, fields: dict[str, str], image_url: str | None
+) -> dict[str, Any]:
+    """`fields` plus the og:image keys, when the image could be fetched and stored.
+
+    A failing image does not fail the preview: it just has no image.
+    """
+    preview: dict[str, Any] = dict(fields)
+    if not image_url:
+        return preview
+    try:
+        url = httpx.URL(image_url).copy_with(fragment=None)
+        async with fetch.deadline(job.settings), fetch.open_url(
+            client, url, job.settings, "image/*"
+        ) as response:
+            content_type = fetch.media_type(response)
+            if not content_type.startswith("image/"):
+                return preview
+            preview.update(await _rehost(rt, job, response, content_type))
+    except (MatrixError, TimeoutError, httpx.InvalidURL):
+        pass
+    return preview
+
+
+async def _rehost(rt: Runtime, job: _Job, response: httpx.Response, content_type: str) -> dict[str, Any]:
+    """Store the response body (an image) as local media owned by the requester; its og keys."""
+    spooled = await fetch.spool_capped(rt, response, job.settings.max_bytes)
+    async with spooled:
+        return await store_image(rt, spooled, content_type, job.server_name, job.user_id,
+                                 _filename(response.url))
+
+
+def _filename(url: httpx.URL) -> str | None:
+    name = url.path.rsplit("/", 1)[-1]
+    return name or None
