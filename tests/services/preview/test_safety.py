@@ -98,7 +98,9 @@ async def test_the_url_deny_list_gives_403_without_fetching(
     assert web.connections == before
 
 
-async def test_the_url_deny_list_applies_to_redirect_hops(previewer: Previewer, web: FixtureWebServer) -> None:
+async def test_the_url_deny_list_applies_to_redirect_hops(
+    previewer: Previewer, web: FixtureWebServer
+) -> None:
     response = await previewer.preview(unique(web.url("/to-denied")))
     assert response.status_code == 403
     assert web.hits("/private/og.html") == 0
