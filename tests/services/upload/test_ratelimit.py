@@ -96,9 +96,9 @@ async def test_per_user_upload_limit(
 ) -> None:
     if mode == "cluster":
         # The bucket key is per user and the shared-secret user is the same in every test run.
-        client = aioredis.Redis.from_url(request.getfixturevalue("redis_url"))
-        await client.delete("mmr:rl:user:uploads:@sharedsecret")
-        await client.aclose()
+        redis = aioredis.Redis.from_url(request.getfixturevalue("redis_url"))
+        await redis.delete("mmr:rl:user:uploads:@sharedsecret")
+        await redis.aclose()
     node = serve(make_config(uploads={"ratePerSecond": 0.1, "rateBurst": 2}))
     async with node.client() as client:
         statuses = [(await upload(client, unique_bytes())).status_code for _ in range(2)]
