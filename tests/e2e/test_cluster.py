@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from tests.infra.processes import MmrProcess, start_mmr
 from tests.infra.seaweedfs import S3Server
 
 MACHINE_IDS = {"admin": 0, "upload": 1, "download": 2, "thumbnail": 3, "preview": 4}
+LOG_WAIT_SECONDS = 5.0
 
 
 @dataclass
@@ -44,12 +46,21 @@ class Cluster:
         )
 
     def upstream_of(self, method: str, path_start: str) -> str:
-        """The upstream address nginx sent the request `method path_start...` to."""
-        for line in self.nginx.access_lines():
-            logged_method, uri, upstream, _status = line.split(" ")
-            if logged_method == method and uri.startswith(path_start):
-                return upstream
-        raise AssertionError(f"nginx logged no {method} {path_start}: {self.nginx.access_lines()}")
+        """The upstream address nginx sent the request `method path_start...` to.
+
+        nginx writes the log line just after the last byte went out, so wait for it briefly.
+        """
+        deadline = time.monotonic() + LOG_WAIT_SECONDS
+        while True:
+            for line in self.nginx.access_lines():
+                # `$upstream_addr` lists every upstream tried ("a, b"): keep it whole.
+                logged_method, uri, *upstreams, _status = line.split(" ")
+                if logged_method == method and uri.startswith(path_start):
+                    return " ".join(upstreams)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"nginx logged no {method} {path_start}: "
+                                     f"{self.nginx.access_lines()}")
+            time.sleep(0.05)
 
 
 def _secrets_to_env(raw: dict[str, Any]) -> dict[str, str]:
