@@ -9,11 +9,12 @@ import logging
 from collections.abc import Mapping
 
 import httpx
+from redis.exceptions import RedisError
 
 from shared.auth.users import SHARED_SECRET_USER, UserInfo
 from shared.config import HomeserverConfig, MmrConfig
 from shared.coordination.base import Coordinator
-from shared.matrix.errors import MissingToken, UnknownToken, UpstreamError
+from shared.matrix.errors import Forbidden, MissingToken, UnknownToken, UpstreamError
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,9 @@ async def _whoami(
     except httpx.HTTPError as exc:
         log.warning("whoami on %s failed: %s", hs.cs_api, exc)
         raise UpstreamError("The homeserver could not be reached to check the access token") from exc
+    if response.status_code == 403 and as_user_id:
+        # A valid appservice token asking for a user outside its namespace.
+        raise Forbidden("This access token may not act as that user")
     if response.status_code in (401, 403):
         raise UnknownToken()
     if response.status_code != 200:
@@ -80,13 +84,13 @@ async def authenticate(
         return UserInfo(SHARED_SECRET_USER, is_admin=True, is_shared_secret=True, token_hash=token_hash)
     ttl = config.access_tokens.max_cache_time_seconds
     cache_key = f"whoami:{hs.name}:{token_hash}:{as_user_id or ''}"
-    cached = await coordinator.cache_get(cache_key) if ttl else None
+    cached = await _cache_get(coordinator, cache_key) if ttl else None
     if cached is not None:
         body = json.loads(cached)
     else:
         body = await _whoami(http, hs, token, as_user_id)
         if ttl:
-            await coordinator.cache_set(cache_key, json.dumps(body).encode(), ttl)
+            await _cache_set(coordinator, cache_key, json.dumps(body).encode(), ttl)
     user_id = str(body["user_id"])
     return UserInfo(
         user_id=user_id,
@@ -99,3 +103,20 @@ async def authenticate(
 
 def _str_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
+
+
+# The token cache only saves whoami calls: with Redis down, ask the homeserver every time
+# rather than refuse every request.
+async def _cache_get(coordinator: Coordinator, key: str) -> bytes | None:
+    try:
+        return await coordinator.cache_get(key)
+    except (RedisError, OSError) as exc:
+        log.warning("token cache unavailable, asking the homeserver: %r", exc)
+        return None
+
+
+async def _cache_set(coordinator: Coordinator, key: str, value: bytes, ttl: float) -> None:
+    try:
+        await coordinator.cache_set(key, value, ttl)
+    except (RedisError, OSError) as exc:
+        log.warning("token cache unavailable, not caching: %r", exc)
