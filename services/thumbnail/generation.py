@@ -1,0 +1,199 @@
+"""Finding a stored thumbnail or making it once, cluster-wide.
+
+A missing thumbnail is generated under `singleflight`: however many requests on however many
+thumbnail processes ask at the same moment, one of them copies the source to a private temp
+folder, has a worker make the thumbnail, stores it under its content hash in the `thumbnails`
+datastore and records the row; the others then find that row. Identical thumbnails share one
+object because the key is the hash. A source that failed is remembered for a few minutes, so a
+hostile file cannot make the cluster decode it again and again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.thumbnail.context import THUMBNAIL_JOB, ThumbnailContext
+from services.thumbnail.formats import normalise
+from services.thumbnail.jobs import (
+    CorruptMedia,
+    SourceTooLarge,
+    ThumbnailFailure,
+    ThumbnailJob,
+    ThumbnailOutput,
+    UnsupportedMedia,
+)
+from services.thumbnail.sizing import Target
+from services.thumbnail.workers import (
+    WorkerCrashed,
+    WorkerFailure,
+    WorkerJobError,
+    WorkerOutOfMemory,
+    WorkerOverCpu,
+    WorkerTimedOut,
+)
+from shared.coordination.singleflight import singleflight
+from shared.db.repositories.media import MediaRecord
+from shared.db.repositories.thumbnails import (
+    ThumbnailKey,
+    ThumbnailRecord,
+    get_thumbnail,
+    insert_thumbnail,
+)
+from shared.runtime import Runtime
+from shared.storage.keys import content_key
+from shared.storage.spool import SpooledFile, SpoolTooLarge, spool_to_temp
+
+FAILURE_CACHE_SECONDS = 300.0
+SOURCE_CHUNK_BYTES = 1024 * 1024
+LOCK_TTL_SECONDS = 30.0
+HASH_CHUNK_BYTES = 1024 * 1024
+
+_REMEMBERED: dict[str, type[Exception]] = {
+    cls.__name__: cls
+    for cls in (UnsupportedMedia, CorruptMedia, SourceTooLarge, WorkerCrashed, WorkerOverCpu,
+                WorkerTimedOut, WorkerOutOfMemory, WorkerJobError)
+}
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    source: MediaRecord
+    target: Target
+    animated: bool
+
+    @property
+    def key(self) -> ThumbnailKey:
+        t = self.target
+        return ThumbnailKey(self.source.origin, self.source.media_id, t.width, t.height, t.method,
+                            self.animated)
+
+    @property
+    def flight(self) -> str:
+        k = self.key
+        return f"thumb:{k.origin}/{k.media_id}/{k.width}x{k.height}/{k.method}/{int(k.animated)}"
+
+    @property
+    def failure_key(self) -> str:
+        t = self.target
+        return f"thumbfail:{self.source.sha256}/{t.width}x{t.height}/{t.method}/{int(self.animated)}"
+
+
+async def find_stored(rt: Runtime, key: ThumbnailKey) -> ThumbnailRecord | None:
+    async with rt.sessions() as session:
+        return await get_thumbnail(session, key)
+
+
+async def stored_or_generated(rt: Runtime, ctx: ThumbnailContext, req: GenerationRequest) -> ThumbnailRecord:
+    """The stored thumbnail for `req`, generating it once cluster-wide when there is none.
+
+    Raises `ThumbnailFailure` / `WorkerFailure` when the source cannot be thumbnailed.
+    """
+    await _raise_remembered_failure(rt, req)
+    wait = ctx.pool.limits.timeout_seconds * 2 + 60
+    return await singleflight(
+        rt.coordinator,
+        req.flight,
+        compute=lambda: _generate_remembering_failure(rt, ctx, req),
+        lookup=lambda: find_stored(rt, req.key),
+        ttl_seconds=LOCK_TTL_SECONDS,
+        wait_seconds=wait,
+    )
+
+
+async def _raise_remembered_failure(rt: Runtime, req: GenerationRequest) -> None:
+    cached = await rt.coordinator.cache_get(req.failure_key)
+    if cached is None:
+        return
+    kind, message = json.loads(cached)
+    raise _REMEMBERED.get(kind, WorkerJobError)(message)
+
+
+async def _generate_remembering_failure(
+    rt: Runtime, ctx: ThumbnailContext, req: GenerationRequest
+) -> ThumbnailRecord:
+    try:
+        return await _generate(rt, ctx, req)
+    except (ThumbnailFailure, WorkerFailure) as exc:
+        remembered = json.dumps([type(exc).__name__, str(exc)]).encode()
+        await rt.coordinator.cache_set(req.failure_key, remembered, FAILURE_CACHE_SECONDS)
+        raise
+
+
+async def _generate(rt: Runtime, ctx: ThumbnailContext, req: GenerationRequest) -> ThumbnailRecord:
+    limit = rt.config.thumbnails.max_source_bytes
+    if limit and req.source.size_bytes > limit:
+        raise SourceTooLarge(f"The media is larger than the {limit} bytes that can be thumbnailed")
+    # One private folder per job: whatever a crashed worker left behind goes with it.
+    job_dir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="thumbjob-", dir=rt.temp_dir))
+    try:
+        source = await _copy_source(rt, req.source, job_dir, limit)
+        output = await ctx.pool.run(THUMBNAIL_JOB, _job(rt, ctx, req, source, job_dir))
+        return await _store_and_record(rt, req, output, source)
+    finally:
+        await asyncio.to_thread(shutil.rmtree, job_dir, True)
+
+
+async def _copy_source(rt: Runtime, record: MediaRecord, job_dir: Path, limit: int) -> SpooledFile:
+    store = rt.datastores.get(record.datastore_id)
+    chunks = store.open_stream(record.location, chunk_size=SOURCE_CHUNK_BYTES)
+    try:
+        return await spool_to_temp(chunks, job_dir, limit or None)
+    except SpoolTooLarge as exc:
+        raise SourceTooLarge(f"The media is larger than the {limit} bytes that can be thumbnailed") from exc
+
+
+def _job(rt: Runtime, ctx: ThumbnailContext, req: GenerationRequest, source: SpooledFile,
+         job_dir: Path) -> ThumbnailJob:
+    config = rt.config.thumbnails
+    # Animating a large source costs far more than a still: past the limit it gets a still.
+    animated = req.animated and source.size_bytes <= config.max_animate_size_bytes
+    return ThumbnailJob(
+        source_path=str(source.path),
+        content_type=normalise(req.source.content_type),
+        output_dir=str(job_dir),
+        target=req.target,
+        animated=animated,
+        max_pixels=config.max_pixels,
+        still_frame=config.still_frame,
+        image_formats=ctx.image_formats,
+    )
+
+
+def _hash_file(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(HASH_CHUNK_BYTES):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+async def _store_and_record(
+    rt: Runtime, req: GenerationRequest, output: ThumbnailOutput, source: SpooledFile
+) -> ThumbnailRecord:
+    if output.path is None:  # the source itself is the thumbnail
+        path, sha256, size = source.path, source.sha256, source.size_bytes
+    else:
+        path = Path(output.path)
+        sha256, size = await asyncio.to_thread(_hash_file, path)
+    store = rt.datastores.for_kind("thumbnails")
+    stored = await store.put_file(content_key(sha256), path, output.content_type)
+    record = ThumbnailRecord(
+        key=req.key,
+        content_type=output.content_type,
+        sha256=sha256,
+        size_bytes=size,
+        creation_ts=int(time.time() * 1000),
+        datastore_id=stored.datastore_id,
+        location=stored.location,
+    )
+    async with rt.sessions() as session:
+        return await insert_thumbnail(session, record)

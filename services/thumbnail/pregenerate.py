@@ -1,0 +1,71 @@
+"""Making the configured sizes of new uploads in the background (`thumbnails.pregenerate`).
+
+The consumer runs in the thumbnail service (in the embedded default, in the one process) and
+goes through the same once-per-cluster path as requests, so a request arriving while its size is
+being pre-generated waits for that work instead of repeating it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+
+from services.thumbnail.context import context_of
+from services.thumbnail.formats import normalise, thumbnailable
+from services.thumbnail.generation import GenerationRequest, stored_or_generated
+from services.thumbnail.jobs import ThumbnailFailure
+from services.thumbnail.sizing import snap
+from services.thumbnail.workers import WorkerFailure
+from shared.db.repositories.media import get_media
+from shared.media.thumbnail_queue import PregenerationRequest, thumbnail_queue
+from shared.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+async def pregenerate(rt: Runtime, request: PregenerationRequest) -> int:
+    """Make every configured size of one media item; returns how many are now stored."""
+    config = rt.config.thumbnails
+    async with rt.sessions() as session:
+        record = await get_media(session, request.origin, request.media_id)
+    if record is None or record.quarantined:
+        return 0
+    if not thumbnailable(normalise(record.content_type), config.types):
+        return 0
+    ctx = context_of(rt)
+    made = 0
+    for size in config.sizes:
+        target = snap(size.width, size.height, size.method or "scale", config.sizes,
+                      config.dynamic_sizing)
+        try:
+            await stored_or_generated(rt, ctx, GenerationRequest(record, target, animated=False))
+        except (ThumbnailFailure, WorkerFailure) as exc:
+            # The same source fails the same way at every size.
+            log.info("no thumbnails for %s: %s", record.mxc, exc)
+            return made
+        made += 1
+    return made
+
+
+async def _consume(rt: Runtime) -> None:
+    consumer = f"machine-{rt.machine_id}-{uuid.uuid4().hex[:8]}"
+    async for request in thumbnail_queue(rt).consume(consumer):
+        try:
+            await pregenerate(rt, request)
+        except Exception:
+            log.exception("pre-generating thumbnails of mxc://%s/%s failed",
+                          request.origin, request.media_id)
+
+
+async def start_pregeneration(rt: Runtime) -> Callable[[], Awaitable[None]]:
+    task = asyncio.create_task(_consume(rt), name="thumbnail-pregeneration")
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return stop

@@ -1,0 +1,109 @@
+"""A cluster on PostgreSQL, Redis and SeaweedFS S3 with two thumbnail processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+from signedjson.key import encode_verify_key_base64, generate_signing_key, get_verify_key
+
+from shared.federation.multipart import boundary_of, read_media_multipart
+from shared.federation.xmatrix import sign_request
+from shared.storage.keys import content_key
+from tests.conftest import SERVER_NAME
+from tests.services.thumbnail import media
+from tests.services.thumbnail.conftest import Node
+from tests.services.thumbnail.helpers import (
+    FEDERATION,
+    stored_thumbnails,
+    thumbnail,
+    unique_jpeg,
+    upload,
+    wait_for_thumbnails,
+)
+
+RuntimeFor = Callable[..., Any]
+Cluster = Callable[..., list[Node]]
+
+
+async def test_one_generation_however_many_processes_ask_at_once(
+    cluster: Cluster, runtime_for: RuntimeFor
+) -> None:
+    uploads, first, second = cluster(2)
+    async with uploads.client() as client:
+        media_id = await upload(client, unique_jpeg(2000, 1500), "image/jpeg")
+    async with first.client() as a, second.client() as b:
+        responses = await asyncio.gather(*(
+            thumbnail(client, media_id, 320, 240, "scale") for client in [a, b] * 6
+        ))
+    assert {r.status_code for r in responses} == {200}
+    assert len({r.content for r in responses}) == 1
+    assert first.pool.jobs_run + second.pool.jobs_run == 1
+    rt = await runtime_for(first.config)
+    [row] = await stored_thumbnails(rt, media_id)
+    assert row.datastore_id == "s3" and row.location == content_key(row.sha256)
+    assert await rt.datastores.get("s3").exists(row.location)
+
+
+async def test_pregeneration_runs_on_the_thumbnail_processes(
+    cluster: Cluster, runtime_for: RuntimeFor
+) -> None:
+    uploads, first, second = cluster(2, thumbnails={"pregenerate": True})
+    async with uploads.client() as client:
+        media_id = await upload(client, unique_jpeg(1000, 800), "image/jpeg")
+    rt = await runtime_for(first.config)
+    rows = await wait_for_thumbnails(rt, media_id, 5)
+    assert len(rows) == 5
+    assert first.pool.jobs_run + second.pool.jobs_run == 5  # each size made once, by one of them
+
+
+async def _prime_keys(rt: Any, server_name: str, key: Any) -> None:
+    """Put a server's verify key where the key store looks first (its cluster-wide cache)."""
+    keys = {f"ed25519:{key.version}": encode_verify_key_base64(get_verify_key(key))}
+    await rt.coordinator.cache_set(f"fed:keys:{server_name}", json.dumps(keys).encode(), 3600)
+
+
+async def test_federation_gets_the_client_bytes_in_multipart(
+    cluster: Cluster, runtime_for: RuntimeFor
+) -> None:
+    uploads, thumbs = cluster(1)
+    key = generate_signing_key("t1")
+    origin = "remote.example"
+    await _prime_keys(await runtime_for(thumbs.config), origin, key)
+    async with uploads.client() as client:
+        media_id = await upload(client, unique_jpeg(), "image/jpeg")
+    uri = f"{FEDERATION}/{media_id}?width=96&height=96&method=crop"
+    auth = sign_request(key, origin, SERVER_NAME, "GET", uri)
+    async with thumbs.client(token=None) as server, thumbs.client() as user:
+        federated = await server.get(uri, headers={"Authorization": auth})
+        unsigned = await server.get(uri)
+        from_client = await thumbnail(user, media_id, 96, 96, "crop")
+    assert federated.status_code == 200, federated.text
+    boundary = boundary_of(federated.headers["content-type"])
+    assert boundary is not None
+
+    async def body() -> Any:
+        yield federated.content
+
+    part = await read_media_multipart(boundary, body())
+    data = b"".join([chunk async for chunk in part.body])
+    assert part.metadata == {}
+    assert part.headers["content-type"] == "image/jpeg"
+    assert part.headers["content-disposition"] == "inline; filename=thumbnail.jpg"
+    assert data == from_client.content
+    assert media.decode(data).size == (96, 96)
+    assert unsigned.status_code == 401
+
+
+async def test_a_bomb_on_one_process_leaves_both_serving(cluster: Cluster) -> None:
+    uploads, first, second = cluster(2)
+    async with uploads.client() as client:
+        bomb = await upload(client, media.declared_huge_png(), "image/png")
+        good = await upload(client, unique_jpeg(), "image/jpeg")
+    async with first.client() as a, second.client() as b:
+        refused = await thumbnail(a, bomb)
+        served = await asyncio.gather(thumbnail(a, good, 32, 32), thumbnail(b, good, 96, 96))
+    assert (refused.status_code, refused.json()["errcode"]) == (413, "M_TOO_LARGE")
+    assert [r.status_code for r in served] == [200, 200]
