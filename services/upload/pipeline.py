@@ -28,6 +28,7 @@ from shared.db.repositories.media import MediaRecord
 from shared.matrix.errors import MatrixError
 from shared.media.pending import announce_uploaded
 from shared.media.store import refuse_quarantined, store_local_media
+from shared.media.thumbnail_queue import request_pregeneration
 from shared.runtime import Runtime
 from shared.storage.spool import SpooledFile, SpoolTooLarge, spool_to_temp
 
@@ -71,7 +72,7 @@ async def _store(
 ) -> MediaRecord:
     try:
         async with quota_guard(rt, quota, req.user.user_id, spooled.size_bytes):
-            return await store_local_media(
+            record = await store_local_media(
                 rt,
                 server_name=req.server_name,
                 user_id=req.user.user_id,
@@ -85,6 +86,9 @@ async def _store(
     except Exception as exc:
         log.exception("storing an upload of %d bytes failed", spooled.size_bytes)
         raise StorageFailed() from exc
+    # Thumbnails of the configured sizes are made by the thumbnail pool, never in this request.
+    await request_pregeneration(rt, record)
+    return record
 
 
 async def _check_body(rt: Runtime, limits: UploadsConfig, spooled: SpooledFile) -> None:
