@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import Table, bindparam, exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -107,3 +108,24 @@ async def set_quarantined(
     )
     result = await session.execute(stmt)
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def record_last_access(session: AsyncSession, accesses: dict[tuple[str, str], int]) -> None:
+    """Set `last_access_ts` of many media rows at once: `{(origin, media_id): ts_ms}`.
+
+    One bulk UPDATE by primary key; rows that have gone (purged meanwhile) are simply not there.
+    """
+    if not accesses:
+        return
+    table = cast(Table, MediaRow.__table__)
+    # A Core executemany: the ORM's bulk update by primary key would fail on a vanished row.
+    stmt = (
+        update(table)
+        .where(table.c.origin == bindparam("k_origin"), table.c.media_id == bindparam("k_media_id"))
+        .values(last_access_ts=bindparam("k_ts"))
+    )
+    rows = [
+        {"k_origin": origin, "k_media_id": media_id, "k_ts": ts}
+        for (origin, media_id), ts in accesses.items()
+    ]
+    await session.execute(stmt, rows)

@@ -1,0 +1,87 @@
+"""HTTP semantics of serving immutable media: ETag and 304, single byte ranges and 416.
+
+Pure functions over header values, so the pipeline reads as steps and these rules as rules.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from shared.db.repositories.media import MediaRecord
+from shared.matrix.errors import MatrixError
+from shared.storage.base import ByteRange
+
+CACHE_CONTROL = "private, max-age=259200"
+"""Three days, as matrix-media-repo sends: media never changes, but it can be quarantined, so a
+shared cache must not keep it and a client should ask again after a while."""
+
+_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Preconditions:
+    """The request headers that shape the answer: `Range`, `If-Range`, `If-None-Match`."""
+
+    range: str | None = None
+    if_range: str | None = None
+    if_none_match: str | None = None
+
+
+class RangeNotSatisfiable(MatrixError):
+    def __init__(self, size: int) -> None:
+        super().__init__(
+            416, "M_UNKNOWN", "The requested range is not satisfiable",
+            headers={"Content-Range": f"bytes */{size}"},
+        )
+
+
+def etag_for(record: MediaRecord) -> str:
+    """Media is immutable, so its content hash is a strong validator."""
+    return f'"{record.sha256}"'
+
+
+def etag_matches(header: str | None, etag: str) -> bool:
+    """`If-None-Match` semantics: `*` or any listed tag (weak comparison) matches."""
+    if not header:
+        return False
+    tags = [tag.strip() for tag in header.split(",")]
+    return "*" in tags or any(tag.removeprefix("W/") == etag for tag in tags)
+
+
+def requested_range(
+    range_header: str | None, if_range: str | None, etag: str, size: int
+) -> ByteRange | None:
+    """The one byte range to serve, or None to serve everything.
+
+    Malformed, multi-range and stale (`If-Range` not our ETag) requests get the whole body, as
+    RFC 9110 allows; a well-formed range that starts past the end raises `RangeNotSatisfiable`.
+    """
+    if not range_header or (if_range is not None and if_range.strip() != etag):
+        return None
+    match = _RANGE.match(range_header)
+    if match is None:
+        return None
+    first, last = match.groups()
+    if not first and not last:
+        return None
+    if not first:
+        # `bytes=-N`: the last N bytes.
+        suffix = int(last)
+        if suffix == 0 or size == 0:
+            raise RangeNotSatisfiable(size)
+        return ByteRange(max(size - suffix, 0), size - 1)
+    start = int(first)
+    end = int(last) if last else size - 1
+    if last and end < start:
+        return None
+    if start >= size:
+        raise RangeNotSatisfiable(size)
+    return ByteRange(start, min(end, size - 1))
+
+
+def range_headers(byte_range: ByteRange, size: int) -> dict[str, str]:
+    return {
+        "Content-Range": f"bytes {byte_range.start}-{byte_range.end}/{size}",
+        "Content-Length": str(byte_range.length),
+    }

@@ -1,0 +1,70 @@
+"""Recording when media was last served, batched off the request path.
+
+Retention purges (`purge/old`) need `last_access_ts`, but a database write per download would
+cost more than serving a small file. Each process collects accesses in memory and writes them in
+one bulk UPDATE every `downloads.accessFlushSeconds`; at most that much is lost if it crashes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from shared.db.repositories.media import record_last_access
+from shared.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+_EXTRAS_KEY = "access_recorder"
+
+
+class AccessRecorder:
+    """Collects `(origin, media_id) -> last access` and flushes it periodically in one write."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+        self._pending: dict[tuple[str, str], int] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def record(self, origin: str, media_id: str) -> None:
+        self._pending[(origin, media_id)] = int(time.time() * 1000)
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="media-access-flusher")
+
+    async def _run(self) -> None:
+        interval = self._rt.config.downloads.access_flush_seconds
+        while True:
+            await asyncio.sleep(interval)
+            await self.flush()
+
+    async def flush(self) -> None:
+        batch, self._pending = self._pending, {}
+        if not batch:
+            return
+        try:
+            async with self._rt.sessions() as session:
+                await record_last_access(session, batch)
+                await session.commit()
+        except Exception:
+            # Losing a few access times only delays a retention purge; never crash the flusher.
+            log.exception("could not record the last access of %d media", len(batch))
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush()
+
+
+def record_access(rt: Runtime, origin: str, media_id: str) -> None:
+    """Note that media was served now; written to the database within a few seconds."""
+    recorder = rt.extras.get(_EXTRAS_KEY)
+    if not isinstance(recorder, AccessRecorder):
+        recorder = AccessRecorder(rt)
+        rt.extras[_EXTRAS_KEY] = recorder
+        rt.closers.append(recorder.close)
+    recorder.record(origin, media_id)
