@@ -205,7 +205,8 @@ class FederationClient:
         )
         self.http = httpx.AsyncClient(
             transport=transport, timeout=timeout, trust_env=False, max_redirects=MAX_REDIRECTS,
-            headers={"User-Agent": "mmr (Matrix media repository)"},
+            # identity: media must arrive as stored, and size limits must count real bytes.
+            headers={"User-Agent": "mmr (Matrix media repository)", "Accept-Encoding": "identity"},
         )
         self.discovery = ServerDiscovery(
             coordinator, lookups or _HttpLookups(self.http, config.well_known_cache_hours * 3600)
