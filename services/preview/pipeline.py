@@ -105,7 +105,8 @@ async def run(rt: Runtime, req: PreviewRequest) -> dict[str, Any]:
     # Step 3: the cache, for the hour asked about (a future `ts` means now).
     now = _now_ms()
     asked_bucket, current_bucket = hour_bucket(min(req.ts or now, now)), hour_bucket(now)
-    outcome = await _lookup(rt, key, language, asked_bucket)
+    # (For the current hour the singleflight below does this lookup itself.)
+    outcome = None if asked_bucket == current_bucket else await _lookup(rt, key, language, asked_bucket)
     if outcome is None:
         # Step 4: fetch once cluster-wide for the current hour, storing the outcome.
         job = _Job(
