@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from services.thumbnail.context import start_thumbnailing
+from services.thumbnail.lifecycle import start_thumbnailing
 from services.thumbnail.routes import router
 from shared.config import MmrConfig
 from shared.runtime import Runtime

@@ -3,16 +3,12 @@ thumbnails, started by the app's start hook and reached through the runtime."""
 
 from __future__ import annotations
 
-import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from services.thumbnail.formats import image_decoders
 from services.thumbnail.workers import WorkerLimits, WorkerPool
 from shared.runtime import Runtime
-
-log = logging.getLogger(__name__)
 
 CONTEXT_KEY = "thumbnail"
 THUMBNAIL_JOB = "services.thumbnail.thumbnailer:make_thumbnail"
@@ -57,10 +53,18 @@ class ThumbnailContext:
 
 
 def context_of(rt: Runtime) -> ThumbnailContext:
+    """This process's thumbnail context, made on first use and closed with the runtime.
+
+    The start hook makes it at start; making it here too keeps thumbnails working in an app
+    assembled without the hook (only pre-generation needs the hook).
+    """
     context = rt.extras.get(CONTEXT_KEY)
-    if not isinstance(context, ThumbnailContext):
-        raise RuntimeError("the thumbnail service was not started (its start hook did not run)")
-    return context
+    if isinstance(context, ThumbnailContext):
+        return context
+    made = new_context(rt)
+    rt.extras[CONTEXT_KEY] = made
+    rt.closers.append(made.pool.close)
+    return made
 
 
 def new_context(rt: Runtime) -> ThumbnailContext:
@@ -70,21 +74,3 @@ def new_context(rt: Runtime) -> ThumbnailContext:
     )
     pool = WorkerPool(config.num_workers, limits, preload=WORKER_PRELOAD)
     return ThumbnailContext(pool=pool, image_formats=image_decoders(config.types))
-
-
-async def start_thumbnailing(rt: Runtime) -> Callable[[], Awaitable[None]]:
-    """Start hook: the worker pool (workers start on first use) and, when configured, the
-    consumer that pre-generates thumbnails of new uploads."""
-    from services.thumbnail.pregenerate import start_pregeneration
-
-    context = new_context(rt)
-    rt.extras[CONTEXT_KEY] = context
-    stop_pregeneration = await start_pregeneration(rt) if rt.config.thumbnails.pregenerate else None
-
-    async def stop() -> None:
-        if stop_pregeneration is not None:
-            await stop_pregeneration()
-        rt.extras.pop(CONTEXT_KEY, None)
-        await context.pool.close()
-
-    return stop

@@ -10,7 +10,8 @@ from typing import Any
 
 from shared.config import MmrConfig
 from tests.services.thumbnail import media
-from tests.services.thumbnail.conftest import Serve, embedded_app
+from tests.conftest import serve_all
+from tests.services.thumbnail.conftest import Node, Serve, embedded_app
 from tests.services.thumbnail.helpers import (
     stored_thumbnails,
     thumbnail,
@@ -53,6 +54,18 @@ async def test_killed_workers_are_replaced_and_requests_keep_being_served(
             os.kill(pid, signal.SIGKILL)
         await asyncio.sleep(0.1)
         response = await thumbnail(client, await upload(client, unique_jpeg(), "image/jpeg"))
+    assert response.status_code == 200
+    assert media.decode(response.content).size == (96, 96)
+
+
+async def test_thumbnails_work_in_an_app_assembled_without_the_start_hook(
+    embedded_config: ConfigFor,
+) -> None:
+    config = embedded_config()
+    with serve_all(config) as server:
+        node = Node(server.url, server.server.config.app, config)
+        async with node.client() as client:
+            response = await thumbnail(client, await upload(client, unique_jpeg(), "image/jpeg"))
     assert response.status_code == 200
     assert media.decode(response.content).size == (96, 96)
 
