@@ -9,8 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 from shared.config import MmrConfig
-from tests.services.thumbnail import media
 from tests.conftest import serve_all
+from tests.services.thumbnail import media
 from tests.services.thumbnail.conftest import Node, Serve, embedded_app
 from tests.services.thumbnail.helpers import (
     stored_thumbnails,
