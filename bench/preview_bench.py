@@ -30,19 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import yaml
 from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from bench.rig import HOST, SECRET, mmr_cluster, mmr_embedded  # noqa: E402
 from tests.infra.http_server import free_port  # noqa: E402
-from tests.infra.postgres import temporary_database  # noqa: E402
-from tests.infra.processes import MmrProcess, start_mmr  # noqa: E402
-from tests.infra.redis_server import ensure_redis  # noqa: E402
-from tests.infra.seaweedfs import start_seaweedfs  # noqa: E402
 
-SECRET = "bench-shared-secret"
 PREVIEW_PATH = "/_matrix/client/v1/media/preview_url"
 PAGE = """<!doctype html><html><head><meta charset="utf-8">
 <title>Benchmark page</title>
@@ -91,76 +86,22 @@ def fixture_site(root: Path) -> Iterator[str]:
         process.wait(10)
 
 
-def preview_settings() -> dict[str, object]:
-    return {"allowedNetworks": ["127.0.0.1/32"], "disallowedNetworks": [], "numWorkers": 64}
-
-
-def base_config(data: Path) -> dict[str, object]:
-    return {
-        "repo": {"tempPath": str(data / "tmp"), "logLevel": "warning"},
-        "homeservers": [{"name": "localhost", "csApi": ""}],
-        "sharedSecretAuth": {"enabled": True, "token": SECRET},
-        "rateLimit": {"enabled": False},
-        "urlPreviews": preview_settings(),
-    }
-
-
-def write_config(path: Path, config: dict[str, object]) -> Path:
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-def started(process: MmrProcess) -> MmrProcess:
-    process.wait_healthy()
-    return process
+PREVIEW_SECTIONS = {
+    "urlPreviews": {"allowedNetworks": ["127.0.0.1/32"], "disallowedNetworks": [], "numWorkers": 64},
+}
 
 
 @contextmanager
-def mmr_embedded(work: Path) -> Iterator[Target]:
-    data = work / "embedded"
-    data.mkdir()
-    config = base_config(data) | {
-        "database": {"sqlite": str(data / "mmr.db")},
-        "datastores": [{"id": "local", "type": "file", "forKinds": ["all"],
-                        "opts": {"path": str(data / "media")}}],
-    }
-    path = write_config(data / "config.yaml", config)
-    process = started(start_mmr("embedded", ["serve", "--config", str(path)], data / "logs"))
-    try:
-        yield Target("mmr embedded", [f"{process.url}{PREVIEW_PATH}"], SECRET, "localhost")
-    finally:
-        process.stop()
+def embedded_target(work: Path) -> Iterator[Target]:
+    with mmr_embedded(work, PREVIEW_SECTIONS) as process:
+        yield Target("mmr embedded", [f"{process.url}{PREVIEW_PATH}"], SECRET, HOST)
 
 
 @contextmanager
-def mmr_cluster(work: Path, stack: ExitStack) -> Iterator[Target]:
-    data = work / "cluster"
-    data.mkdir()
-    pg = stack.enter_context(temporary_database("mmr_bench"))
-    s3 = start_seaweedfs(data / "seaweedfs")
-    stack.callback(s3.stop)
-    bucket = f"bench-{uuid.uuid4().hex[:12]}"
-    s3.client().create_bucket(Bucket=bucket)
-    config = base_config(data) | {
-        "database": {"postgres": pg},
-        "redis": {"enabled": True, "url": ensure_redis()},
-        "datastores": [{"id": "s3", "type": "s3", "forKinds": ["all"], "opts": {
-            "endpoint": s3.endpoint, "bucketName": bucket, "accessKeyId": s3.access_key,
-            "accessSecret": s3.secret_key, "region": s3.region, "ssl": False, "pathStyle": True}}],
-    }
-    path = str(write_config(data / "config.yaml", config))
-    admin = started(start_mmr("admin", ["serve", "admin", "--config", path], data / "logs",
-                              env={"MACHINE_ID": "0"}))
-    previews = [start_mmr(f"preview{i}", ["serve", "preview", "--config", path], data / "logs",
-                          env={"MACHINE_ID": str(i)}) for i in (1, 2)]
-    try:
-        for process in previews:
-            started(process)
+def cluster_target(work: Path, stack: ExitStack) -> Iterator[Target]:
+    with mmr_cluster(work, stack, "preview", PREVIEW_SECTIONS) as processes:
         yield Target("mmr cluster (2 preview procs)",
-                     [f"{p.url}{PREVIEW_PATH}" for p in previews], SECRET, "localhost")
-    finally:
-        for process in [*previews, admin]:
-            process.stop()
+                     [f"{p.url}{PREVIEW_PATH}" for p in processes], SECRET, HOST)
 
 
 def ensure_synapse_previews() -> None:
@@ -234,9 +175,9 @@ def main() -> None:
         (work / "site").mkdir()
         write_site(work / "site")
         site = stack.enter_context(fixture_site(work / "site"))
-        makers = [lambda: mmr_embedded(work)]
+        makers = [lambda: embedded_target(work)]
         if not args.skip_cluster:
-            makers.append(lambda: mmr_cluster(work, stack))
+            makers.append(lambda: cluster_target(work, stack))
         if not args.skip_synapse:
             makers.append(lambda: synapse_peer(work))
         for make in makers:

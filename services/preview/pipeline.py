@@ -34,6 +34,9 @@ from shared.matrix.errors import MatrixError, NotFound, Unrecognized
 from shared.runtime import Runtime
 
 HOUR_MS = 3_600_000
+MEMO_SECONDS = 3600.0
+"""How long an outcome stays in the coordinator's cache in front of the database: about as long
+as its hour bucket is the one asked for."""
 _WORKERS_EXTRA = "preview.workers"
 
 
@@ -67,20 +70,30 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _cache_key(url: str, language: str, bucket_ts: int) -> str:
+    digest = hashlib.sha256(json.dumps([url, language]).encode()).hexdigest()
+    return f"preview:{digest}:{bucket_ts}"
+
+
 async def _lookup(rt: Runtime, url: str, language: str, bucket_ts: int) -> CachedPreview | None:
+    """The stored outcome: the coordinator's cache first (Redis, or this process's memory), then
+    the database. An outcome never changes once stored, so the copies cannot disagree."""
+    key = _cache_key(url, language, bucket_ts)
+    cached = await rt.coordinator.cache_get(key)
+    if cached is not None:
+        return CachedPreview.from_bytes(cached)
     async with rt.sessions() as session:
-        return await get_preview(session, url, language, bucket_ts)
+        stored = await get_preview(session, url, language, bucket_ts)
+    if stored is not None:
+        await rt.coordinator.cache_set(key, stored.to_bytes(), MEMO_SECONDS)
+    return stored
 
 
 async def _store(rt: Runtime, url: str, language: str, bucket_ts: int, outcome: CachedPreview) -> None:
     async with rt.sessions() as session:
         await insert_preview(session, url, language, bucket_ts, outcome, _now_ms())
         await session.commit()
-
-
-def _flight_key(url: str, language: str, bucket_ts: int) -> str:
-    digest = hashlib.sha256(json.dumps([url, language]).encode()).hexdigest()
-    return f"preview:{digest}:{bucket_ts}"
+    await rt.coordinator.cache_set(_cache_key(url, language, bucket_ts), outcome.to_bytes(), MEMO_SECONDS)
 
 
 def _answer(outcome: CachedPreview) -> dict[str, Any]:
@@ -123,7 +136,7 @@ async def run(rt: Runtime, req: PreviewRequest) -> dict[str, Any]:
 
         outcome = await singleflight(
             rt.coordinator,
-            _flight_key(key, language, current_bucket),
+            _cache_key(key, language, current_bucket),
             compute=compute,
             lookup=lambda: _lookup(rt, key, language, current_bucket),
             wait_seconds=4 * settings.timeout_seconds + 30,

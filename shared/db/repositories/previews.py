@@ -29,6 +29,16 @@ class CachedPreview:
     def is_error(self) -> bool:
         return self.preview is None
 
+    def to_bytes(self) -> bytes:
+        """A compact encoding for caches outside the database."""
+        return json.dumps([self.preview, self.error_status, self.error_code, self.error_message],
+                          separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> CachedPreview:
+        preview, status, code, message = json.loads(data)
+        return cls(preview=preview, error_status=status, error_code=code, error_message=message)
+
 
 def _to_cached(row: UrlPreviewRow) -> CachedPreview:
     if row.response_json is not None:

@@ -44,7 +44,7 @@ RESOLVER_ANSWERS = {
     "denied.test": ["127.0.0.1"],
 }
 PAGE_SIZE_LIMIT = 1024 * 1024
-TIMEOUT_SECONDS = 2.0
+TIMEOUT_SECONDS = 3.0
 URL_DENY_LIST = ["*.denied.test", "denied.test", "^https?://[^/]+/private/"]
 
 

@@ -119,7 +119,7 @@ def install(web: FixtureWebServer, internal: FixtureWebServer) -> None:
     routes["/huge-streamed.html"] = streamed(_chunks(b"<p>" + b"x" * 65533, HUGE_BYTES * 4),
                                              "text/html")
     routes["/slow.html"] = streamed(lambda: iter([b"<html><title>slow</title>"] + [b" "] * 40),
-                                    "text/html", delay_seconds=0.1)
+                                    "text/html", delay_seconds=0.15)
     routes["/slow-ok.html"] = streamed(lambda: iter([OPENGRAPH.encode()] + [b" "] * 8), "text/html",
                                        delay_seconds=0.05)
     routes["/redirect/1"] = redirect("/redirect/2", 301)

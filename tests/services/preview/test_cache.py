@@ -96,8 +96,8 @@ async def test_the_same_url_asked_at_once_on_several_processes_is_fetched_once(
     responses = await asyncio.gather(
         *(node.preview(url) for node in cluster_previewers for _ in range(4))
     )
-    assert all(r.status_code == 200 for r in responses)
-    assert len({r.json()["og:image"] for r in responses}) == 1
+    assert all(r.status_code == 200 for r in responses), [r.text for r in responses]
+    assert len({r.json()["og:image"] for r in responses}) == 1, [r.text for r in responses]
     assert fetches(web, url) == 1
 
 
