@@ -3,9 +3,11 @@ requests that are unsigned, forged or addressed elsewhere are refused with 401."
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
-from signedjson.key import generate_signing_key
+from signedjson.key import SigningKey, generate_signing_key
 
 from shared.federation.multipart import boundary_of, read_media_multipart
 from shared.federation.xmatrix import load_signing_key, sign_request
@@ -44,9 +46,12 @@ async def test_a_real_homeserver_fetches_our_media_over_federation(
     assert synapse_b.count_requests("/_matrix/key/v2/server") >= keys_before
 
 
-def _signed(key_path_or_key: object, origin: str, destination: str, uri: str) -> dict[str, str]:
-    key = load_signing_key(str(key_path_or_key)) if not hasattr(key_path_or_key, "sign") else key_path_or_key
-    return {"Authorization": sign_request(key, origin, destination, "GET", uri)}  # type: ignore[arg-type]
+def _signed(key: SigningKey, origin: str, destination: str, uri: str) -> dict[str, str]:
+    return {"Authorization": sign_request(key, origin, destination, "GET", uri)}
+
+
+def _key_of(server: SynapseServer) -> SigningKey:
+    return load_signing_key(str(server.signing_key_path))
 
 
 async def _federation_get(mmr: Mmr, media_id: str, headers: dict[str, str]) -> httpx.Response:
@@ -65,16 +70,16 @@ async def test_a_correctly_signed_request_gets_two_parts(
     uri = f"{FEDERATION_DOWNLOAD}/{media_id}"
     assert mmr.own_name is not None
     response = await _federation_get(
-        mmr, media_id, _signed(synapse_b.signing_key_path, synapse_b.server_name, mmr.own_name, uri)
+        mmr, media_id, _signed(_key_of(synapse_b), synapse_b.server_name, mmr.own_name, uri)
     )
     assert response.status_code == 200
     boundary = boundary_of(response.headers["content-type"])
     assert boundary is not None
 
-    async def body() -> object:
+    async def body() -> AsyncIterator[bytes]:
         yield response.content
 
-    part = await read_media_multipart(boundary, body())  # type: ignore[arg-type]
+    part = await read_media_multipart(boundary, body())
     assert part.metadata == {}
     assert part.headers["content-type"] == "text/plain"
     assert part.headers["content-disposition"] == "inline; filename=notes.txt"
@@ -89,7 +94,7 @@ async def test_unsigned_forged_or_misaddressed_requests_are_401(
     media_id = await _owned_media(mmr, unique_bytes(), "image/png", None)
     uri = f"{FEDERATION_DOWNLOAD}/{media_id}"
     assert mmr.own_name is not None
-    b_name, b_key = synapse_b.server_name, synapse_b.signing_key_path
+    b_name, b_key = synapse_b.server_name, _key_of(synapse_b)
     attempts = {
         "unsigned": {},
         "bearer": {"Authorization": "Bearer abc"},
@@ -111,7 +116,7 @@ async def test_only_our_own_existing_media_is_served(
     assert mmr.own_name is not None
     for media_id in ("DoesNotExist", "bad.id"):
         uri = f"{FEDERATION_DOWNLOAD}/{media_id}?timeout_ms=0"
-        headers = _signed(synapse_b.signing_key_path, synapse_b.server_name, mmr.own_name, uri)
+        headers = _signed(_key_of(synapse_b), synapse_b.server_name, mmr.own_name, uri)
         async with httpx.AsyncClient(base_url=mmr.url, verify=False) as client:
             response = await client.get(uri, headers={"Host": mmr.own_name, **headers})
         assert response.status_code == 404

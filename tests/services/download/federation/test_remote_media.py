@@ -14,6 +14,7 @@ import pytest
 
 from shared.config import MmrConfig
 from shared.runtime import Runtime
+from tests.infra.http_server import free_port
 from tests.infra.synapse import SynapseServer
 from tests.services.download.conftest import temp_files
 from tests.services.download.federation.conftest import ServeMmr
@@ -133,13 +134,16 @@ async def test_frozen_legacy_routes_do_not_fetch_remote_media(
     assert federation_requests(synapse_b, media_id) == 0
 
 
-async def test_the_default_deny_list_keeps_loopback_peers_unreachable(
-    serve_mmr: ServeMmr, synapse_b: SynapseServer, b_uploader_token: str,
+@pytest.mark.parametrize("by_name", [False, True])
+async def test_the_deny_list_is_checked_on_the_resolved_address(
+    serve_mmr: ServeMmr, synapse_b: SynapseServer, b_uploader_token: str, by_name: bool,
 ) -> None:
     media_id = media_id_of(synapse_b.upload(b_uploader_token, unique_bytes(), "image/png"))
+    # `localhost:<port>` is a name; only its resolved address reveals it as loopback.
+    server = synapse_b.server_name.replace("127.0.0.1", "localhost") if by_name else synapse_b.server_name
     mmr = serve_mmr(federation={"deniedNetworks": ["127.0.0.0/8", "::1/128"]})
     async with mmr.as_client() as client:
-        response = await client.get(f"{DOWNLOAD}/{synapse_b.server_name}/{media_id}")
+        response = await client.get(f"{DOWNLOAD}/{server}/{media_id}")
     assert response.status_code == 502
     assert federation_requests(synapse_b, media_id) == 0
 
@@ -170,8 +174,6 @@ class ConnectionCounter:
 async def test_a_dead_remote_is_502_and_not_asked_again_while_the_failure_is_cached(
     serve_mmr: ServeMmr, mode: str,
 ) -> None:
-    from tests.infra.http_server import free_port
-
     port = free_port()
     dead = f"127.0.0.1:{port}"
     first, second = serve_mmr(mode), serve_mmr(mode)
