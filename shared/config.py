@@ -249,6 +249,8 @@ class UrlPreviewsConfig(Section):
     num_workers: int = Field(10, ge=1)
     expire_after_days: int = Field(0, ge=0)
     max_redirects: int = Field(5, ge=0)
+    # Ports previews may fetch from (also on redirects); empty means any port.
+    allowed_ports: list[int] = Field(default_factory=list)
 
 
 class DownloadBucketConfig(Section):
