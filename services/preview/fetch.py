@@ -40,6 +40,7 @@ class FetchSettings:
 
     policy: IpPolicy
     deny_list: UrlDenyList
+    allowed_ports: frozenset[int]
     verify: ssl.SSLContext
     user_agent: str
     max_bytes: int
@@ -65,6 +66,7 @@ def build_settings(config: MmrConfig) -> FetchSettings:
     return FetchSettings(
         policy=IpPolicy.from_cidrs(previews.allowed_networks, previews.disallowed_networks),
         deny_list=UrlDenyList.from_patterns(previews.url_deny_list),
+        allowed_ports=frozenset(previews.allowed_ports),
         verify=verify,
         user_agent=previews.user_agent,
         max_bytes=previews.max_page_size_bytes,
@@ -144,7 +146,7 @@ async def _follow_redirects(
     client: httpx.AsyncClient, url: httpx.URL, settings: FetchSettings, accept: str
 ) -> httpx.Response:
     for _ in range(settings.max_redirects + 1):
-        check_allowed(url, settings.deny_list)
+        check_allowed(url, settings.deny_list, settings.allowed_ports)
         request = client.build_request("GET", url, headers={"Accept": accept})
         try:
             response = await client.send(request, stream=True)

@@ -112,7 +112,7 @@ async def run(rt: Runtime, req: PreviewRequest) -> dict[str, Any]:
     # Step 2: screen the URL before any lookup or fetch.
     settings = fetch.settings_for(rt)
     url = parse_preview_url(req.url)
-    check_allowed(url, settings.deny_list)
+    check_allowed(url, settings.deny_list, settings.allowed_ports)
     language = (req.language or config.default_language).strip()[:MAX_LANGUAGE_LENGTH]
     key = str(url)
     # Step 3: the cache, for the hour asked about (a future `ts` means now).

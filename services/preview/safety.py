@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 import httpx
@@ -74,9 +74,17 @@ def parse_preview_url(raw: str) -> httpx.URL:
     return url.copy_with(userinfo=b"", fragment=None)
 
 
-def check_allowed(url: httpx.URL, deny_list: UrlDenyList) -> None:
-    """Refuse a URL (the requested one or any redirect hop) the rules above rule out."""
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def check_allowed(url: httpx.URL, deny_list: UrlDenyList, allowed_ports: Collection[int] = ()) -> None:
+    """Refuse a URL (the requested one or any redirect hop) the rules above rule out.
+
+    `allowed_ports` (urlPreviews.allowedPorts) limits the ports when not empty.
+    """
     if url.scheme not in PREVIEWABLE_SCHEMES or not url.host:
         raise Forbidden("The URL redirects to a location that cannot be previewed")
+    if allowed_ports and (url.port or DEFAULT_PORTS[url.scheme]) not in allowed_ports:
+        raise Forbidden("Previews from this port are not allowed")
     if deny_list.denies(url):
         raise Forbidden("Previews of this URL are not allowed")

@@ -7,10 +7,21 @@ Names resolve through the tests' resolver (see conftest.RESOLVER_ANSWERS).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
 import pytest
 
+from shared.config import parse_config
+from tests.conftest import embedded_raw_config
 from tests.infra.fixture_web import FixtureWebServer
-from tests.services.preview.conftest import Previewer, unique
+from tests.services.preview.conftest import (
+    Previewer,
+    preview_overrides,
+    serve_previewer,
+    unique,
+)
 
 
 @pytest.mark.parametrize(
@@ -119,3 +130,20 @@ async def test_missing_url_or_bad_ts_is_a_clear_400(previewer: Previewer, params
         response = await client.get("/_matrix/client/v1/media/preview_url", params=params)
     assert response.status_code == 400
     assert response.json()["errcode"] in ("M_MISSING_PARAM", "M_INVALID_PARAM")
+
+
+@pytest.fixture
+def ports_limited(tmp_path: Path, web: FixtureWebServer) -> Iterator[Previewer]:
+    config = parse_config(embedded_raw_config(tmp_path, **preview_overrides(allowedPorts=[80, 443])))
+    with ExitStack() as stack:
+        yield serve_previewer(stack, config, tmp_path)
+
+
+async def test_allowed_ports_limit_where_previews_may_connect(
+    ports_limited: Previewer, web: FixtureWebServer
+) -> None:
+    before = web.connections
+    response = await ports_limited.preview(unique(web.url("/og.html")))
+    assert response.status_code == 403
+    assert "port" in response.json()["error"]
+    assert web.connections == before
