@@ -80,10 +80,15 @@ async def _insert_new(rt: Runtime, origin: str, user_id: str, max_age_seconds: i
 async def create(rt: Runtime, origin: str, user_id: str) -> Created:
     """`POST /_matrix/media/v1/create`: reserve an MXC for the user to PUT content into later."""
     limits = rt.config.uploads_for(origin)
-    # Step 1: one create per user at a time cluster-wide, so the pending count cannot be raced past.
-    async with lock_unless_unavailable(
-        rt.coordinator, f"create:{user_id}", CREATE_LOCK_TTL_SECONDS, CREATE_LOCK_WAIT_SECONDS
-    ):
+    async with AsyncExitStack() as stack:
+        # Step 1: one create per user at a time cluster-wide, so the pending count holds.
+        try:
+            await stack.enter_async_context(lock_unless_unavailable(
+                rt.coordinator, f"create:{user_id}", CREATE_LOCK_TTL_SECONDS,
+                CREATE_LOCK_WAIT_SECONDS,
+            ))
+        except LockNotAcquired as exc:
+            raise LimitExceeded(1.0, "Too many concurrent /create requests") from exc
         # Step 2: pending limits (per-user quota, then the server-wide maximum).
         await _check_pending(rt, limits, user_id)
         # Step 3: reserve a fresh ID until `uploads.maxAgeSeconds` from now.

@@ -94,6 +94,8 @@ async def wait_for_pending_media(
     record, reserved_until = await _pending_until(rt, origin, media_id)
     if record is not None or not reserved_until:
         return record
+    if wait_seconds(timeout_ms) == 0:
+        raise NotYetUploaded()
     deadline = min(time.monotonic() + wait_seconds(timeout_ms), reserved_until)
     subscription = await _subscribe(rt.coordinator, uploaded_channel(origin, media_id))
     interval = RECHECK_SECONDS if subscription is not None else POLL_SECONDS
