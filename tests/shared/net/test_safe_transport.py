@@ -111,3 +111,11 @@ async def test_tls_verifies_the_certificate_of_the_name_while_connecting_to_the_
         assert (await http.get(tls_web.url("/", host="public.test"))).text == "<html>tls</html>"
         with pytest.raises(httpx.ConnectError, match="certificate"):
             await http.get(tls_web.url("/", host="other.test"))
+
+
+async def test_the_system_resolver_is_checked_too(web: FixtureWebServer) -> None:
+    """No injected resolver: `localhost` goes through getaddrinfo and still meets the policy."""
+    async with httpx.AsyncClient(transport=SafeTransport(DEFAULT_POLICY), trust_env=False) as http:
+        with pytest.raises(AddressBlocked):
+            await http.get(web.url("/", host="localhost"))
+    assert web.connections == 0
