@@ -35,19 +35,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import boto3
 import httpx
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from bench import rig  # noqa: E402
 from shared.storage.s3 import TRANSFER_CONFIG  # noqa: E402
-from tests.infra.postgres import temporary_database  # noqa: E402
-from tests.infra.processes import MmrProcess, start_mmr  # noqa: E402
-from tests.infra.redis_server import ensure_redis  # noqa: E402
-from tests.infra.seaweedfs import start_seaweedfs  # noqa: E402
+from tests.infra.processes import MmrProcess  # noqa: E402
 
-SECRET = "bench-shared-secret"
 UPLOAD_PATH = "/_matrix/media/v3/upload"
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -87,75 +85,34 @@ async def streamed_body(size: int) -> AsyncIterator[bytes]:
 # --- targets ----------------------------------------------------------------------------------
 
 
-def base_config(data: Path) -> dict[str, object]:
-    return {
-        "repo": {"tempPath": str(data / "tmp"), "logLevel": "warning"},
-        "homeservers": [{"name": "localhost", "csApi": ""}],
-        "sharedSecretAuth": {"enabled": True, "token": SECRET},
-        "rateLimit": {"enabled": False},
-        "uploads": {"maxBytes": 2 * GIB},
-    }
-
-
-def write_config(path: Path, config: dict[str, object]) -> str:
-    path.write_text(yaml.safe_dump(config))
-    return str(path)
-
-
-def started(process: MmrProcess) -> MmrProcess:
-    process.wait_healthy()
-    return process
+UPLOAD_SECTIONS = {"uploads": {"maxBytes": 2 * GIB}}
 
 
 @contextmanager
 def mmr_embedded(work: Path) -> Iterator[Target]:
-    data = work / "embedded"
-    data.mkdir()
-    config = base_config(data) | {
-        "database": {"sqlite": str(data / "mmr.db")},
-        "datastores": [{"id": "local", "type": "file", "forKinds": ["all"],
-                        "opts": {"path": str(data / "media")}}],
-    }
-    path = write_config(data / "config.yaml", config)
-    process = started(start_mmr("embedded", ["serve", "--config", path], data / "logs"))
-    try:
-        yield Target("mmr embedded", [process.url + UPLOAD_PATH], SECRET, [process.process.pid],
-                     "localhost")
-    finally:
-        process.stop()
+    with rig.mmr_embedded(work, UPLOAD_SECTIONS) as process:
+        yield Target("mmr embedded", [process.url + UPLOAD_PATH], rig.SECRET, [process.process.pid],
+                     rig.HOST)
+
+
+def _s3_of(process: MmrProcess) -> tuple[Any, str]:
+    """(boto3 client, bucket) of the S3 datastore in the config a process was started with."""
+    config = yaml.safe_load(Path(process.args[process.args.index("--config") + 1]).read_text())
+    opts = config["datastores"][0]["opts"]
+    client = boto3.client(
+        "s3", endpoint_url=opts["endpoint"], aws_access_key_id=opts["accessKeyId"],
+        aws_secret_access_key=opts["accessSecret"], region_name=opts["region"] or "us-east-1",
+    )
+    return client, opts["bucketName"]
 
 
 @contextmanager
 def mmr_cluster(work: Path, stack: ExitStack) -> Iterator[Target]:
-    data = work / "cluster"
-    data.mkdir()
-    pg = stack.enter_context(temporary_database("mmr_bench_upload"))
-    s3 = start_seaweedfs(data / "seaweedfs")
-    stack.callback(s3.stop)
-    bucket = f"bench-{uuid.uuid4().hex[:12]}"
-    s3.client().create_bucket(Bucket=bucket)
-    config = base_config(data) | {
-        "database": {"postgres": pg},
-        "redis": {"enabled": True, "url": ensure_redis()},
-        "datastores": [{"id": "s3", "type": "s3", "forKinds": ["all"], "opts": {
-            "endpoint": s3.endpoint, "bucketName": bucket, "accessKeyId": s3.access_key,
-            "accessSecret": s3.secret_key, "region": s3.region, "ssl": False, "pathStyle": True}}],
-    }
-    path = write_config(data / "config.yaml", config)
-    admin = started(start_mmr("admin", ["serve", "admin", "--config", path], data / "logs",
-                              env={"MACHINE_ID": "0"}))
-    uploads = [start_mmr(f"upload{i}", ["serve", "upload", "--config", path], data / "logs",
-                         env={"MACHINE_ID": str(i)}) for i in (1, 2)]
-    try:
-        for process in uploads:
-            started(process)
+    with rig.mmr_cluster(work, stack, "upload", UPLOAD_SECTIONS, count=2) as uploads:
         target = Target("mmr cluster (2 upload procs)", [p.url + UPLOAD_PATH for p in uploads],
-                        SECRET, [p.process.pid for p in uploads], "localhost")
-        target.storage = (s3.client(), bucket)
+                        rig.SECRET, [p.process.pid for p in uploads], rig.HOST)
+        target.storage = _s3_of(uploads[0])
         yield target
-    finally:
-        for process in [*uploads, admin]:
-            process.stop()
 
 
 @contextmanager

@@ -24,12 +24,11 @@ from shared.db.repositories.reservations import (
     insert_reservation,
     pending_for_user,
 )
-from shared.ids.media_id import is_valid_media_id, new_media_id
+from shared.ids.media_id import is_valid_media_id, with_new_media_id
 from shared.matrix.errors import CannotOverwrite, Forbidden, LimitExceeded, NotFound
 from shared.media.locks import lock_unless_unavailable
 from shared.runtime import Runtime
 
-MEDIA_ID_ATTEMPTS = 10
 CREATE_LOCK_TTL_SECONDS = 30
 CREATE_LOCK_WAIT_SECONDS = 30
 CLAIM_TTL_SECONDS = 60
@@ -62,19 +61,15 @@ async def _check_pending(rt: Runtime, limits: UploadsConfig, user_id: str) -> No
 
 
 async def _insert_new(rt: Runtime, origin: str, user_id: str, max_age_seconds: int) -> Reservation:
-    for _ in range(MEDIA_ID_ATTEMPTS):
+    async def insert(media_id: str) -> Reservation:
         now = _now_ms()
-        reservation = Reservation(
-            origin, new_media_id(rt.ids), user_id, now, now + max_age_seconds * 1000
-        )
+        reservation = Reservation(origin, media_id, user_id, now, now + max_age_seconds * 1000)
         async with rt.sessions() as session:
-            try:
-                await insert_reservation(session, reservation)
-                await session.commit()
-                return reservation
-            except ReservationTaken:
-                continue
-    raise RuntimeError("could not allocate a unique media ID")
+            await insert_reservation(session, reservation)
+            await session.commit()
+        return reservation
+
+    return await with_new_media_id(rt.ids, insert, ReservationTaken)
 
 
 async def create(rt: Runtime, origin: str, user_id: str) -> Created:

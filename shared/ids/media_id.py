@@ -10,10 +10,15 @@ import base64
 import ipaddress
 import re
 import secrets
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from shared.ids.snowflake import SnowflakeGenerator
 
 RANDOM_BYTES = 12  # 96 bits
+MEDIA_ID_ATTEMPTS = 10
+"""A collision needs the same snowflake and 96 random bits; retrying is the database's backstop."""
+T = TypeVar("T")
 MEDIA_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 _DNS_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _DNS_NAME_RE = re.compile(rf"^{_DNS_LABEL}(?:\.{_DNS_LABEL})*\.?$")
@@ -27,6 +32,21 @@ def _b64(data: bytes) -> str:
 def new_media_id(generator: SnowflakeGenerator) -> str:
     snowflake = generator.next_id().to_bytes(8, "big")
     return _b64(snowflake) + _b64(secrets.token_bytes(RANDOM_BYTES))
+
+
+async def with_new_media_id(
+    generator: SnowflakeGenerator,
+    insert: Callable[[str], Awaitable[T]],
+    taken: type[Exception],
+    attempts: int = MEDIA_ID_ATTEMPTS,
+) -> T:
+    """`insert(new_id)` under fresh IDs until it does not raise `taken` (an ID collision)."""
+    for _ in range(attempts):
+        try:
+            return await insert(new_media_id(generator))
+        except taken:
+            continue
+    raise RuntimeError(f"could not allocate a unique media ID in {attempts} attempts")
 
 
 def is_valid_media_id(media_id: str) -> bool:

@@ -18,7 +18,7 @@ from shared.db.repositories.media import (
     is_sha256_quarantined,
 )
 from shared.db.repositories.reservations import delete_reservation
-from shared.ids.media_id import new_media_id
+from shared.ids.media_id import with_new_media_id
 from shared.matrix.disposition import clean_filename
 from shared.matrix.errors import CannotOverwrite, Forbidden
 from shared.media.locks import lock_unless_unavailable
@@ -29,7 +29,6 @@ from shared.storage.spool import SpooledFile
 
 log = logging.getLogger(__name__)
 
-MEDIA_ID_ATTEMPTS = 10
 HASH_LOCK_TTL_SECONDS = 60
 HASH_LOCK_WAIT_SECONDS = 600
 """Long enough for another machine to finish storing a very large identical file."""
@@ -90,16 +89,15 @@ def _record_for(rt: Runtime, new: NewMedia, media_id: str, stored: StoredObject)
 
 async def _record_fresh(rt: Runtime, new: NewMedia, stored: StoredObject) -> MediaRecord:
     """Insert a media row under a fresh media ID (retrying the rare ID collision)."""
-    for _ in range(MEDIA_ID_ATTEMPTS):
-        record = _record_for(rt, new, new_media_id(rt.ids), stored)
+
+    async def insert(media_id: str) -> MediaRecord:
+        record = _record_for(rt, new, media_id, stored)
         async with rt.sessions() as session:
-            try:
-                await insert_media(session, record)
-                await session.commit()
-                return record
-            except MediaIdTaken:
-                continue
-    raise RuntimeError("could not allocate a unique media ID")
+            await insert_media(session, record)
+            await session.commit()
+        return record
+
+    return await with_new_media_id(rt.ids, insert, MediaIdTaken)
 
 
 async def _record_reserved(rt: Runtime, new: NewMedia, media_id: str, stored: StoredObject) -> MediaRecord:

@@ -6,7 +6,6 @@ as an operator would start them.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
@@ -23,8 +22,9 @@ from tests.services.upload.helpers import (
     CREATE,
     DOWNLOAD,
     UPLOAD,
-    assert_error,
+    download_woken_by_put,
     media_path,
+    race_two_puts,
     slow_body,
     stored_objects,
     unique_bytes,
@@ -89,17 +89,8 @@ async def test_parallel_puts_to_one_id_on_two_upload_processes(
 ) -> None:
     one, two, download = clients
     objects_before = stored_objects(upload_cluster.config)
-    mxc = (await one.post(CREATE)).json()["content_uri"]
-    bodies = [unique_bytes(1024 * 1024), unique_bytes(1024 * 1024)]
-    answers = await asyncio.gather(
-        one.put(f"{UPLOAD}/{media_path(mxc)}", content=slow_body(bodies[0])),
-        two.put(f"{UPLOAD}/{media_path(mxc)}", content=slow_body(bodies[1])),
-    )
-    assert sorted(a.status_code for a in answers) == [200, 409], [a.text for a in answers]
-    loser = next(a for a in answers if a.status_code == 409)
-    assert_error(loser, 409, "M_CANNOT_OVERWRITE_MEDIA")
-    winner = bodies[[a.status_code for a in answers].index(200)]
-    assert (await download.get(f"{DOWNLOAD}/{media_path(mxc)}")).content == winner
+    race = await race_two_puts(one, two, 1024 * 1024)
+    assert (await download.get(f"{DOWNLOAD}/{media_path(race.mxc)}")).content == race.winner
     assert len(stored_objects(upload_cluster.config) - objects_before) == 1
 
 
@@ -122,19 +113,8 @@ async def test_parallel_identical_uploads_store_one_object(
 async def test_download_process_woken_by_put_on_an_upload_process(
     clients: list[httpx.AsyncClient],
 ) -> None:
-    one, two, download = clients
-    mxc = (await one.post(CREATE)).json()["content_uri"]
-    waiting = asyncio.create_task(
-        download.get(f"{DOWNLOAD}/{media_path(mxc)}", params={"timeout_ms": 30000})
-    )
-    await asyncio.sleep(0.5)
-    assert not waiting.done()
-    data = unique_bytes(100_000)
-    assert (await two.put(f"{UPLOAD}/{media_path(mxc)}", content=data)).status_code == 200
-    put_done = time.monotonic()
-    got = await waiting
-    assert got.status_code == 200 and got.content == data
-    assert time.monotonic() - put_done < 2.0
+    _, two, download = clients
+    await download_woken_by_put(download, two, wait_limit=2.0)
 
 
 async def test_pending_create_limit_across_upload_processes(

@@ -198,7 +198,7 @@ async def test_each_homeserver_checks_its_own_tokens(
     synapse_homeserver: SynapseServer, synapse_factory: SynapseFactory,  # noqa: F811
 ) -> None:
     second = synapse_factory(server_name="second.test")
-    homeservers = [
+    homeservers: list[dict[str, Any]] = [
         {"name": synapse_homeserver.server_name, "csApi": synapse_homeserver.client_url},
         {"name": "second.test", "csApi": second.client_url, "uploads": {"maxBytes": 100}},
     ]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +113,48 @@ async def slow_body(data: bytes, chunk: int = 64 * 1024, pause: float = 0.01) ->
     for start in range(0, len(data), chunk):
         await asyncio.sleep(pause)
         yield data[start:start + chunk]
+
+
+@dataclass(frozen=True)
+class PutRace:
+    mxc: str
+    winner: bytes
+    loser: bytes
+
+
+async def race_two_puts(first: httpx.AsyncClient, second: httpx.AsyncClient, size: int) -> PutRace:
+    """Create an ID through `first`, then PUT different bodies to it through both at once.
+
+    Asserts the spec's outcome: exactly one 200, the other 409 `M_CANNOT_OVERWRITE_MEDIA`.
+    """
+    mxc = (await create(first)).json()["content_uri"]
+    bodies = [unique_bytes(size), unique_bytes(size)]
+    answers = await asyncio.gather(*(
+        client.put(f"{UPLOAD}/{media_path(mxc)}", content=slow_body(body))
+        for client, body in zip((first, second), bodies, strict=True)
+    ))
+    statuses = [answer.status_code for answer in answers]
+    assert sorted(statuses) == [200, 409], [answer.text for answer in answers]
+    assert_error(answers[statuses.index(409)], 409, "M_CANNOT_OVERWRITE_MEDIA")
+    return PutRace(mxc, bodies[statuses.index(200)], bodies[statuses.index(409)])
+
+
+async def download_woken_by_put(
+    waiter: httpx.AsyncClient, uploader: httpx.AsyncClient, wait_limit: float
+) -> None:
+    """Create an ID, start a download of it, PUT its content while the download waits: the
+    download must answer the content within `wait_limit` seconds of the PUT."""
+    mxc = (await create(uploader)).json()["content_uri"]
+    data = unique_bytes(10_000)
+    download = asyncio.create_task(
+        waiter.get(f"{DOWNLOAD}/{media_path(mxc)}", params={"timeout_ms": 20000})
+    )
+    await asyncio.sleep(0.5)
+    assert not download.done(), "the download should be waiting for the upload"
+    response = await put(uploader, mxc, data)
+    assert response.status_code == 200, response.text
+    put_done = time.monotonic()
+    got = await download
+    assert got.status_code == 200, got.text
+    assert got.content == data
+    assert time.monotonic() - put_done < wait_limit

@@ -20,6 +20,7 @@ from tests.services.upload.helpers import (
     create,
     media_path,
     put,
+    race_two_puts,
     rows_with_hash,
     sha256,
     slow_body,
@@ -135,23 +136,13 @@ async def test_two_concurrent_puts_to_one_id_on_two_machines(
 ) -> None:
     config = make_cluster_config()
     machines = [serve(config, machine_id=0), serve(config, machine_id=7)]
-    bodies = [unique_bytes(1024 * 1024), unique_bytes(1024 * 1024)]
     async with machines[0].client() as first, machines[1].client() as second:
-        mxc = (await create(first)).json()["content_uri"]
-        responses = await asyncio.gather(
-            *(client.put(f"{UPLOAD}/{media_path(mxc)}", content=slow_body(body))
-              for client, body in ((first, bodies[0]), (second, bodies[1])))
-        )
-        statuses = sorted(r.status_code for r in responses)
-        assert statuses == [200, 409], [r.text for r in responses]
-        winner = bodies[[r.status_code for r in responses].index(200)]
-        loser = bodies[[r.status_code for r in responses].index(409)]
-        assert_error(next(r for r in responses if r.status_code == 409), 409, "M_CANNOT_OVERWRITE_MEDIA")
-        got = await second.get(f"{DOWNLOAD}/{media_path(mxc)}")
-    assert got.content == winner
+        race = await race_two_puts(first, second, 1024 * 1024)
+        got = await second.get(f"{DOWNLOAD}/{media_path(race.mxc)}")
+    assert got.content == race.winner
     runtime = await runtime_for(config)  # type: ignore[operator]
-    assert len(await rows_with_hash(runtime, sha256(winner))) == 1
-    assert await rows_with_hash(runtime, sha256(loser)) == []
+    assert len(await rows_with_hash(runtime, sha256(race.winner))) == 1
+    assert await rows_with_hash(runtime, sha256(race.loser)) == []
     assert len(stored_objects(config)) == 1
 
 
@@ -160,11 +151,6 @@ async def test_two_concurrent_puts_to_one_id_in_one_process(
 ) -> None:
     config = make_embedded_config()
     node = serve(config)
-    bodies = [unique_bytes(512 * 1024), unique_bytes(512 * 1024)]
-    async with node.client() as client:
-        mxc = (await create(client)).json()["content_uri"]
-        responses = await asyncio.gather(
-            *(client.put(f"{UPLOAD}/{media_path(mxc)}", content=slow_body(body)) for body in bodies)
-        )
-    assert sorted(r.status_code for r in responses) == [200, 409]
+    async with node.client() as first, node.client() as second:
+        await race_two_puts(first, second, 512 * 1024)
     assert len(stored_objects(config)) == 1

@@ -19,6 +19,7 @@ from tests.services.upload.helpers import (
     create,
     media_path,
     put,
+    race_two_puts,
     rows_of_user,
     rows_with_hash,
     sha256,
@@ -146,13 +147,7 @@ async def test_without_redis_one_put_still_wins_and_the_loser_leaves_no_object(
     """Locks fail open without Redis; the database decides, and the loser's object is removed."""
     config = make_cluster_config(redis_url=DEAD_REDIS)
     machines = [serve(config, machine_id=0), serve(config, machine_id=14)]
-    bodies = [unique_bytes(256 * 1024), unique_bytes(256 * 1024)]
     async with machines[0].client() as one, machines[1].client() as two:
-        mxc = (await create(one)).json()["content_uri"]
-        answers = await asyncio.gather(
-            one.put(f"{UPLOAD}/{media_path(mxc)}", content=slow_body(bodies[0])),
-            two.put(f"{UPLOAD}/{media_path(mxc)}", content=slow_body(bodies[1])),
-        )
-    assert sorted(a.status_code for a in answers) == [200, 409]
+        await race_two_puts(one, two, 256 * 1024)
     assert len(stored_objects(config)) == 1
     assert temp_files(config) == []
