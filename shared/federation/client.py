@@ -230,6 +230,7 @@ class FederationClient:
         *,
         signer: Signer | None = None,
         method: str = "GET",
+        json_body: Any = None,
         follow_redirects: bool = False,
     ) -> AsyncIterator[httpx.Response]:
         """Stream a request to `server_name` (`path` includes the query string).
@@ -243,9 +244,9 @@ class FederationClient:
             headers = {"Host": target.host_header}
             if signer is not None:
                 headers["Authorization"] = sign_request(
-                    signer.key, signer.origin, server_name, method, path
+                    signer.key, signer.origin, server_name, method, path, json_body
                 )
-            request = self.http.build_request(method, url, headers=headers)
+            request = self.http.build_request(method, url, headers=headers, json=json_body)
             response = await self.http.send(request, stream=True, follow_redirects=follow_redirects)
         except httpx.HTTPError as exc:
             await self.breaker.record_failure(server_name)
@@ -259,11 +260,14 @@ class FederationClient:
         finally:
             await response.aclose()
 
-    async def get_json(
-        self, server_name: str, path: str, *, signer: Signer | None = None
+    async def json_request(
+        self, server_name: str, path: str, *, method: str = "GET", json_body: Any = None,
+        signer: Signer | None = None,
     ) -> tuple[int, Any]:
         """(status, parsed JSON body or None) of a small JSON request."""
-        async with self.request(server_name, path, signer=signer) as response:
+        async with self.request(
+            server_name, path, signer=signer, method=method, json_body=json_body
+        ) as response:
             try:
                 body = await read_limited(response, MAX_JSON_BYTES)
             except httpx.HTTPError as exc:

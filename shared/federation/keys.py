@@ -11,7 +11,6 @@ import json
 import logging
 import time
 from typing import Any
-from urllib.parse import quote
 
 from signedjson.key import VerifyKey, decode_verify_key_base64
 from signedjson.sign import SignatureVerifyException, verify_signed_json
@@ -92,7 +91,7 @@ class KeyStore:
             miss_key = f"fed:key-miss:{server_name}:{key_id}"
             if await self._coordinator.cache_get(miss_key) is not None:
                 return None
-            keys = await self._fetch(server_name)
+            keys = await self._fetch(server_name, key_id)
             if key_id not in keys:
                 await self._coordinator.cache_set(miss_key, b"1", MISS_CACHE_SECONDS)
                 return None
@@ -107,10 +106,10 @@ class KeyStore:
         ttl = max(MIN_CACHE_SECONDS, min(seconds, MAX_CACHE_SECONDS))
         await self._coordinator.cache_set(f"fed:keys:{server_name}", json.dumps(keys).encode(), ttl)
 
-    async def _fetch(self, server_name: str) -> dict[str, str]:
+    async def _fetch(self, server_name: str, key_id: str) -> dict[str, str]:
         """Ask the notaries first (when configured), then the server itself."""
         for notary in self._notaries:
-            keys, valid_until = await self._via_notary(notary, server_name)
+            keys, valid_until = await self.keys_from_notary(notary, server_name, key_id)
             if keys:
                 await self._remember(server_name, keys, valid_until)
                 return keys
@@ -121,7 +120,7 @@ class KeyStore:
 
     async def _direct(self, server_name: str) -> tuple[dict[str, str], int]:
         try:
-            status, body = await self._client.get_json(server_name, "/_matrix/key/v2/server")
+            status, body = await self._client.json_request(server_name, "/_matrix/key/v2/server")
         except FederationUnavailable as exc:
             log.info("fetching the keys of %s failed: %s", server_name, exc)
             return {}, 0
@@ -138,13 +137,20 @@ class KeyStore:
                 await self._remember(notary, keys, valid_until)
         return keys
 
-    async def _via_notary(self, notary: str, server_name: str) -> tuple[dict[str, str], int]:
+    async def keys_from_notary(
+        self, notary: str, server_name: str, key_id: str
+    ) -> tuple[dict[str, str], int]:
         notary_keys = await self._notary_keys(notary)
         if not notary_keys:
             return {}, 0
-        path = f"/_matrix/key/v2/query/{quote(server_name, safe='')}"
+        # POST naming the key: a notary fetches keys it has not cached yet (GET may not). The
+        # spec makes minimum_valid_until_ts optional; Synapse insists on it.
+        criteria = {"minimum_valid_until_ts": int(time.time() * 1000)}
+        query: dict[str, Any] = {"server_keys": {server_name: {key_id: criteria}}}
         try:
-            status, body = await self._client.get_json(notary, path)
+            status, body = await self._client.json_request(
+                notary, "/_matrix/key/v2/query", method="POST", json_body=query
+            )
         except FederationUnavailable as exc:
             log.info("notary %s is unreachable: %s", notary, exc)
             return {}, 0
