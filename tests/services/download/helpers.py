@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import uuid
 from email.message import Message
 
 import httpx
 
-UPLOAD = "/_matrix/media/v3/upload"
-DOWNLOAD = "/_matrix/client/v1/media/download"
-LEGACY_DOWNLOAD = "/_matrix/media/v3/download"
+from tests.services.upload.helpers import DOWNLOAD, LEGACY_DOWNLOAD, UPLOAD, unique_bytes
+
+__all__ = [
+    "DOWNLOAD", "FEDERATION_DOWNLOAD", "LEGACY_DOWNLOAD", "UPLOAD", "disposition_filename",
+    "disposition_type", "unique_bytes", "upload",
+]
+
 FEDERATION_DOWNLOAD = "/_matrix/federation/v1/media/download"
-
-
-def unique_bytes(size: int = 64) -> bytes:
-    """Content no other test uploads, so deduplication never links two tests."""
-    seed = uuid.uuid4().bytes
-    return (seed * (size // len(seed) + 1))[:size]
 
 
 async def upload(

@@ -9,8 +9,11 @@ import httpx
 import pytest
 from signedjson.key import SigningKey, generate_signing_key
 
+from shared.coordination.inprocess import InProcessCoordinator
+from shared.federation.client import FederationClient
+from shared.federation.keys import KeyStore
 from shared.federation.multipart import boundary_of, read_media_multipart
-from shared.federation.xmatrix import load_signing_key, sign_request
+from shared.federation.xmatrix import key_id_of, load_signing_key, sign_request
 from tests.infra.synapse import SynapseServer
 from tests.services.download.federation.conftest import Mmr, ServeMmr
 from tests.services.download.helpers import (
@@ -120,3 +123,49 @@ async def test_only_our_own_existing_media_is_served(
         async with httpx.AsyncClient(base_url=mmr.url, verify=False) as client:
             response = await client.get(uri, headers={"Host": mmr.own_name, **headers})
         assert response.status_code == 404
+
+
+async def test_keys_can_come_through_a_notary(
+    serve_mmr: ServeMmr, synapse_a: SynapseServer, synapse_b: SynapseServer,
+) -> None:
+    mmr = serve_mmr(tls=True, federation={"trustedKeyServers": [synapse_a.server_name]})
+    data = unique_bytes()
+    media_id = await _owned_media(mmr, data, "image/png", None)
+    uri = f"{FEDERATION_DOWNLOAD}/{media_id}"
+    assert mmr.own_name is not None
+    queries_before = synapse_a.count_requests("POST /_matrix/key/v2/query")
+    response = await _federation_get(
+        mmr, media_id, _signed(_key_of(synapse_b), synapse_b.server_name, mmr.own_name, uri)
+    )
+    assert response.status_code == 200
+    assert data in response.content
+    assert synapse_a.wait_for_requests("POST /_matrix/key/v2/query", queries_before + 1) == (
+        queries_before + 1
+    )
+    # And the notary's answer alone is enough: signed by B and countersigned by A.
+    coordinator = InProcessCoordinator()
+    client = FederationClient(mmr.config.federation, mmr.config.timeouts, coordinator)
+    try:
+        store = KeyStore(client, coordinator, [synapse_a.server_name])
+        key_id = key_id_of(_key_of(synapse_b))
+        keys, _ = await store.keys_from_notary(synapse_a.server_name, synapse_b.server_name, key_id)
+        assert key_id in keys
+    finally:
+        await client.close()
+        await coordinator.close()
+
+
+async def test_pending_async_media_waits_up_to_timeout_ms_then_504(
+    serve_mmr: ServeMmr, synapse_b: SynapseServer,
+) -> None:
+    mmr = serve_mmr(tls=True)
+    async with mmr.as_owner() as owner:
+        created = await owner.post("/_matrix/media/v1/create")
+    media_id = created.json()["content_uri"].rsplit("/", 1)[1]
+    assert mmr.own_name is not None
+    uri = f"{FEDERATION_DOWNLOAD}/{media_id}?timeout_ms=200"
+    headers = _signed(_key_of(synapse_b), synapse_b.server_name, mmr.own_name, uri)
+    async with httpx.AsyncClient(base_url=mmr.url, verify=False) as client:
+        response = await client.get(uri, headers={"Host": mmr.own_name, **headers})
+    assert response.status_code == 504
+    assert response.json()["errcode"] == "M_NOT_YET_UPLOADED"
