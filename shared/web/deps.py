@@ -18,7 +18,9 @@ from shared.config import HomeserverConfig
 from shared.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+# Dependencies that do no I/O are `async def`: FastAPI runs a plain `def` dependency in its
+# thread pool, which would cost every request a thread hop for a dictionary lookup.
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -43,7 +45,7 @@ def request_host(request: Request, runtime: Runtime) -> str:
     return request.headers.get("host", "")
 
 
-def get_homeserver(request: Request, runtime: RuntimeDep) -> HomeserverConfig:
+async def get_homeserver(request: Request, runtime: RuntimeDep) -> HomeserverConfig:
     return runtime.homeserver_for_host(request_host(request, runtime))
 
 
