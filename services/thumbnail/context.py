@@ -3,11 +3,14 @@ thumbnails, started by the app's start hook and reached through the runtime."""
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 from services.thumbnail.formats import image_decoders
 from services.thumbnail.workers import WorkerLimits, WorkerPool
+from shared.db.repositories.thumbnails import ThumbnailRecord
 from shared.runtime import Runtime
 
 CONTEXT_KEY = "thumbnail"
@@ -15,6 +18,10 @@ THUMBNAIL_JOB = "services.thumbnail.thumbnailer:make_thumbnail"
 WORKER_PRELOAD = ("services.thumbnail.thumbnailer",)
 CACHE_MAX_BYTES = 64 * 1024 * 1024
 CACHE_MAX_ENTRY_BYTES = 512 * 1024
+ANSWER_TTL_SECONDS = 5.0
+"""How long a process answers a repeated request without asking the database again. Changes
+(quarantine, purge) are announced and forgotten at once; this bounds a lost announcement."""
+ANSWER_MAX_ENTRIES = 50_000
 
 
 class BytesCache:
@@ -45,11 +52,48 @@ class BytesCache:
             self._size -= len(evicted)
 
 
+class AnswerCache:
+    """Which stored thumbnail answered a request, for a few seconds, per media item.
+
+    Keys start with (origin, media_id) so a change to one media item forgets all its entries.
+    """
+
+    def __init__(self, ttl_seconds: float = ANSWER_TTL_SECONDS,
+                 max_entries: int = ANSWER_MAX_ENTRIES) -> None:
+        self.ttl_seconds = ttl_seconds
+        self.max_entries = max_entries
+        # Off until the process listens for media changes (the start hook turns it on): without
+        # a listener every request asks the database.
+        self.enabled = False
+        self._entries: OrderedDict[tuple[str, str], dict[Hashable, tuple[float, ThumbnailRecord]]]
+        self._entries = OrderedDict()
+
+    def get(self, media: tuple[str, str], request: Hashable) -> ThumbnailRecord | None:
+        if not self.enabled:
+            return None
+        found = self._entries.get(media, {}).get(request)
+        if found is None or found[0] < time.monotonic():
+            return None
+        return found[1]
+
+    def put(self, media: tuple[str, str], request: Hashable, answer: ThumbnailRecord) -> None:
+        if not self.enabled:
+            return
+        self._entries.setdefault(media, {})[request] = (time.monotonic() + self.ttl_seconds, answer)
+        self._entries.move_to_end(media)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def forget(self, media: tuple[str, str]) -> None:
+        self._entries.pop(media, None)
+
+
 @dataclass
 class ThumbnailContext:
     pool: WorkerPool
     image_formats: tuple[str, ...]
     cache: BytesCache = field(default_factory=BytesCache)
+    answers: AnswerCache = field(default_factory=AnswerCache)
 
 
 def context_of(rt: Runtime) -> ThumbnailContext:

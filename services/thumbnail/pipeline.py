@@ -6,17 +6,15 @@ federation routes all come through `run`, so they answer with the same bytes.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from services.thumbnail import answers
+from services.thumbnail.answers import ThumbnailAnswer
 from services.thumbnail.context import ThumbnailContext, context_of
 from services.thumbnail.formats import normalise, thumbnailable
 from services.thumbnail.generation import GenerationRequest, stored_or_generated
-from services.thumbnail.jobs import EXTENSIONS, SourceTooLarge, ThumbnailFailure
-from services.thumbnail.placeholder import CONTENT_TYPE as PLACEHOLDER_TYPE
-from services.thumbnail.placeholder import placeholder_png
+from services.thumbnail.jobs import SourceTooLarge, ThumbnailFailure
 from services.thumbnail.sizing import Method, Target, snap
 from services.thumbnail.workers import (
     WorkerCrashed,
@@ -25,17 +23,19 @@ from services.thumbnail.workers import (
     WorkerOverCpu,
     WorkerTimedOut,
 )
-from shared.config import ThumbnailsConfig
-from shared.db.repositories.media import MediaRecord
-from shared.db.repositories.thumbnails import ThumbnailRecord
+from shared.config import HomeserverConfig, ThumbnailsConfig
+from shared.db.repositories.media import MediaRecord, get_media
+from shared.db.repositories.thumbnails import ThumbnailKey, ThumbnailRecord, get_thumbnail
 from shared.ids.media_id import is_valid_media_id, is_valid_server_name
-from shared.matrix.disposition import media_headers
 from shared.matrix.errors import BadRequest, MatrixError, NotFound, TooLarge
+from shared.media.access import record_access
 from shared.media.pending import wait_for_pending_media
-from shared.media.remote import fetch_remote_media
+from shared.media.remote import fetch_remote_media, is_ignored_host
 from shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+__all__ = ["ThumbnailAnswer", "ThumbnailRequest", "run"]
 
 
 @dataclass(frozen=True)
@@ -51,28 +51,8 @@ class ThumbnailRequest:
     allow_redirect: bool
     # The deprecated unauthenticated routes may not serve media uploaded while frozen.
     authenticated_route: bool
-
-
-@dataclass(frozen=True)
-class ThumbnailAnswer:
-    """Headers plus the bytes (small thumbnails), a stream of them, or a redirect."""
-
-    headers: dict[str, str]
-    body: bytes | AsyncIterator[bytes] | None
-    location: str | None = None
-
-
-async def _find_source(rt: Runtime, req: ThumbnailRequest) -> tuple[MediaRecord, bool]:
-    """(the source's record, whether it is remote)."""
-    if rt.is_local_server(req.server_name):
-        record = await wait_for_pending_media(rt, req.server_name, req.media_id, req.timeout_ms)
-        if record is None:
-            raise NotFound()
-        return record, False
-    remote = await fetch_remote_media(
-        rt, req.server_name, req.media_id, allow_remote=req.allow_remote
-    )
-    return remote, True
+    # The homeserver the request came through: its signing key signs a remote fetch.
+    via: HomeserverConfig | None = None
 
 
 def _wants_animation(config: ThumbnailsConfig, asked: bool | None) -> bool:
@@ -81,19 +61,32 @@ def _wants_animation(config: ThumbnailsConfig, asked: bool | None) -> bool:
     return config.default_animated if asked is None else asked
 
 
-def _headers(content_type: str) -> dict[str, str]:
-    return media_headers(content_type, f"thumbnail.{EXTENSIONS.get(content_type, 'png')}")
+async def _look_up(
+    rt: Runtime, req: ThumbnailRequest, target: Target, animated: bool
+) -> tuple[MediaRecord | None, ThumbnailRecord | None]:
+    """The media's record and its stored thumbnail, in one session: the warm path's only I/O."""
+    async with rt.sessions() as session:
+        record = await get_media(session, req.server_name, req.media_id)
+        if record is None:
+            return None, None
+        key = ThumbnailKey(record.origin, record.media_id, target.width, target.height,
+                           target.method, animated)
+        return record, await get_thumbnail(session, key)
 
 
-async def _placeholder(rt: Runtime, target: Target) -> ThumbnailAnswer:
-    if not rt.config.quarantine.replace_thumbnails:
-        raise NotFound()
-    data = await asyncio.to_thread(
-        placeholder_png, target.width, target.height, rt.config.quarantine.thumbnail_path
+async def _find_source(rt: Runtime, req: ThumbnailRequest) -> MediaRecord:
+    """Media not recorded yet: a pending async upload (waited for), or remote media to fetch."""
+    if rt.is_local_server(req.server_name):
+        record = await wait_for_pending_media(rt, req.server_name, req.media_id, req.timeout_ms)
+        if record is None:
+            raise NotFound()
+        return record
+    # Frozen legacy routes never fill the cache: what they fetched they could not serve.
+    frozen = rt.config.repo.freeze_unauthenticated_media and not req.authenticated_route
+    return await fetch_remote_media(
+        rt, req.server_name, req.media_id, allow_remote=req.allow_remote and not frozen,
+        via=req.via,
     )
-    headers = _headers(PLACEHOLDER_TYPE)
-    headers["Content-Length"] = str(len(data))
-    return ThumbnailAnswer(headers, data)
 
 
 def _as_matrix_error(exc: ThumbnailFailure | WorkerFailure, remote: bool) -> MatrixError:
@@ -108,59 +101,47 @@ def _as_matrix_error(exc: ThumbnailFailure | WorkerFailure, remote: bool) -> Mat
     return MatrixError(500, "M_UNKNOWN", "The thumbnail could not be made")
 
 
-async def _thumbnail(
-    rt: Runtime, ctx: ThumbnailContext, gen: GenerationRequest, remote: bool
+async def _generate(
+    rt: Runtime, ctx: ThumbnailContext, record: MediaRecord, target: Target, animated: bool
 ) -> ThumbnailRecord:
+    content_type = normalise(record.content_type)
+    if not thumbnailable(content_type, rt.config.thumbnails.types):
+        raise BadRequest(f"Thumbnails of {content_type or 'this media'} are not supported")
     try:
-        return await stored_or_generated(rt, ctx, gen)
+        return await stored_or_generated(rt, ctx, GenerationRequest(record, target, animated))
     except (ThumbnailFailure, WorkerFailure) as exc:
-        raise _as_matrix_error(exc, remote) from exc
-
-
-async def _read_all(chunks: AsyncIterator[bytes]) -> bytes:
-    return b"".join([chunk async for chunk in chunks])
-
-
-async def _answer(
-    rt: Runtime, ctx: ThumbnailContext, thumb: ThumbnailRecord, allow_redirect: bool
-) -> ThumbnailAnswer:
-    headers = _headers(thumb.content_type)
-    store = rt.datastores.get(thumb.datastore_id)
-    url = store.public_url(thumb.location) if allow_redirect else None
-    if url is not None:
-        return ThumbnailAnswer(headers, None, location=url)
-    headers["Content-Length"] = str(thumb.size_bytes)
-    if thumb.size_bytes > ctx.cache.max_entry_bytes:
-        return ThumbnailAnswer(headers, store.open_stream(thumb.location))
-    data = ctx.cache.get(thumb.datastore_id, thumb.location)
-    if data is None:
-        data = await _read_all(store.open_stream(thumb.location))
-        ctx.cache.put(thumb.datastore_id, thumb.location, data)
-    return ThumbnailAnswer(headers, data)
+        raise _as_matrix_error(exc, remote=not rt.is_local_server(record.origin)) from exc
 
 
 async def run(rt: Runtime, req: ThumbnailRequest) -> ThumbnailAnswer:
     config = rt.config.thumbnails
-    # Step 1: IDs outside the spec's allow-list name no media, before any storage or network use.
+    # Step 1: IDs outside the spec's allow-list name no media; ignored hosts' media is not served.
     if not is_valid_server_name(req.server_name) or not is_valid_media_id(req.media_id):
         raise NotFound("Invalid server name or media ID")
-    # Step 2: the source: local (waiting up to timeout_ms for an async upload) or remote (cached).
-    record, remote = await _find_source(rt, req)
-    # Step 3: media uploaded while the legacy routes are frozen does not exist for them.
-    if record.authenticated and not req.authenticated_route:
-        raise NotFound()
-    # Step 4: snap the request to the size thumbnails are made and stored at.
+    if is_ignored_host(rt, req.server_name):
+        raise NotFound("Media from this server is not served here")
+    # Step 2: snap the request to the size thumbnails are made and stored at.
     target = snap(req.width, req.height, req.method, config.sizes, config.dynamic_sizing)
-    # Step 5: quarantined media gets the placeholder image (or nothing).
-    if record.quarantined:
-        return await _placeholder(rt, target)
-    # Step 6: only types the operator lists and a decoder handles (never SVG).
-    content_type = normalise(record.content_type)
-    if not thumbnailable(content_type, config.types):
-        raise BadRequest(f"Thumbnails of {content_type or 'this media'} are not supported")
-    # Step 7: the stored thumbnail, generated once cluster-wide when missing.
+    animated = _wants_animation(config, req.animated)
     ctx = context_of(rt)
-    gen = GenerationRequest(record, target, _wants_animation(config, req.animated))
-    thumb = await _thumbnail(rt, ctx, gen, remote)
-    # Step 8: its bytes, or a redirect to them where the datastore has a public URL.
-    return await _answer(rt, ctx, thumb, req.allow_redirect)
+    media = (req.server_name, req.media_id)
+    question = (target, animated, req.authenticated_route)
+    # Step 3: a request answered a moment ago is answered the same way, without the database.
+    thumb = ctx.answers.get(media, question)
+    if thumb is None:
+        # Step 4: the source's record and, when it was made before, the thumbnail's.
+        record, thumb = await _look_up(rt, req, target, animated)
+        # Step 5: not recorded yet: wait for an async upload, or fetch remote media once.
+        record = record or await _find_source(rt, req)
+        # Step 6: media uploaded while the legacy routes are frozen does not exist for them.
+        if record.authenticated and not req.authenticated_route:
+            raise NotFound()
+        # Step 7: quarantined media gets the placeholder image (or nothing).
+        if record.quarantined:
+            return await answers.placeholder(rt, target)
+        # Step 8: a missing thumbnail is made once cluster-wide (types the operator allows).
+        thumb = thumb or await _generate(rt, ctx, record, target, animated)
+        ctx.answers.put(media, question, thumb)
+    # Step 9: note the access for retention, then the bytes (or a redirect to them).
+    record_access(rt, req.server_name, req.media_id)
+    return await answers.stored(rt, ctx, thumb, req.allow_redirect)

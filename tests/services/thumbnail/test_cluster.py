@@ -9,8 +9,10 @@ from typing import Any
 
 from signedjson.key import encode_verify_key_base64, generate_signing_key, get_verify_key
 
+from shared.db.repositories.media import set_quarantined
 from shared.federation.multipart import boundary_of, read_media_multipart
 from shared.federation.xmatrix import sign_request
+from shared.media.changes import announce_media_changed
 from shared.storage.keys import content_key
 from tests.conftest import SERVER_NAME
 from tests.services.thumbnail import media
@@ -95,6 +97,30 @@ async def test_federation_gets_the_client_bytes_in_multipart(
     assert data == from_client.content
     assert media.decode(data).size == (96, 96)
     assert unsigned.status_code == 401
+
+
+async def test_a_quarantine_announced_anywhere_reaches_every_thumbnail_process_at_once(
+    cluster: Cluster, runtime_for: RuntimeFor
+) -> None:
+    uploads, first, second = cluster(2)
+    async with uploads.client() as client:
+        media_id = await upload(client, unique_jpeg(), "image/jpeg")
+    async with first.client() as a, second.client() as b:
+        before = [await thumbnail(a, media_id), await thumbnail(b, media_id)]
+        assert [r.headers["content-type"] for r in before] == ["image/jpeg"] * 2
+        admin = await runtime_for(first.config)
+        async with admin.sessions() as session:
+            await set_quarantined(session, SERVER_NAME, media_id, True)
+            await session.commit()
+        await announce_media_changed(admin.coordinator, SERVER_NAME, media_id)
+        deadline = asyncio.get_running_loop().time() + 2
+        while True:
+            after = [await thumbnail(a, media_id), await thumbnail(b, media_id)]
+            types = [r.headers["content-type"] for r in after]
+            if types == ["image/png"] * 2 or asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.05)
+    assert types == ["image/png"] * 2  # the placeholder, well before answers expire by age
 
 
 async def test_a_bomb_on_one_process_leaves_both_serving(cluster: Cluster) -> None:

@@ -1,0 +1,77 @@
+"""What a thumbnail request is answered with: headers plus bytes, a stream, or a redirect."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from services.thumbnail.context import ThumbnailContext
+from services.thumbnail.jobs import EXTENSIONS
+from services.thumbnail.placeholder import CONTENT_TYPE as PLACEHOLDER_TYPE
+from services.thumbnail.placeholder import placeholder_png
+from services.thumbnail.sizing import Target
+from shared.db.repositories.thumbnails import ThumbnailRecord
+from shared.matrix.disposition import media_headers
+from shared.matrix.errors import NotFound
+from shared.runtime import Runtime
+from shared.storage.base import ObjectNotFound
+
+CACHE_CONTROL = "private, max-age=259200"
+"""Three days, as for downloads: a thumbnail never changes, but its media can be quarantined, so
+shared caches must not keep it."""
+
+
+@dataclass(frozen=True)
+class ThumbnailAnswer:
+    """Headers plus the bytes (small thumbnails), a stream of them, or a redirect."""
+
+    headers: dict[str, str]
+    body: bytes | AsyncIterator[bytes] | None
+    location: str | None = None
+
+
+def thumbnail_headers(content_type: str) -> dict[str, str]:
+    """`inline; filename=thumbnail.<ext>` and the security headers of every media answer."""
+    headers = media_headers(content_type, f"thumbnail.{EXTENSIONS.get(content_type, 'png')}")
+    headers["Cache-Control"] = CACHE_CONTROL
+    return headers
+
+
+async def placeholder(rt: Runtime, target: Target) -> ThumbnailAnswer:
+    """The quarantine placeholder at the target size, or 404 when the operator wants none."""
+    if not rt.config.quarantine.replace_thumbnails:
+        raise NotFound()
+    data = await asyncio.to_thread(
+        placeholder_png, target.width, target.height, rt.config.quarantine.thumbnail_path
+    )
+    headers = thumbnail_headers(PLACEHOLDER_TYPE)
+    headers["Content-Length"] = str(len(data))
+    return ThumbnailAnswer(headers, data)
+
+
+async def _read_all(chunks: AsyncIterator[bytes]) -> bytes:
+    return b"".join([chunk async for chunk in chunks])
+
+
+async def stored(
+    rt: Runtime, ctx: ThumbnailContext, thumb: ThumbnailRecord, allow_redirect: bool
+) -> ThumbnailAnswer:
+    """A stored thumbnail: from memory when small and recently served, else from its datastore
+    (or a redirect to its public URL where the datastore has one and redirects are allowed)."""
+    headers = thumbnail_headers(thumb.content_type)
+    store = rt.datastores.get(thumb.datastore_id)
+    url = store.public_url(thumb.location) if allow_redirect else None
+    if url is not None:
+        return ThumbnailAnswer(headers, None, location=url)
+    headers["Content-Length"] = str(thumb.size_bytes)
+    if thumb.size_bytes > ctx.cache.max_entry_bytes:
+        return ThumbnailAnswer(headers, store.open_stream(thumb.location))
+    data = ctx.cache.get(thumb.datastore_id, thumb.location)
+    if data is None:
+        try:
+            data = await _read_all(store.open_stream(thumb.location))
+        except ObjectNotFound as exc:  # purged since it was looked up
+            raise NotFound() from exc
+        ctx.cache.put(thumb.datastore_id, thumb.location, data)
+    return ThumbnailAnswer(headers, data)
