@@ -27,7 +27,7 @@ from shared.config import QuotaUserConfig, UploadsConfig
 from shared.db.repositories.media import MediaRecord
 from shared.matrix.errors import MatrixError
 from shared.media.pending import announce_uploaded
-from shared.media.store import refuse_quarantined, store_local_media
+from shared.media.store import store_local_media
 from shared.media.thumbnail_queue import request_pregeneration
 from shared.runtime import Runtime
 from shared.storage.spool import SpooledFile, SpoolTooLarge, spool_to_temp
@@ -91,9 +91,6 @@ async def _store(
     return record
 
 
-async def _check_body(rt: Runtime, limits: UploadsConfig, spooled: SpooledFile) -> None:
-    check_final_size(limits, spooled.size_bytes)
-    await refuse_quarantined(rt, spooled.sha256)
 
 
 def _limits(rt: Runtime, req: UploadRequest) -> tuple[UploadsConfig, QuotaUserConfig | None]:
@@ -109,9 +106,10 @@ async def run(rt: Runtime, req: UploadRequest) -> MediaRecord:
     # Step 2: stream the body to a temp file, hashing as it goes; the size limit holds mid-stream.
     spooled = await _spool(rt, req, limits.max_bytes)
     async with spooled:
-        # Step 3: checks that need the whole body (minimum size, quarantined hash).
-        await _check_body(rt, limits, spooled)
-        # Step 4: store the bytes once (lock on the hash) and record the media, inside the quota.
+        # Step 3: the minimum size, now that the whole body is in.
+        check_final_size(limits, spooled.size_bytes)
+        # Step 4: store the bytes once (lock on the hash; quarantined bytes refused) and record
+        # the media, inside the quota.
         return await _store(rt, req, quota, spooled, media_id=None)
 
 
@@ -125,9 +123,10 @@ async def run_put(rt: Runtime, req: UploadRequest, origin: str, media_id: str) -
         # Step 3: stream the body to a temp file (size limit enforced mid-stream).
         spooled = await _spool(rt, req, limits.max_bytes)
         async with spooled:
-            # Step 4: checks that need the whole body.
-            await _check_body(rt, limits, spooled)
-            # Step 5: store once and record; the row replaces the reservation in one transaction.
+            # Step 4: the minimum size, now that the whole body is in.
+            check_final_size(limits, spooled.size_bytes)
+            # Step 5: store once (quarantined bytes refused) and record; the row replaces the
+            # reservation in one transaction.
             record = await _store(rt, req, quota, spooled, media_id=media_id)
     # Step 6: wake downloads and thumbnails waiting for this ID, on any machine.
     await announce_uploaded(rt.coordinator, origin, media_id)

@@ -14,6 +14,7 @@ from shared.db.repositories.media import (
     MediaIdTaken,
     MediaRecord,
     find_object_by_sha256,
+    find_stored_copy,
     insert_media,
     is_sha256_quarantined,
 )
@@ -29,6 +30,7 @@ from shared.storage.spool import SpooledFile
 
 log = logging.getLogger(__name__)
 
+QUARANTINED = "This content has been quarantined and cannot be uploaded"
 HASH_LOCK_TTL_SECONDS = 60
 HASH_LOCK_WAIT_SECONDS = 600
 """Long enough for another machine to finish storing a very large identical file."""
@@ -51,21 +53,23 @@ async def refuse_quarantined(rt: Runtime, sha256: str) -> None:
     """Raise `Forbidden` when content with this hash has been quarantined."""
     async with rt.sessions() as session:
         if await is_sha256_quarantined(session, sha256):
-            raise Forbidden("This content has been quarantined and cannot be uploaded")
+            raise Forbidden(QUARANTINED)
 
 
 async def _store_once(rt: Runtime, spooled: SpooledFile, content_type: str) -> tuple[StoredObject, bool]:
     """Put the bytes in the local-media datastore unless a recorded copy is already stored.
 
     Returns the object and whether this call is its only user so far (True: nothing recorded
-    points at it, so it must go if recording fails). Call with the hash lock held.
+    points at it, so it must go if recording fails). Refuses quarantined bytes before storing
+    anything. Call with the hash lock held.
     """
     async with rt.sessions() as session:
-        existing = await find_object_by_sha256(session, spooled.sha256)
+        existing = await find_stored_copy(session, spooled.sha256)
     if existing is not None:
-        datastore_id, location = existing
-        if await rt.datastores.get(datastore_id).exists(location):
-            return StoredObject(datastore_id, location, spooled.size_bytes), False
+        if existing.quarantined:
+            raise Forbidden(QUARANTINED)
+        if await rt.datastores.get(existing.datastore_id).exists(existing.location):
+            return StoredObject(existing.datastore_id, existing.location, spooled.size_bytes), False
     store = rt.datastores.for_kind("local_media")
     return await store.put_file(content_key(spooled.sha256), spooled.path, content_type), True
 
@@ -139,7 +143,7 @@ async def store_local_media(
     The hash lock spans store and record, so two machines receiving the same bytes at the same
     moment write one object, and an object written for a row that then fails to record is
     removed again (nobody else can be between storing and recording these bytes). The caller
-    still owns (and discards) the temp file, and has already refused quarantined content.
+    still owns (and discards) the temp file. Quarantined content is refused (403), nothing stored.
     `media_id` fills an async upload's reservation instead of allocating a fresh ID; it raises
     `CannotOverwrite` when that ID already has content.
     """

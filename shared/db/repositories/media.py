@@ -92,6 +92,28 @@ async def find_object_by_sha256(session: AsyncSession, sha256: str) -> tuple[str
     return (row[0], row[1]) if row else None
 
 
+@dataclass(frozen=True)
+class StoredCopy:
+    """Where bytes with some hash are stored, and whether they are quarantined."""
+
+    datastore_id: str
+    location: str
+    quarantined: bool
+
+
+async def find_stored_copy(session: AsyncSession, sha256: str) -> StoredCopy | None:
+    """A stored copy of these bytes, a quarantined one first: one query answers both "may these
+    bytes be stored?" and "are they stored already?"."""
+    stmt = (
+        select(MediaRow.datastore_id, MediaRow.location, MediaRow.quarantined)
+        .where(MediaRow.sha256 == sha256)
+        .order_by(MediaRow.quarantined.desc())
+        .limit(1)
+    )
+    row = (await session.execute(stmt)).first()
+    return StoredCopy(row[0], row[1], bool(row[2])) if row else None
+
+
 async def is_sha256_quarantined(session: AsyncSession, sha256: str) -> bool:
     stmt = select(exists().where(MediaRow.sha256 == sha256, MediaRow.quarantined.is_(True)))
     return bool((await session.execute(stmt)).scalar())
