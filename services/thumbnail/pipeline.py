@@ -35,18 +35,25 @@ from shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ThumbnailAnswer", "ThumbnailRequest", "run"]
+__all__ = ["ThumbnailAnswer", "ThumbnailParams", "ThumbnailRequest", "run"]
+
+
+@dataclass(frozen=True)
+class ThumbnailParams:
+    """What every thumbnail route's query asks for."""
+
+    width: int
+    height: int
+    method: Method
+    animated: bool | None
+    timeout_ms: int | None
 
 
 @dataclass(frozen=True)
 class ThumbnailRequest:
     server_name: str
     media_id: str
-    width: int
-    height: int
-    method: Method
-    animated: bool | None
-    timeout_ms: int | None
+    params: ThumbnailParams
     allow_remote: bool
     allow_redirect: bool
     # The deprecated unauthenticated routes may not serve media uploaded while frozen.
@@ -77,7 +84,9 @@ async def _look_up(
 async def _find_source(rt: Runtime, req: ThumbnailRequest) -> MediaRecord:
     """Media not recorded yet: a pending async upload (waited for), or remote media to fetch."""
     if rt.is_local_server(req.server_name):
-        record = await wait_for_pending_media(rt, req.server_name, req.media_id, req.timeout_ms)
+        record = await wait_for_pending_media(
+            rt, req.server_name, req.media_id, req.params.timeout_ms
+        )
         if record is None:
             raise NotFound()
         return record
@@ -121,8 +130,9 @@ async def run(rt: Runtime, req: ThumbnailRequest) -> ThumbnailAnswer:
     if is_ignored_host(rt, req.server_name):
         raise NotFound("Media from this server is not served here")
     # Step 2: snap the request to the size thumbnails are made and stored at.
-    target = snap(req.width, req.height, req.method, config.sizes, config.dynamic_sizing)
-    animated = _wants_animation(config, req.animated)
+    asked = req.params
+    target = snap(asked.width, asked.height, asked.method, config.sizes, config.dynamic_sizing)
+    animated = _wants_animation(config, asked.animated)
     ctx = context_of(rt)
     media = (req.server_name, req.media_id)
     question = (target, animated, req.authenticated_route)

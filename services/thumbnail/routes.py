@@ -27,17 +27,7 @@ router = APIRouter()
 PART_HEADERS = ("Content-Type", "Content-Disposition")
 UNSTABLE_ANIMATED = "org.matrix.msc2705.animated"  # MSC2705's name, still sent by some clients
 BOOLEANS = {"true": True, "false": False}
-
-
-@dataclass(frozen=True)
-class Query:
-    width: int
-    height: int
-    method: Method
-    animated: bool | None
-    timeout_ms: int | None
-    allow_remote: bool
-    allow_redirect: bool
+MAX_INTEGER = 2**31 - 1
 
 
 # Parsed by hand rather than declared per parameter: this is the hottest route of the service,
@@ -46,8 +36,12 @@ def _integer(query: Mapping[str, str], name: str, minimum: int) -> int | None:
     raw = query.get(name)
     if raw is None:
         return None
-    if not raw.isascii() or not raw.isdigit() or int(raw) < minimum:
-        raise InvalidParam(f"Invalid parameter {name}: must be an integer of at least {minimum}")
+    # Length first: int() of thousands of digits is slow, then refused by Python itself.
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 10 or not (
+        minimum <= int(raw) <= MAX_INTEGER
+    ):
+        raise InvalidParam(f"Invalid parameter {name}: must be an integer from {minimum} to "
+                           f"{MAX_INTEGER}")
     return int(raw)
 
 
@@ -67,34 +61,18 @@ def _boolean(query: Mapping[str, str], name: str) -> bool | None:
     return BOOLEANS[raw]
 
 
-def _query(request: Request) -> Query:
+def _params(request: Request) -> pipeline.ThumbnailParams:
     query = request.query_params
     method = query.get("method", "scale")
     if method not in ("crop", "scale"):
         raise InvalidParam("Invalid parameter method: must be crop or scale")
     animated = _boolean(query, "animated")
-    allow_remote = _boolean(query, "allow_remote")
-    allow_redirect = _boolean(query, "allow_redirect")
-    return Query(
+    return pipeline.ThumbnailParams(
         width=_size(query, "width"),
         height=_size(query, "height"),
         method=cast(Method, method),
         animated=animated if animated is not None else _boolean(query, UNSTABLE_ANIMATED),
         timeout_ms=_integer(query, "timeout_ms", 0),
-        allow_remote=True if allow_remote is None else allow_remote,
-        allow_redirect=bool(allow_redirect),
-    )
-
-
-def _request(
-    server_name: str, media_id: str, query: Query, *, allow_remote: bool, allow_redirect: bool,
-    authenticated_route: bool, via: HomeserverConfig,
-) -> pipeline.ThumbnailRequest:
-    return pipeline.ThumbnailRequest(
-        server_name=server_name, media_id=media_id, width=query.width, height=query.height,
-        method=query.method, animated=query.animated, timeout_ms=query.timeout_ms,
-        allow_remote=allow_remote, allow_redirect=allow_redirect,
-        authenticated_route=authenticated_route, via=via,
     )
 
 
@@ -145,8 +123,10 @@ async def get_thumbnail(
     server_name: str, media_id: str, request: Request, caller: CallerDep
 ) -> Response:
     """`GET /_matrix/client/v1/media/thumbnail/{serverName}/{mediaId}` (guests allowed)."""
-    req = _request(server_name, media_id, _query(request), allow_remote=True,
-                   allow_redirect=True, authenticated_route=True, via=caller.homeserver)
+    req = pipeline.ThumbnailRequest(
+        server_name, media_id, _params(request), allow_remote=True, allow_redirect=True,
+        authenticated_route=True, via=caller.homeserver,
+    )
     return _respond(await pipeline.run(caller.runtime, req))
 
 
@@ -154,9 +134,13 @@ async def legacy_get_thumbnail(
     server_name: str, media_id: str, request: Request, runtime: RuntimeDep, hs: HomeserverDep,
 ) -> Response:
     """Deprecated unauthenticated `GET /_matrix/media/{r0,v1,v3}/thumbnail/...`."""
-    query = _query(request)
-    req = _request(server_name, media_id, query, allow_remote=query.allow_remote,
-                   allow_redirect=query.allow_redirect, authenticated_route=False, via=hs)
+    allow_remote = _boolean(request.query_params, "allow_remote")
+    req = pipeline.ThumbnailRequest(
+        server_name, media_id, _params(request),
+        allow_remote=True if allow_remote is None else allow_remote,
+        allow_redirect=bool(_boolean(request.query_params, "allow_redirect")),
+        authenticated_route=False, via=hs,
+    )
     return _respond(await pipeline.run(runtime, req))
 
 
@@ -164,8 +148,10 @@ async def federation_get_thumbnail(
     media_id: str, request: Request, runtime: RuntimeDep, origin: FederationOriginDep,
 ) -> Response:
     """`GET /_matrix/federation/v1/media/thumbnail/{mediaId}`: our own media only, multipart."""
-    req = _request(origin.homeserver.name, media_id, _query(request), allow_remote=False,
-                   allow_redirect=True, authenticated_route=True, via=origin.homeserver)
+    req = pipeline.ThumbnailRequest(
+        origin.homeserver.name, media_id, _params(request), allow_remote=False,
+        allow_redirect=True, authenticated_route=True, via=origin.homeserver,
+    )
     return _respond_multipart(await pipeline.run(runtime, req))
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from shared.db.repositories.media import set_quarantined
 from shared.db.repositories.thumbnails import ThumbnailRecord, list_thumbnails
 from shared.runtime import Runtime
 from tests.conftest import SERVER_NAME
@@ -43,6 +44,12 @@ async def thumbnail(
     if method is not None:
         query["method"] = method
     return await client.get(f"{path}/{SERVER_NAME}/{media_id}", params=query)
+
+
+async def quarantine(rt: Runtime, media_id: str) -> None:
+    async with rt.sessions() as session:
+        await set_quarantined(session, SERVER_NAME, media_id, True)
+        await session.commit()
 
 
 async def stored_thumbnails(rt: Runtime, media_id: str) -> list[ThumbnailRecord]:

@@ -9,7 +9,6 @@ from typing import Any
 
 from signedjson.key import encode_verify_key_base64, generate_signing_key, get_verify_key
 
-from shared.db.repositories.media import set_quarantined
 from shared.federation.multipart import boundary_of, read_media_multipart
 from shared.federation.xmatrix import sign_request
 from shared.media.changes import announce_media_changed
@@ -19,6 +18,7 @@ from tests.services.thumbnail import media
 from tests.services.thumbnail.conftest import Node
 from tests.services.thumbnail.helpers import (
     FEDERATION,
+    quarantine,
     stored_thumbnails,
     thumbnail,
     unique_jpeg,
@@ -109,9 +109,7 @@ async def test_a_quarantine_announced_anywhere_reaches_every_thumbnail_process_a
         before = [await thumbnail(a, media_id), await thumbnail(b, media_id)]
         assert [r.headers["content-type"] for r in before] == ["image/jpeg"] * 2
         admin = await runtime_for(first.config)
-        async with admin.sessions() as session:
-            await set_quarantined(session, SERVER_NAME, media_id, True)
-            await session.commit()
+        await quarantine(admin, media_id)
         await announce_media_changed(admin.coordinator, SERVER_NAME, media_id)
         deadline = asyncio.get_running_loop().time() + 2
         while True:

@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 
 from shared.config import MmrConfig
-from shared.db.repositories.media import set_quarantined
 from shared.storage.keys import content_key
 from tests.conftest import SERVER_NAME
 from tests.services.thumbnail import media
 from tests.services.thumbnail.conftest import Node, Serve, embedded_app
 from tests.services.thumbnail.helpers import (
     LEGACY,
+    quarantine,
     stored_thumbnails,
     thumbnail,
     unique_jpeg,
@@ -113,6 +113,8 @@ async def test_animation_only_when_asked_for(embedded: Node) -> None:
     ({"width": "big", "height": 96}, "M_INVALID_PARAM"),
     ({"width": 96, "height": 96, "method": "stretch"}, "M_INVALID_PARAM"),
     ({"width": 96, "height": 96, "animated": "maybe"}, "M_INVALID_PARAM"),
+    ({"width": "9" * 5000, "height": 96}, "M_INVALID_PARAM"),
+    ({"width": 96, "height": 96, "timeout_ms": "-1"}, "M_INVALID_PARAM"),
 ])
 async def test_bad_parameters_are_400(embedded: Node, params: dict[str, Any], errcode: str) -> None:
     async with embedded.client() as client:
@@ -205,9 +207,7 @@ async def test_quarantined_media_gets_the_placeholder_or_404(
     rt = await runtime_for(replaced)
     async with node.client() as client:
         media_id = await upload(client, unique_jpeg(), "image/jpeg")
-        async with rt.sessions() as session:
-            await set_quarantined(session, SERVER_NAME, media_id, True)
-            await session.commit()
+        await quarantine(rt, media_id)
         placeholder = await thumbnail(client, media_id, 96, 96, "crop")
         large = await thumbnail(client, media_id, 640, 480, "scale")
     assert placeholder.status_code == 200
@@ -225,9 +225,7 @@ async def test_quarantined_media_is_404_without_replacement(
     rt = await runtime_for(config)
     async with node.client() as client:
         media_id = await upload(client, unique_jpeg(), "image/jpeg")
-        async with rt.sessions() as session:
-            await set_quarantined(session, SERVER_NAME, media_id, True)
-            await session.commit()
+        await quarantine(rt, media_id)
         response = await thumbnail(client, media_id)
     assert (response.status_code, response.json()["errcode"]) == (404, "M_NOT_FOUND")
 
