@@ -5,19 +5,26 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import httpx
 from signedjson.key import encode_verify_key_base64, generate_signing_key, get_verify_key
 
+from services.thumbnail.app import create_app as create_thumbnail_app
+from shared.config import parse_config
 from shared.federation.multipart import boundary_of, read_media_multipart
 from shared.federation.xmatrix import sign_request
 from shared.media.changes import announce_media_changed
 from shared.storage.keys import content_key
-from tests.conftest import SERVER_NAME
+from tests.conftest import SERVER_NAME, cluster_raw_config
+from tests.infra.seaweedfs import S3Server
+from tests.services.download.conftest import public_bucket
 from tests.services.thumbnail import media
-from tests.services.thumbnail.conftest import Node
+from tests.services.thumbnail.conftest import Node, Serve, uploads_app
 from tests.services.thumbnail.helpers import (
     FEDERATION,
+    LEGACY,
     quarantine,
     stored_thumbnails,
     thumbnail,
@@ -119,6 +126,33 @@ async def test_a_quarantine_announced_anywhere_reaches_every_thumbnail_process_a
                 break
             await asyncio.sleep(0.05)
     assert types == ["image/png"] * 2  # the placeholder, well before answers expire by age
+
+
+async def test_a_public_datastore_is_redirected_to_where_redirects_are_allowed(
+    serve: Serve, pg_url: str, redis_url: str, s3_server: S3Server, tmp_path: Path
+) -> None:
+    bucket = public_bucket(s3_server)
+    raw = cluster_raw_config(tmp_path, pg_url, redis_url, s3_server, bucket,
+                             repo={"freezeUnauthenticatedMedia": False})
+    raw["datastores"][0]["opts"]["publicBaseUrl"] = f"{s3_server.endpoint}/{bucket}"
+    config = parse_config(raw)
+    uploads = serve(uploads_app(config), config)
+    thumbs = serve(create_thumbnail_app(config, machine_id=1), config)
+    async with uploads.client() as client:
+        media_id = await upload(client, unique_jpeg(), "image/jpeg")
+    async with thumbs.client() as client:
+        redirected = await thumbnail(client, media_id)
+        legacy = await thumbnail(client, media_id, path=LEGACY.format(version="v3"))
+        legacy_redirect = await thumbnail(client, media_id, path=LEGACY.format(version="v3"),
+                                          allow_redirect="true")
+    assert redirected.status_code == 307
+    location = redirected.headers["location"]
+    assert location.startswith(f"{s3_server.endpoint}/{bucket}/")
+    async with httpx.AsyncClient() as anyone:
+        public = await anyone.get(location)
+    assert public.status_code == 200 and media.decode(public.content).size == (96, 96)
+    assert legacy.status_code == 200 and legacy.content == public.content  # no allow_redirect
+    assert (legacy_redirect.status_code, legacy_redirect.headers["location"]) == (307, location)
 
 
 async def test_a_bomb_on_one_process_leaves_both_serving(cluster: Cluster) -> None:
