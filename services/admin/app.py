@@ -6,6 +6,7 @@ from fastapi import APIRouter, FastAPI
 
 from services.admin.routes import router
 from shared.background.preview_purge import start_preview_purge
+from shared.background.reservation_purge import start_reservation_purge
 from shared.config import MmrConfig
 from shared.runtime import Runtime
 from shared.web.app import StartHook, make_app
@@ -13,7 +14,7 @@ from shared.web.app import StartHook, make_app
 SERVICE = "admin"
 ROUTERS: list[APIRouter] = [router]
 # Machine-0 background tasks; each hook does nothing on other machines.
-START_HOOKS: list[StartHook] = [start_preview_purge]
+START_HOOKS: list[StartHook] = [start_preview_purge, start_reservation_purge]
 
 
 def create_app(

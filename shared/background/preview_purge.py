@@ -6,12 +6,10 @@ once at start and then every `PURGE_INTERVAL_SECONDS`; elsewhere it does nothing
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
 
+from shared.background.recurring import Stop, start_recurring
 from shared.db.repositories.previews import delete_previews_before
 from shared.runtime import Runtime
 
@@ -36,27 +34,11 @@ async def purge_old_previews(rt: Runtime, now_ms: int | None = None) -> int:
     return deleted
 
 
-async def _purge_forever(rt: Runtime, interval_seconds: float) -> None:
-    while True:
-        try:
-            await purge_old_previews(rt)
-        except Exception:
-            # A failed round (database restarting) must not end the task: the next one retries.
-            log.exception("URL preview purge failed")
-        await asyncio.sleep(interval_seconds)
-
-
 async def start_preview_purge(
     rt: Runtime, interval_seconds: float = PURGE_INTERVAL_SECONDS
-) -> Callable[[], Awaitable[None]] | None:
-    """Start the periodic purge on machine 0; return the coroutine that stops it."""
-    if not rt.runs_background_tasks or rt.config.url_previews.expire_after_days <= 0:
-        return None
-    task = asyncio.create_task(_purge_forever(rt, interval_seconds), name="preview-purge")
-
-    async def stop() -> None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    return stop
+) -> Stop | None:
+    """Start the periodic purge on machine 0 when previews expire; return its stop coroutine."""
+    return await start_recurring(
+        rt, "preview-purge", purge_old_previews, interval_seconds,
+        enabled=rt.config.url_previews.expire_after_days > 0,
+    )

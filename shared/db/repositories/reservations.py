@@ -76,3 +76,11 @@ async def pending_for_user(session: AsyncSession, user_id: str, now_ms: int) -> 
     )
     count, first_expiry = (await session.execute(stmt)).one()
     return int(count), (int(first_expiry) if first_expiry is not None else None)
+
+
+async def delete_expired_reservations(session: AsyncSession, now_ms: int) -> int:
+    """Remove reservations that expired unused; return how many (no commit)."""
+    result = await session.execute(
+        delete(MediaReservationRow).where(MediaReservationRow.expires_ts <= now_ms)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
