@@ -9,7 +9,7 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from shared.media.store import refuse_quarantined, store_local_media
+from shared.media.store import store_local_media
 from shared.runtime import Runtime
 from shared.storage.spool import SpooledFile
 
@@ -31,7 +31,6 @@ async def store_image(
     filename: str | None,
 ) -> dict[str, Any]:
     """Store the image through the normal local-media path; return its og:image keys."""
-    await refuse_quarantined(rt, spooled.sha256)
     dimensions = await asyncio.to_thread(image_dimensions, spooled.path)
     record = await store_local_media(
         rt, server_name=server_name, user_id=user_id, content_type=content_type,

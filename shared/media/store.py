@@ -16,7 +16,6 @@ from shared.db.repositories.media import (
     find_object_by_sha256,
     find_stored_copy,
     insert_media,
-    is_sha256_quarantined,
 )
 from shared.db.repositories.reservations import delete_reservation
 from shared.ids.media_id import with_new_media_id
@@ -47,13 +46,6 @@ class NewMedia:
     spooled: SpooledFile
     # An async upload's reserved ID; None allocates a fresh one.
     media_id: str | None = None
-
-
-async def refuse_quarantined(rt: Runtime, sha256: str) -> None:
-    """Raise `Forbidden` when content with this hash has been quarantined."""
-    async with rt.sessions() as session:
-        if await is_sha256_quarantined(session, sha256):
-            raise Forbidden(QUARANTINED)
 
 
 async def _store_once(rt: Runtime, spooled: SpooledFile, content_type: str) -> tuple[StoredObject, bool]:
