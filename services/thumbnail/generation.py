@@ -2,8 +2,9 @@
 
 A missing thumbnail is generated under `singleflight`: however many requests on however many
 thumbnail processes ask at the same moment, one of them copies the source to a private temp
-folder, has a worker make the thumbnail, stores it under its content hash in the `thumbnails`
-datastore and records the row; the others then find that row. Identical thumbnails share one
+folder (a file datastore's object is read in place), has a worker make the thumbnail, stores it
+under its content hash in the `thumbnails` datastore and records the row; the others then find
+that row. Identical thumbnails share one
 object because the key is the hash. A source that failed is remembered for a few minutes, so a
 hostile file cannot make the cluster decode it again and again.
 """
@@ -47,8 +48,10 @@ from shared.db.repositories.thumbnails import (
     insert_thumbnail,
 )
 from shared.runtime import Runtime
-from shared.storage.keys import content_key
-from shared.storage.spool import SpooledFile, SpoolTooLarge, spool_to_temp
+from shared.storage.base import Datastore
+from shared.storage.file import FileDatastore
+from shared.storage.keys import content_key, validate_key
+from shared.storage.spool import SpoolTooLarge, spool_to_temp
 
 FAILURE_CACHE_SECONDS = 300.0
 SOURCE_CHUNK_BYTES = 1024 * 1024
@@ -133,23 +136,44 @@ async def _generate(rt: Runtime, ctx: ThumbnailContext, req: GenerationRequest) 
     # One private folder per job: whatever a crashed worker left behind goes with it.
     job_dir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="thumbjob-", dir=rt.temp_dir))
     try:
-        source = await _copy_source(rt, req.source, job_dir, limit)
+        source = await _source_file(rt, req.source, job_dir, limit)
         output = await ctx.pool.run(THUMBNAIL_JOB, _job(rt, ctx, req, source, job_dir))
         return await _store_and_record(rt, req, output, source)
     finally:
         await asyncio.to_thread(shutil.rmtree, job_dir, True)
 
 
-async def _copy_source(rt: Runtime, record: MediaRecord, job_dir: Path, limit: int) -> SpooledFile:
+@dataclass(frozen=True)
+class SourceFile:
+    """The source's bytes as a file a worker can open."""
+
+    path: Path
+    sha256: str
+    size_bytes: int
+
+
+def _in_place(store: Datastore, record: MediaRecord) -> SourceFile | None:
+    """The object itself when it is a file on this machine: no copy needed (workers only read)."""
+    if not isinstance(store, FileDatastore):
+        return None
+    path = store.root / validate_key(record.location)
+    return SourceFile(path, record.sha256, record.size_bytes) if path.is_file() else None
+
+
+async def _source_file(rt: Runtime, record: MediaRecord, job_dir: Path, limit: int) -> SourceFile:
     store = rt.datastores.get(record.datastore_id)
+    local = _in_place(store, record)
+    if local is not None:
+        return local
     chunks = store.open_stream(record.location, chunk_size=SOURCE_CHUNK_BYTES)
     try:
-        return await spool_to_temp(chunks, job_dir, limit or None)
+        spooled = await spool_to_temp(chunks, job_dir, limit or None)
     except SpoolTooLarge as exc:
         raise SourceTooLarge(f"The media is larger than the {limit} bytes that can be thumbnailed") from exc
+    return SourceFile(spooled.path, spooled.sha256, spooled.size_bytes)
 
 
-def _job(rt: Runtime, ctx: ThumbnailContext, req: GenerationRequest, source: SpooledFile,
+def _job(rt: Runtime, ctx: ThumbnailContext, req: GenerationRequest, source: SourceFile,
          job_dir: Path) -> ThumbnailJob:
     config = rt.config.thumbnails
     # Animating a large source costs far more than a still: past the limit it gets a still.
@@ -177,7 +201,7 @@ def _hash_file(path: Path) -> tuple[str, int]:
 
 
 async def _store_and_record(
-    rt: Runtime, req: GenerationRequest, output: ThumbnailOutput, source: SpooledFile
+    rt: Runtime, req: GenerationRequest, output: ThumbnailOutput, source: SourceFile
 ) -> ThumbnailRecord:
     if output.path is None:  # the source itself is the thumbnail
         path, sha256, size = source.path, source.sha256, source.size_bytes
