@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import lru_cache
 
 from services.thumbnail.context import ThumbnailContext
 from services.thumbnail.jobs import EXTENSIONS
@@ -31,11 +32,16 @@ class ThumbnailAnswer:
     location: str | None = None
 
 
-def thumbnail_headers(content_type: str) -> dict[str, str]:
-    """`inline; filename=thumbnail.<ext>` and the security headers of every media answer."""
+@lru_cache(maxsize=32)
+def _headers_for(content_type: str) -> tuple[tuple[str, str], ...]:
     headers = media_headers(content_type, f"thumbnail.{EXTENSIONS.get(content_type, 'png')}")
     headers["Cache-Control"] = CACHE_CONTROL
-    return headers
+    return tuple(headers.items())
+
+
+def thumbnail_headers(content_type: str) -> dict[str, str]:
+    """`inline; filename=thumbnail.<ext>` and the security headers of every media answer."""
+    return dict(_headers_for(content_type))
 
 
 async def placeholder(rt: Runtime, target: Target) -> ThumbnailAnswer:
