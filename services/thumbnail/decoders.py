@@ -130,6 +130,8 @@ def video_frame(path: str, max_pixels: int, fraction: float) -> Image.Image:
                 raise UnsupportedMedia("The media has no video to thumbnail")
             context = stream.codec_context
             check_pixels(context.width or 1, context.height or 1, max_pixels)
+            # One frame is wanted: decoder threads would only add memory (and address space).
+            context.thread_count = 1
             try:
                 return _picture_at(container, stream, _wanted_pts(container, stream, fraction),
                                    max_pixels)

@@ -14,6 +14,8 @@ so a process that never makes a thumbnail never starts one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import importlib
 import logging
 import math
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 JOBS_PER_WORKER = 1000
 """A worker is replaced after this many jobs, bounding what a slow leak in a decoder can cost."""
 JOIN_SECONDS = 5.0
+M_ARENA_MAX = -8  # glibc's mallopt parameter number
 
 
 class WorkerFailure(Exception):
@@ -106,11 +109,19 @@ def _run_one(job: str, args: tuple[Any, ...]) -> tuple[str, Any, int]:
         return "error", _sendable(exc), _peak_rss_bytes()
 
 
+def _few_malloc_arenas() -> None:
+    """glibc reserves 64 MiB of address space per thread arena; decoders that start threads
+    would spend the address-space limit on reservations instead of pixels."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to tune
+        ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, 2)
+
+
 def worker_main(conn: Connection, memory_bytes: int) -> None:
     """Serve jobs from `conn` until it closes. Runs in the worker process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the service, which stops us
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crashing decoder leaves no core file
     if memory_bytes > 0:
+        _few_malloc_arenas()
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     while True:
         try:
