@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 
 from services.download import pipeline
 from services.download.serving import Preconditions
 from shared.web.deps import HomeserverDep, RuntimeDep, UserDep
 from shared.web.federation import FederationOriginDep
+from shared.web.ratelimit import limit_by_ip
 
 router = APIRouter()
 
@@ -67,12 +68,15 @@ async def federation_download_media(
 
 
 _V1 = "/_matrix/client/v1/media/download/{server_name}/{media_id}"
-router.add_api_route(_V1, download_media, methods=["GET", "HEAD"])
-router.add_api_route(_V1 + "/{file_name}", download_media, methods=["GET", "HEAD"])
+# Clients are limited per IP (`rateLimit`); servers fetching over federation are not.
+_METHODS = ["GET", "HEAD"]
+_LIMITED = [Depends(limit_by_ip)]
+router.add_api_route(_V1, download_media, methods=_METHODS, dependencies=_LIMITED)
+router.add_api_route(_V1 + "/{file_name}", download_media, methods=_METHODS, dependencies=_LIMITED)
 for _version in ("r0", "v1", "v3"):
     _legacy = f"/_matrix/media/{_version}/download/{{server_name}}/{{media_id}}"
-    router.add_api_route(_legacy, legacy_download_media, methods=["GET", "HEAD"])
-    router.add_api_route(_legacy + "/{file_name}", legacy_download_media, methods=["GET", "HEAD"])
+    for _path in (_legacy, _legacy + "/{file_name}"):
+        router.add_api_route(_path, legacy_download_media, methods=_METHODS, dependencies=_LIMITED)
 router.add_api_route(
     "/_matrix/federation/v1/media/download/{media_id}", federation_download_media, methods=["GET"]
 )

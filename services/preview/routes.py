@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 
 from services.preview import pipeline
 from shared.web.deps import HomeserverDep, RuntimeDep, UserDep
+from shared.web.ratelimit import limit_by_ip
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(limit_by_ip)])
 
 
 async def preview_url(

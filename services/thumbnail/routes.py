@@ -22,6 +22,7 @@ from shared.matrix.errors import InvalidParam, MissingParam
 from shared.runtime import Runtime
 from shared.web.deps import HomeserverDep, RuntimeDep, get_homeserver, get_runtime, get_user
 from shared.web.federation import FederationOriginDep
+from shared.web.ratelimit import limit_by_ip
 
 router = APIRouter()
 PART_HEADERS = ("Content-Type", "Content-Disposition")
@@ -115,6 +116,7 @@ async def get_caller(request: Request) -> Caller:
     spends as much on resolving each declared dependency as on a whole warm thumbnail, and this
     is the service's hottest route."""
     runtime = await get_runtime(request)
+    await limit_by_ip(request, runtime)
     hs = await get_homeserver(request, runtime)
     return Caller(runtime, hs, await get_user(request, runtime, hs))
 
@@ -164,7 +166,7 @@ router.add_api_route(
 for _version in ("r0", "v1", "v3"):
     router.add_api_route(
         f"/_matrix/media/{_version}/thumbnail/{{server_name}}/{{media_id}}",
-        legacy_get_thumbnail, methods=["GET"],
+        legacy_get_thumbnail, methods=["GET"], dependencies=[Depends(limit_by_ip)],
     )
 router.add_api_route(
     "/_matrix/federation/v1/media/thumbnail/{media_id}", federation_get_thumbnail, methods=["GET"]
