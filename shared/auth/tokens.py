@@ -11,6 +11,7 @@ from collections.abc import Mapping
 import httpx
 from redis.exceptions import RedisError
 
+from shared.auth.appservices import local_appservice_user
 from shared.auth.users import SHARED_SECRET_USER, UserInfo
 from shared.config import HomeserverConfig, MmrConfig
 from shared.coordination.base import Coordinator
@@ -82,6 +83,9 @@ async def authenticate(
     token_hash = _token_hash(token)
     if _is_shared_secret(config, token):
         return UserInfo(SHARED_SECRET_USER, is_admin=True, is_shared_secret=True, token_hash=token_hash)
+    appservice_user = local_appservice_user(config.access_tokens, token, as_user_id)
+    if appservice_user is not None:
+        return UserInfo(appservice_user, is_admin=appservice_user in config.admins, token_hash=token_hash)
     ttl = config.access_tokens.max_cache_time_seconds
     cache_key = f"whoami:{hs.name}:{token_hash}:{as_user_id or ''}"
     cached = await _cache_get(coordinator, cache_key) if ttl else None
