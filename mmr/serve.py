@@ -47,7 +47,7 @@ def machine_id_for(service: str) -> int:
 
 def build_service_app(service: str, config: MmrConfig) -> FastAPI:
     machine_id = machine_id_for(service)
-    setup_logging(service, machine_id, config.repo.log_level, config.repo.json_logs)
+    setup_logging(service, machine_id, config.repo)
     module = service_module(service)
     app: FastAPI = module.create_app(config=config, machine_id=machine_id)
     return app
@@ -57,7 +57,7 @@ def build_embedded_app(config: MmrConfig, single_homeserver: bool) -> FastAPI:
     from mmr.embedded import all_routers, all_start_hooks
 
     machine_id = machine_id_for("embedded")
-    setup_logging("embedded", machine_id, config.repo.log_level, config.repo.json_logs)
+    setup_logging("embedded", machine_id, config.repo)
     return make_app(
         "embedded", all_routers(), config=config, machine_id=machine_id,
         single_homeserver=single_homeserver, start_hooks=all_start_hooks(),

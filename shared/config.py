@@ -38,7 +38,6 @@ class RepoConfig(Section):
     freeze_unauthenticated_media: bool = True
     accept_query_access_token: bool = False
     temp_path: str | None = None
-    data_path: str | None = None
 
     @field_validator("trusted_proxies")
     @classmethod
