@@ -36,6 +36,9 @@ TRANSFER_CONFIG = TransferConfig(
 )
 """Uploads above 16 MiB go multipart, four parts in flight. Parts are read from the file as they
 are sent, so memory stays bounded however big the file is."""
+SINGLE_PART_CONFIG = TransferConfig(multipart_threshold=5 * 1024**3, max_concurrency=1)
+"""`multipartUploads: false`, for S3-compatible servers without multipart support: one PUT up to
+S3's 5 GiB single-object limit."""
 
 
 def _client_config(path_style: bool) -> Config:
@@ -84,8 +87,10 @@ class S3Datastore:
         storage_class: str | None,
         public_base_url: str | None,
         prefix: str = "",
+        multipart: bool = True,
     ) -> None:
         self.id = id
+        self._transfer_config = TRANSFER_CONFIG if multipart else SINGLE_PART_CONFIG
         self.kinds = frozenset(kinds)
         self.bucket = bucket
         self.region = region
@@ -121,7 +126,8 @@ class S3Datastore:
         extra: dict[str, str] = {"ContentType": content_type}
         if self.storage_class is not None:
             extra["StorageClass"] = self.storage_class
-        self._client.upload_file(str(path), self.bucket, object_key, ExtraArgs=extra, Config=TRANSFER_CONFIG)
+        self._client.upload_file(str(path), self.bucket, object_key, ExtraArgs=extra,
+                                  Config=self._transfer_config)
 
     async def _head_size(self, object_key: str) -> int | None:
         """The object's size, or None when it does not exist."""

@@ -30,7 +30,8 @@ async def peak_traced_bytes(operation: Awaitable[T]) -> tuple[T, int]:
 
 
 def make_s3_datastore(
-    server: S3Server, bucket: str, *, prefix: str = "", public_base_url: str | None = None
+    server: S3Server, bucket: str, *, prefix: str = "", public_base_url: str | None = None,
+    multipart: bool = True,
 ) -> S3Datastore:
     return S3Datastore(
         id="s3",
@@ -45,6 +46,7 @@ def make_s3_datastore(
         storage_class="STANDARD",
         public_base_url=public_base_url,
         prefix=prefix,
+        multipart=multipart,
     )
 
 

@@ -91,3 +91,22 @@ def test_endpoint_url() -> None:
     assert _endpoint_url("s3.example.org", ssl=True) == "https://s3.example.org"
     assert _endpoint_url("localhost:9000", ssl=False) == "http://localhost:9000"
     assert _endpoint_url("http://localhost:9000", ssl=True) == "http://localhost:9000"
+
+
+@pytest.mark.parametrize(("multipart", "parts"), [(True, 2), (False, 0)])
+async def test_multipart_uploads_can_be_switched_off(
+    s3_server: S3Server, tmp_path: Path, multipart: bool, parts: int
+) -> None:
+    """`multipartUploads: false` sends one PUT (an ETag without a part count) even for big files."""
+    bucket = f"mmr-test-{uuid.uuid4().hex[:16]}"
+    store = make_s3_datastore(s3_server, bucket, multipart=multipart)
+    await store.ensure_bucket()
+    try:
+        await store.put_file(KEY, write(tmp_path, b"m" * (20 * 1024 * 1024)), "application/octet-stream")
+        head = await asyncio.to_thread(s3_server.client().head_object, Bucket=bucket, Key=KEY)
+        etag = head["ETag"].strip('"')
+        assert (int(etag.split("-")[1]) if "-" in etag else 0) == parts
+        assert head["ContentLength"] == 20 * 1024 * 1024
+    finally:
+        await store.close()
+        await asyncio.to_thread(remove_bucket, s3_server, bucket)
