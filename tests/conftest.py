@@ -20,6 +20,13 @@ from tests.infra.http_server import ServerThread
 from tests.infra.postgres import temporary_database
 from tests.infra.redis_server import ensure_redis
 from tests.infra.seaweedfs import S3Server, s3_server_from_env, start_seaweedfs
+from tests.infra.synapse_fixtures import (  # noqa: F401  (session fixtures shared by every folder)
+    synapse_a,
+    synapse_b,
+    synapse_factory,
+    synapse_homeserver,
+    test_tls,
+)
 
 TEST_SECRET = "test-shared-secret"
 SERVER_NAME = "localhost"

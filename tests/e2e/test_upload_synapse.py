@@ -21,12 +21,7 @@ from tests.conftest import RunningMmr, cluster_raw_config, new_bucket, serve_all
 from tests.infra.postgres import temporary_database
 from tests.infra.seaweedfs import S3Server
 from tests.infra.synapse import RegisteredUser, SynapseServer
-from tests.infra.synapse_fixtures import (  # noqa: F401
-    BRIDGE_APPSERVICE,
-    SynapseFactory,
-    synapse_factory,
-    synapse_homeserver,
-)
+from tests.infra.synapse_fixtures import BRIDGE_APPSERVICE, SynapseFactory
 from tests.services.upload.helpers import (
     CREATE,
     DEAD_REDIS,
@@ -56,7 +51,7 @@ def _config(
 @pytest.fixture(scope="module")
 def mmr(
     tmp_path_factory: pytest.TempPathFactory, redis_url: str, s3_server: S3Server,
-    synapse_homeserver: SynapseServer,  # noqa: F811
+    synapse_homeserver: SynapseServer,
 ) -> Iterator[RunningMmr]:
     workdir = tmp_path_factory.mktemp("upload-synapse")
     homeservers = [{"name": synapse_homeserver.server_name, "csApi": synapse_homeserver.client_url}]
@@ -87,7 +82,7 @@ async def owner_of(node: RunningMmr, runtime_for: object, mxc: str) -> str | Non
 
 
 async def test_real_users_upload_and_own_their_media(
-    mmr: RunningMmr, synapse_homeserver: SynapseServer, runtime_for: object  # noqa: F811
+    mmr: RunningMmr, synapse_homeserver: SynapseServer, runtime_for: object
 ) -> None:
     alice, bob = user(synapse_homeserver, "alice"), user(synapse_homeserver, "bob")
     data = unique_bytes(3000)
@@ -108,7 +103,7 @@ async def test_missing_and_unknown_tokens(mmr: RunningMmr) -> None:
 
 
 async def test_put_by_another_real_user_is_403(
-    mmr: RunningMmr, synapse_homeserver: SynapseServer  # noqa: F811
+    mmr: RunningMmr, synapse_homeserver: SynapseServer
 ) -> None:
     alice, bob = user(synapse_homeserver, "alice"), user(synapse_homeserver, "bob")
     async with as_user(mmr, alice.access_token) as as_alice, as_user(mmr, bob.access_token) as as_bob:
@@ -119,7 +114,7 @@ async def test_put_by_another_real_user_is_403(
 
 
 async def test_guests_download_but_cannot_upload(
-    mmr: RunningMmr, synapse_homeserver: SynapseServer  # noqa: F811
+    mmr: RunningMmr, synapse_homeserver: SynapseServer
 ) -> None:
     guest = synapse_homeserver.register_guest()
     alice = user(synapse_homeserver, "alice")
@@ -133,7 +128,7 @@ async def test_guests_download_but_cannot_upload(
 
 
 async def test_appservice_acts_as_its_users(
-    mmr: RunningMmr, synapse_homeserver: SynapseServer, runtime_for: object  # noqa: F811
+    mmr: RunningMmr, synapse_homeserver: SynapseServer, runtime_for: object
 ) -> None:
     bridged = synapse_homeserver.register_appservice_user(
         BRIDGE_APPSERVICE, f"bridge_{uuid.uuid4().hex[:8]}"
@@ -155,7 +150,7 @@ async def test_appservice_acts_as_its_users(
 
 
 async def test_quota_applies_to_the_users_its_glob_matches(
-    mmr: RunningMmr, synapse_homeserver: SynapseServer  # noqa: F811
+    mmr: RunningMmr, synapse_homeserver: SynapseServer
 ) -> None:
     limited, free = user(synapse_homeserver, "quota"), user(synapse_homeserver, "alice")
     async with as_user(mmr, limited.access_token) as as_limited, as_user(mmr, free.access_token) as as_free:
@@ -167,7 +162,7 @@ async def test_quota_applies_to_the_users_its_glob_matches(
 
 
 async def test_upload_rate_limit_is_per_user(
-    mmr: RunningMmr, synapse_homeserver: SynapseServer  # noqa: F811
+    mmr: RunningMmr, synapse_homeserver: SynapseServer
 ) -> None:
     busy, other = user(synapse_homeserver, "busy"), user(synapse_homeserver, "alice")
     async with as_user(mmr, busy.access_token) as as_busy, as_user(mmr, other.access_token) as as_other:
@@ -178,7 +173,7 @@ async def test_upload_rate_limit_is_per_user(
 
 
 async def test_real_users_upload_while_redis_is_down(
-    tmp_path: Path, s3_server: S3Server, synapse_homeserver: SynapseServer,  # noqa: F811
+    tmp_path: Path, s3_server: S3Server, synapse_homeserver: SynapseServer,
 ) -> None:
     homeservers = [{"name": "localhost", "csApi": synapse_homeserver.client_url}]
     alice = user(synapse_homeserver, "alice")
@@ -195,7 +190,7 @@ async def test_real_users_upload_while_redis_is_down(
 
 async def test_each_homeserver_checks_its_own_tokens(
     tmp_path: Path, redis_url: str, s3_server: S3Server,
-    synapse_homeserver: SynapseServer, synapse_factory: SynapseFactory,  # noqa: F811
+    synapse_homeserver: SynapseServer, synapse_factory: SynapseFactory,
 ) -> None:
     second = synapse_factory(server_name="second.test")
     homeservers: list[dict[str, Any]] = [

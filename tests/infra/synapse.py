@@ -380,7 +380,7 @@ def _start_once(
     config["listeners"] = [_listener(client_port, tls=False,
                                      names=["client", "federation", "keys", "media"])]
     if federation_tls:
-        cert_path, key_path = _write_self_signed_cert(base_dir)
+        cert_path, key_path = write_self_signed_cert(base_dir)
         server.tls_cert_path = cert_path
         config["listeners"].append(
             _listener(federation_port, tls=True, names=["federation", "keys", "media"])
@@ -469,7 +469,7 @@ def _write_log_config(server: SynapseServer, path: Path) -> None:
     path.write_text(yaml.safe_dump(log_config, sort_keys=False))
 
 
-def _write_self_signed_cert(base_dir: Path) -> tuple[Path, Path]:
+def write_self_signed_cert(base_dir: Path) -> tuple[Path, Path]:
     """A certificate for IP 127.0.0.1 and DNS localhost, its own issuer, so a client can trust
     exactly it (`verify=tls_cert_path`)."""
     key = ec.generate_private_key(ec.SECP256R1())

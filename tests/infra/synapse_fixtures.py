@@ -19,7 +19,12 @@ from typing import Any
 
 import pytest
 
-from tests.infra.synapse import AppserviceRegistration, SynapseServer, start_synapse
+from tests.infra.synapse import (
+    AppserviceRegistration,
+    SynapseServer,
+    start_synapse,
+    write_self_signed_cert,
+)
 
 BRIDGE_APPSERVICE = AppserviceRegistration(
     id="bridge",
@@ -83,3 +88,30 @@ def synapse_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synaps
 @pytest.fixture(scope="session")
 def synapse_homeserver(synapse_factory: SynapseFactory) -> SynapseServer:
     return synapse_factory.homeserver()
+
+
+# Federation peers: `synapse_a` is the homeserver mmr fronts (mmr signs as A with A's key);
+# `synapse_b` is a remote. Both serve federation over TLS with one certificate made here.
+@pytest.fixture(scope="session")
+def test_tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """One self-signed certificate (127.0.0.1) and key that every TLS peer here serves.
+
+    One certificate, because OpenSSL finds trust anchors by subject name, and certificates made
+    alike (same subject, no key identifiers) would shadow each other in a bundle.
+    """
+    return write_self_signed_cert(tmp_path_factory.mktemp("tls"))
+
+
+def _tls_options(test_tls: tuple[Path, Path]) -> dict[str, Any]:
+    cert, key = test_tls
+    return {"extra_config": {"tls_certificate_path": str(cert), "tls_private_key_path": str(key)}}
+
+
+@pytest.fixture(scope="session")
+def synapse_a(synapse_factory: SynapseFactory, test_tls: tuple[Path, Path]) -> SynapseServer:
+    return synapse_factory(federation_tls=True, **_tls_options(test_tls))
+
+
+@pytest.fixture(scope="session")
+def synapse_b(synapse_factory: SynapseFactory, test_tls: tuple[Path, Path]) -> SynapseServer:
+    return synapse_factory(federation_tls=True, **_tls_options(test_tls))

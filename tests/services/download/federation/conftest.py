@@ -31,36 +31,10 @@ from shared.web.app import make_app
 from tests.conftest import RunningMmr, cluster_raw_config, embedded_raw_config, new_bucket
 from tests.infra.http_server import ServerThread, free_port
 from tests.infra.seaweedfs import S3Server
-from tests.infra.synapse import SynapseServer, _write_self_signed_cert
-from tests.infra.synapse_fixtures import SynapseFactory, synapse_factory  # noqa: F401
+from tests.infra.synapse import SynapseServer
 from tests.services.download.conftest import public_bucket
 
 LOOPBACK_ALLOWED_DENY_LIST = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"]
-
-
-@pytest.fixture(scope="session")
-def test_tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """One self-signed certificate (127.0.0.1) and key that every TLS peer here serves.
-
-    One certificate, because OpenSSL finds trust anchors by subject name, and certificates made
-    alike (same subject, no key identifiers) would shadow each other in a bundle.
-    """
-    return _write_self_signed_cert(tmp_path_factory.mktemp("tls"))
-
-
-def _tls_options(test_tls: tuple[Path, Path]) -> dict[str, Any]:
-    cert, key = test_tls
-    return {"extra_config": {"tls_certificate_path": str(cert), "tls_private_key_path": str(key)}}
-
-
-@pytest.fixture(scope="session")
-def synapse_a(synapse_factory: SynapseFactory, test_tls: tuple[Path, Path]) -> SynapseServer:  # noqa: F811
-    return synapse_factory(federation_tls=True, **_tls_options(test_tls))
-
-
-@pytest.fixture(scope="session")
-def synapse_b(synapse_factory: SynapseFactory, test_tls: tuple[Path, Path]) -> SynapseServer:  # noqa: F811
-    return synapse_factory(federation_tls=True, **_tls_options(test_tls))
 
 
 class TlsServerThread(ServerThread):

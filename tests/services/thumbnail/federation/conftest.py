@@ -5,8 +5,4 @@ from tests.services.download.federation.conftest import (  # noqa: F401
     b_uploader_token,
     mmr_raw_config,
     serve_mmr,
-    synapse_a,
-    synapse_b,
-    synapse_factory,
-    test_tls,
 )
