@@ -61,6 +61,18 @@ class Coordinator(Protocol):
         """
         ...
 
+    async def leaky_bucket(
+        self, key: str, amount: int, capacity: int, drain_per_second: float, overflow: int
+    ) -> float | None:
+        """Pour `amount` (e.g. bytes about to be served) into the leaky bucket `key`, which drains
+        at `drain_per_second` and may hold `capacity + overflow`.
+
+        Returns None when it fits (the level rises by `amount`), else the seconds until it would
+        fit (nothing is added). An amount larger than the whole bucket costs the whole bucket, so
+        it fits once the bucket is empty. Fails open like `rate_limit`.
+        """
+        ...
+
     async def check_ready(self) -> None:
         """Raise if the backing service cannot be reached."""
         ...

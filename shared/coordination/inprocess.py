@@ -209,6 +209,11 @@ class InProcessCoordinator:
     async def rate_limit(self, key: str, rate_per_second: float, burst: int) -> float | None:
         return await self._rate_limiter.hit(key, rate_per_second, burst)
 
+    async def leaky_bucket(
+        self, key: str, amount: int, capacity: int, drain_per_second: float, overflow: int
+    ) -> float | None:
+        return await self._rate_limiter.pour(key, amount, capacity, drain_per_second, overflow)
+
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def check_ready(self) -> None:

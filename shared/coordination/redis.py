@@ -5,6 +5,7 @@ Key layout (everything under `<namespace>:` so several deployments can share one
 * `<ns>:lock:<name>`   lock token, `SET NX PX ttl`, released by a compare-and-delete Lua script
 * `<ns>:cache:<key>`   cache value, `SET PX ttl`
 * `<ns>:rl:<key>`      token bucket hash (see `ratelimit.py`)
+* `<ns>:lb:<key>`      leaky bucket hash (see `ratelimit.py`)
 * `<ns>:<channel>`     pub/sub channel
 
 Locks: while held, a background task renews the TTL every ttl/3, so a long holder keeps the lock
@@ -293,6 +294,11 @@ class RedisCoordinator:
 
     async def rate_limit(self, key: str, rate_per_second: float, burst: int) -> float | None:
         return await self._rate_limiter.hit(key, rate_per_second, burst)
+
+    async def leaky_bucket(
+        self, key: str, amount: int, capacity: int, drain_per_second: float, overflow: int
+    ) -> float | None:
+        return await self._rate_limiter.pour(key, amount, capacity, drain_per_second, overflow)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
