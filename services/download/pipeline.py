@@ -153,10 +153,14 @@ async def run(rt: Runtime, req: DownloadRequest) -> DownloadResult:
     public_url = store.public_url(record.location) if req.allow_redirect else None
     if public_url is not None:
         return Redirect(public_url, validators)
-    # Step 9: stream all the bytes or one range of them, in bounded memory whatever the size.
+    # Step 9: stream all the bytes or one range of them (an open-ended one capped at
+    # `downloads.defaultRangeChunkSizeBytes`), in bounded memory whatever the size.
     headers["Accept-Ranges"] = "bytes"
     conditions = req.preconditions
-    byte_range = requested_range(conditions.range, conditions.if_range, etag, record.size_bytes)
+    byte_range = requested_range(
+        conditions.range, conditions.if_range, etag, record.size_bytes,
+        open_ended_max=rt.config.downloads.default_range_chunk_size_bytes,
+    )
     if byte_range is None:
         headers["Content-Length"] = str(record.size_bytes)
         return MediaStream(record, headers, store.open_stream(record.location, None, STREAM_CHUNK_BYTES))

@@ -50,12 +50,16 @@ def etag_matches(header: str | None, etag: str) -> bool:
 
 
 def requested_range(
-    range_header: str | None, if_range: str | None, etag: str, size: int
+    range_header: str | None, if_range: str | None, etag: str, size: int,
+    open_ended_max: int | None = None,
 ) -> ByteRange | None:
     """The one byte range to serve, or None to serve everything.
 
     Malformed, multi-range and stale (`If-Range` not our ETag) requests get the whole body, as
     RFC 9110 allows; a well-formed range that starts past the end raises `RangeNotSatisfiable`.
+    An open-ended `bytes=N-` gets at most `open_ended_max` bytes (matrix-media-repo's
+    `defaultRangeChunkSizeBytes`): a player seeking in a long video asks for the rest of the
+    file, but only reads a little of it before seeking again.
     """
     if not range_header or (if_range is not None and if_range.strip() != etag):
         return None
@@ -72,7 +76,12 @@ def requested_range(
             raise RangeNotSatisfiable(size)
         return ByteRange(max(size - suffix, 0), size - 1)
     start = int(first)
-    end = int(last) if last else size - 1
+    if last:
+        end = int(last)
+    elif open_ended_max is not None:
+        end = start + open_ended_max - 1
+    else:
+        end = size - 1
     if last and end < start:
         return None
     if start >= size:
