@@ -253,9 +253,9 @@ class UrlPreviewsConfig(Section):
 
 
 class DownloadBucketConfig(Section):
-    capacity_bytes: int = 524288000
-    drain_bytes_per_minute: int = 5242880
-    overflow_limit_bytes: int = 104857600
+    capacity_bytes: int = Field(524288000, ge=0)
+    drain_bytes_per_minute: int = Field(5242880, ge=1)
+    overflow_limit_bytes: int = Field(104857600, ge=0)
 
 
 class RateLimitBuckets(Section):

@@ -7,20 +7,26 @@ from fastapi.responses import StreamingResponse
 
 from services.download import pipeline
 from services.download.serving import Preconditions
+from shared.runtime import Runtime
 from shared.web.deps import HomeserverDep, RuntimeDep, UserDep
 from shared.web.federation import FederationOriginDep
-from shared.web.ratelimit import limit_by_ip
+from shared.web.ratelimit import charge_download, limit_by_ip
 
 router = APIRouter()
 
 
-def _respond(request: Request, result: pipeline.DownloadResult) -> Response:
+async def _respond(
+    request: Request, runtime: Runtime, result: pipeline.DownloadResult
+) -> Response:
     if isinstance(result, pipeline.NotModified):
         return Response(status_code=304, headers=result.headers)
     if isinstance(result, pipeline.Redirect):
         return Response(status_code=307, headers={**result.headers, "Location": result.location})
     if request.method == "HEAD":
         return Response(status_code=result.status, headers=result.headers)
+    # Only bytes this process sends count against the client's download budget (not a HEAD, a
+    # 304 or a redirect); the stream is not opened yet, so a 429 here reads nothing.
+    await charge_download(request, runtime, int(result.headers["Content-Length"]))
     return StreamingResponse(result.body, status_code=result.status, headers=result.headers)
 
 
@@ -41,7 +47,7 @@ async def download_media(
         server_name, media_id, file_name, authenticated_route=True, timeout_ms=timeout_ms,
         allow_remote=True, allow_redirect=True, via=hs, preconditions=_preconditions(request),
     )
-    return _respond(request, await pipeline.run(runtime, req))
+    return await _respond(request, runtime, await pipeline.run(runtime, req))
 
 
 async def legacy_download_media(
@@ -55,7 +61,7 @@ async def legacy_download_media(
         allow_remote=allow_remote, allow_redirect=allow_redirect,
         preconditions=_preconditions(request),
     )
-    return _respond(request, await pipeline.run(runtime, req))
+    return await _respond(request, runtime, await pipeline.run(runtime, req))
 
 
 async def federation_download_media(
@@ -68,7 +74,8 @@ async def federation_download_media(
 
 
 _V1 = "/_matrix/client/v1/media/download/{server_name}/{media_id}"
-# Clients are limited per IP (`rateLimit`); servers fetching over federation are not.
+# Clients are limited per IP (`rateLimit`, and bytes in `_respond`); servers fetching over
+# federation are not.
 _METHODS = ["GET", "HEAD"]
 _LIMITED = [Depends(limit_by_ip)]
 router.add_api_route(_V1, download_media, methods=_METHODS, dependencies=_LIMITED)

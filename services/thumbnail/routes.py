@@ -22,7 +22,7 @@ from shared.matrix.errors import InvalidParam, MissingParam
 from shared.runtime import Runtime
 from shared.web.deps import HomeserverDep, RuntimeDep, get_homeserver, get_runtime, get_user
 from shared.web.federation import FederationOriginDep
-from shared.web.ratelimit import limit_by_ip
+from shared.web.ratelimit import charge_download, limit_by_ip
 
 router = APIRouter()
 PART_HEADERS = ("Content-Type", "Content-Disposition")
@@ -77,9 +77,14 @@ def _params(request: Request) -> pipeline.ThumbnailParams:
     )
 
 
-def _respond(answer: pipeline.ThumbnailAnswer) -> Response:
+async def _respond(
+    request: Request, runtime: Runtime, answer: pipeline.ThumbnailAnswer
+) -> Response:
+    """The client form; the bytes sent (a redirect sends none) count against the client's
+    download budget."""
     if answer.location is not None:
         return RedirectResponse(answer.location, status_code=307)
+    await charge_download(request, runtime, int(answer.headers.get("Content-Length", 0)))
     if answer.body is None or isinstance(answer.body, bytes):
         return Response(answer.body, headers=answer.headers)
     return StreamingResponse(answer.body, headers=answer.headers)
@@ -132,7 +137,7 @@ async def get_thumbnail(
         server_name, media_id, _params(request), allow_remote=True, allow_redirect=True,
         authenticated_route=True, via=caller.homeserver,
     )
-    return _respond(await pipeline.run(caller.runtime, req))
+    return await _respond(request, caller.runtime, await pipeline.run(caller.runtime, req))
 
 
 async def legacy_get_thumbnail(
@@ -146,7 +151,7 @@ async def legacy_get_thumbnail(
         allow_redirect=bool(_boolean(request.query_params, "allow_redirect")),
         authenticated_route=False, via=hs,
     )
-    return _respond(await pipeline.run(runtime, req))
+    return await _respond(request, runtime, await pipeline.run(runtime, req))
 
 
 async def federation_get_thumbnail(

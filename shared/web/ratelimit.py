@@ -1,7 +1,8 @@
 """Request rate limits as FastAPI dependencies, shared by every process through the coordinator.
 
-Per client IP (`rateLimit.requestsPerSecond` / `burst`) and per user (e.g. uploads). Both are
-token buckets in Redis in a cluster (one budget whatever process a request lands on) and in
+Per client IP (`rateLimit.requestsPerSecond` / `burst`) and per user (e.g. uploads), both token
+buckets, and per client IP on bytes downloaded (`rateLimit.buckets.downloads`, a leaky bucket):
+all in Redis in a cluster (one budget whatever process a request lands on) and in
 memory in the embedded default; an unreachable Redis lets requests through (the coordinator
 fails open and logs a warning).
 
@@ -23,6 +24,7 @@ from shared.auth.users import UserInfo
 from shared.config import MmrConfig, RepoConfig
 from shared.coordination.base import Coordinator
 from shared.matrix.errors import GuestAccessForbidden, LimitExceeded
+from shared.runtime import Runtime
 from shared.web.deps import RuntimeDep, UserDep
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -90,6 +92,26 @@ async def enforce_rate_limit(
     wait = await coordinator.rate_limit(key, rate_per_second, burst)
     if wait is not None:
         raise LimitExceeded(wait, f"Too many {what}; try again later")
+
+
+async def charge_download(request: Request, runtime: Runtime, size_bytes: int) -> None:
+    """Pour the bytes about to be sent into the client IP's download bucket
+    (`rateLimit.buckets.downloads`, matrix-media-repo's leaky bucket); 429 `M_LIMIT_EXCEEDED`
+    with Retry-After when they would overflow it.
+
+    Call once the answer's size is known and before any byte is streamed, on client routes only:
+    servers fetching over federation are not charged.
+    """
+    limits = runtime.config.rate_limit
+    if not limits.enabled or size_bytes <= 0:
+        return
+    bucket = limits.buckets.downloads
+    wait = await runtime.coordinator.leaky_bucket(
+        f"download:{request_client_ip(request, runtime.config)}", size_bytes,
+        bucket.capacity_bytes, bucket.drain_bytes_per_minute / 60, bucket.overflow_limit_bytes,
+    )
+    if wait is not None:
+        raise LimitExceeded(wait, "Too many bytes downloaded; try again later")
 
 
 async def limit_by_ip(request: Request, runtime: RuntimeDep) -> None:
