@@ -37,11 +37,20 @@ class RateLimiter(ABC):
     async def hit(self, key: str, rate_per_second: float, burst: int) -> float | None:
         """Take a token from bucket `key`: None if allowed, else the seconds to wait."""
 
-    @abstractmethod
     async def pour(
         self, key: str, amount: int, capacity: int, drain_per_second: float, overflow: int
     ) -> float | None:
         """Pour `amount` into leaky bucket `key`: None if it fits, else the seconds to wait."""
+        _check_leaky_params(amount, capacity, drain_per_second, overflow)
+        if amount == 0:
+            return None
+        return await self._pour(key, amount, capacity + overflow, drain_per_second)
+
+    @abstractmethod
+    async def _pour(
+        self, key: str, amount: int, limit: int, drain_per_second: float
+    ) -> float | None:
+        """`pour` with checked parameters and `limit` = capacity + overflow."""
 
 
 def _check_params(rate_per_second: float, burst: int) -> None:
@@ -123,15 +132,12 @@ class InProcessRateLimiter(RateLimiter):
         self._remember(self._buckets, key, (tokens, now))
         return wait
 
-    async def pour(
-        self, key: str, amount: int, capacity: int, drain_per_second: float, overflow: int
+    async def _pour(
+        self, key: str, amount: int, limit: int, drain_per_second: float
     ) -> float | None:
-        _check_leaky_params(amount, capacity, drain_per_second, overflow)
-        if amount == 0:
-            return None
         now = self._clock()
         level, updated_at = self._levels.pop(key, (0.0, now))
-        level, wait = pour_into(level, now - updated_at, amount, capacity + overflow, drain_per_second)
+        level, wait = pour_into(level, now - updated_at, amount, limit, drain_per_second)
         self._remember(self._levels, key, (level, now))
         return wait
 
@@ -251,13 +257,10 @@ class RedisRateLimiter(RateLimiter):
             self._script, self._prefix + key, [repr(float(rate_per_second)), burst]
         )
 
-    async def pour(
-        self, key: str, amount: int, capacity: int, drain_per_second: float, overflow: int
+    async def _pour(
+        self, key: str, amount: int, limit: int, drain_per_second: float
     ) -> float | None:
-        _check_leaky_params(amount, capacity, drain_per_second, overflow)
-        if amount == 0:
-            return None
-        args: list[int | str] = [amount, capacity + overflow, repr(float(drain_per_second))]
+        args: list[int | str] = [amount, limit, repr(float(drain_per_second))]
         return await self._run(self._leaky_script, self._leaky_prefix + key, args)
 
     async def _run(self, script: AsyncScript, key: str, args: list[int | str]) -> float | None:
