@@ -8,10 +8,12 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from shared.config import MmrConfig
+from shared.metrics.listener import metrics_listener
 from shared.runtime import Runtime, build_runtime
 from shared.version import mmr_version
 from shared.web import health
 from shared.web.errors import install_error_handlers
+from shared.web.http_metrics import HttpMetricsMiddleware
 from shared.web.middleware import MatrixHttpMiddleware
 
 StartHook = Callable[[Runtime], Awaitable[Callable[[], Awaitable[None]] | None]]
@@ -31,11 +33,19 @@ def make_app(
     Pass `runtime` to run on one you built (tests); otherwise one is built from `config` at start.
     A start hook may return a stop coroutine, awaited at shutdown in reverse order.
     """
-    if runtime is None and config is None:
+    settings = runtime.config if runtime is not None else config
+    if settings is None:
         raise ValueError("make_app needs a config or a runtime")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Metrics: their own listener for the process's whole life, bound before anything else
+        # so that a port clash stops the start at once.
+        async with metrics_listener(settings.metrics), services_lifespan(app):
+            yield
+
+    @asynccontextmanager
+    async def services_lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = runtime is None
         rt = runtime or await build_runtime(config, service, machine_id, single_homeserver)  # type: ignore[arg-type]
         app.state.runtime = rt
@@ -60,6 +70,9 @@ def make_app(
         app.state.runtime = runtime
     install_error_handlers(app)
     app.add_middleware(MatrixHttpMiddleware)
+    if settings.metrics.enabled:  # outermost, so it times everything (absent when disabled)
+        metrics_machine = runtime.machine_id if runtime is not None else machine_id
+        app.add_middleware(HttpMetricsMiddleware, service=service, machine_id=metrics_machine)
     app.include_router(health.router)
     for router in routers:
         app.include_router(router)

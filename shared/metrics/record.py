@@ -1,0 +1,121 @@
+"""What the services record, one call at each place where the work happens.
+
+Every function is a no-op (or passes its argument straight through) when `metrics.enabled` is
+off, so the calls cost nothing measurable on a process that exports nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable
+from time import perf_counter
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+from prometheus_client import Counter
+
+from shared.matrix.errors import NotFound, NotYetUploaded, TooLarge
+from shared.metrics import definitions as m
+
+if TYPE_CHECKING:
+    from shared.runtime import Runtime
+
+
+class _HasSize(Protocol):
+    @property
+    def size_bytes(self) -> int: ...
+
+
+Fetched = TypeVar("Fetched", bound=_HasSize)
+T = TypeVar("T")
+
+
+def _ids(rt: Runtime) -> tuple[str, str] | None:
+    """The (service, machine_id) labels, or None when this process exports no metrics."""
+    if not rt.config.metrics.enabled:
+        return None
+    return rt.service, str(rt.machine_id)
+
+
+def media_stored(rt: Runtime, size_bytes: int) -> None:
+    """An upload (or a re-hosted preview image) was stored and recorded as local media."""
+    if (ids := _ids(rt)) is not None:
+        m.UPLOADS.labels(*ids).inc()
+        m.UPLOADED_BYTES.labels(*ids).inc(size_bytes)
+
+
+def metered_download(rt: Runtime, origin: str, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """`chunks`, counting the download when its first byte is asked for and each chunk once sent.
+
+    Nothing is counted for a body that is never read (HEAD).
+    """
+    if (ids := _ids(rt)) is None:
+        return chunks
+    labels = (*ids, "local" if rt.is_local_server(origin) else "remote")
+    return _metered(chunks, m.DOWNLOADS.labels(*labels), m.DOWNLOADED_BYTES.labels(*labels))
+
+
+async def _metered(chunks: AsyncIterator[bytes], downloads: Counter, sent: Counter) -> AsyncIterator[bytes]:
+    downloads.inc()
+    try:
+        async for chunk in chunks:
+            yield chunk
+            sent.inc(len(chunk))  # after the yield: the server took the chunk
+    finally:
+        # A client that goes away closes this wrapper; the datastore stream must close with it.
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            await close()
+
+
+def _remote_outcome(exc: Exception) -> str:
+    if isinstance(exc, NotFound):
+        return "not_found"
+    if isinstance(exc, TooLarge):
+        return "too_large"
+    if isinstance(exc, NotYetUploaded):
+        return "not_yet_uploaded"
+    return "failed"
+
+
+async def observe_remote_fetch(rt: Runtime, fetch: Awaitable[Fetched]) -> Fetched:
+    """Await one federation fetch of remote media, counting its outcome and bytes."""
+    if (ids := _ids(rt)) is None:
+        return await fetch
+    try:
+        record = await fetch
+    except Exception as exc:
+        m.REMOTE_FETCHES.labels(*ids, _remote_outcome(exc)).inc()
+        raise
+    m.REMOTE_FETCHES.labels(*ids, "ok").inc()
+    m.REMOTE_FETCHED_BYTES.labels(*ids).inc(record.size_bytes)
+    return record
+
+
+async def observe_thumbnail_generation(rt: Runtime, generation: Awaitable[T]) -> T:
+    """Await one thumbnail generation, counting its outcome and timing the successful ones."""
+    if (ids := _ids(rt)) is None:
+        return await generation
+    started = perf_counter()
+    try:
+        made = await generation
+    except Exception:
+        m.THUMBNAILS_GENERATED.labels(*ids, "failed").inc()
+        raise
+    m.THUMBNAIL_GENERATION.labels(*ids).observe(perf_counter() - started)
+    m.THUMBNAILS_GENERATED.labels(*ids, "ok").inc()
+    return made
+
+
+def thumbnail_served(rt: Runtime) -> None:
+    if (ids := _ids(rt)) is not None:
+        m.THUMBNAILS_SERVED.labels(*ids).inc()
+
+
+def url_preview(rt: Runtime, source: str, ok: bool) -> None:
+    """A preview outcome was `fetched` by this process or found already stored (`cached`)."""
+    if (ids := _ids(rt)) is not None:
+        m.URL_PREVIEWS.labels(*ids, source, "ok" if ok else "error").inc()
+
+
+def rate_limited(rt: Runtime, bucket: str) -> None:
+    if (ids := _ids(rt)) is not None:
+        m.RATE_LIMITED.labels(*ids, bucket).inc()
