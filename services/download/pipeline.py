@@ -34,6 +34,7 @@ from shared.matrix.errors import NotFound
 from shared.media.access import record_access
 from shared.media.pending import wait_for_pending_media
 from shared.media.remote import fetch_remote_media, is_ignored_host
+from shared.metrics import record as metrics
 from shared.runtime import Runtime
 
 STREAM_CHUNK_BYTES = 256 * 1024
@@ -163,10 +164,11 @@ async def run(rt: Runtime, req: DownloadRequest) -> DownloadResult:
     )
     if byte_range is None:
         headers["Content-Length"] = str(record.size_bytes)
-        return MediaStream(record, headers, store.open_stream(record.location, None, STREAM_CHUNK_BYTES))
+        body = store.open_stream(record.location, None, STREAM_CHUNK_BYTES)
+        return MediaStream(record, headers, metrics.metered_download(rt, record.origin, body))
     headers.update(range_headers(byte_range, record.size_bytes))
     body = store.open_stream(record.location, byte_range, STREAM_CHUNK_BYTES)
-    return MediaStream(record, headers, body, status=206)
+    return MediaStream(record, headers, metrics.metered_download(rt, record.origin, body), status=206)
 
 
 async def quarantine_replacement(rt: Runtime) -> MediaStream:
@@ -213,5 +215,6 @@ async def run_federation(rt: Runtime, req: FederationDownloadRequest) -> Federat
         part_headers = media_headers(content_type, record.upload_name)
         part_headers = {name: part_headers[name] for name in ("Content-Type", "Content-Disposition")}
         stream = store.open_stream(record.location, None, STREAM_CHUNK_BYTES)
+        stream = metrics.metered_download(rt, record.origin, stream)
         body = write_media_multipart(boundary, part_headers, stream)
     return FederationAnswer(multipart_content_type(boundary), body)

@@ -31,6 +31,7 @@ from services.preview.safety import check_allowed, parse_preview_url
 from shared.coordination.singleflight import singleflight
 from shared.db.repositories.previews import MAX_LANGUAGE_LENGTH, CachedPreview, get_preview, insert_preview
 from shared.matrix.errors import MatrixError, NotFound, Unrecognized
+from shared.metrics import record as metrics
 from shared.runtime import Runtime
 
 HOUR_MS = 3_600_000
@@ -76,6 +77,13 @@ def _cache_key(url: str, language: str, bucket_ts: int) -> str:
 
 
 async def _lookup(rt: Runtime, url: str, language: str, bucket_ts: int) -> CachedPreview | None:
+    found = await _stored_outcome(rt, url, language, bucket_ts)
+    if found is not None:
+        metrics.url_preview(rt, "cached", ok=found.preview is not None)
+    return found
+
+
+async def _stored_outcome(rt: Runtime, url: str, language: str, bucket_ts: int) -> CachedPreview | None:
     """The stored outcome: the coordinator's cache first (Redis, or this process's memory), then
     the database. An outcome never changes once stored, so the copies cannot disagree."""
     key = _cache_key(url, language, bucket_ts)
@@ -132,6 +140,7 @@ async def run(rt: Runtime, req: PreviewRequest) -> dict[str, Any]:
         async def compute() -> CachedPreview:
             result = await _generate_outcome(rt, job)
             await _store(rt, key, language, current_bucket, result)
+            metrics.url_preview(rt, "fetched", ok=result.preview is not None)
             return result
 
         outcome = await singleflight(

@@ -15,6 +15,7 @@ from services.thumbnail.sizing import Target
 from shared.db.repositories.thumbnails import ThumbnailRecord
 from shared.matrix.disposition import media_headers
 from shared.matrix.errors import NotFound
+from shared.metrics import record as metrics
 from shared.runtime import Runtime
 from shared.storage.base import ObjectNotFound
 
@@ -65,6 +66,7 @@ async def stored(
 ) -> ThumbnailAnswer:
     """A stored thumbnail: from memory when small and recently served, else from its datastore
     (or a redirect to its public URL where the datastore has one and redirects are allowed)."""
+    metrics.thumbnail_served(rt)
     headers = thumbnail_headers(thumb.content_type)
     store = rt.datastores.get(thumb.datastore_id)
     url = store.public_url(thumb.location) if allow_redirect else None

@@ -47,6 +47,7 @@ from shared.db.repositories.thumbnails import (
     get_thumbnail,
     insert_thumbnail,
 )
+from shared.metrics import record as metrics
 from shared.runtime import Runtime
 from shared.storage.base import Datastore
 from shared.storage.file import FileDatastore
@@ -103,7 +104,8 @@ async def stored_or_generated(rt: Runtime, ctx: ThumbnailContext, req: Generatio
     return await singleflight(
         rt.coordinator,
         req.flight,
-        compute=lambda: _generate_remembering_failure(rt, ctx, req),
+        compute=lambda: metrics.observe_thumbnail_generation(
+            rt, _generate_remembering_failure(rt, ctx, req)),
         lookup=lambda: find_stored(rt, req.key),
         ttl_seconds=LOCK_TTL_SECONDS,
         wait_seconds=wait,

@@ -35,6 +35,7 @@ from shared.federation.multipart import MultipartError, boundary_of, read_media_
 from shared.ids.media_id import is_valid_media_id, is_valid_server_name
 from shared.matrix.disposition import clean_filename
 from shared.matrix.errors import MatrixError, NotFound, NotYetUploaded, TooLarge, UpstreamError
+from shared.metrics import record as metrics
 from shared.runtime import Runtime
 from shared.storage.keys import content_key
 from shared.storage.spool import SpoolTooLarge, spool_to_temp
@@ -91,7 +92,8 @@ async def fetch_remote_media(
     return await singleflight(
         rt.coordinator,
         f"remote:{server_name}/{media_id}",
-        compute=lambda: _fetch_and_remember_failure(rt, server_name, media_id, via),
+        compute=lambda: metrics.observe_remote_fetch(
+            rt, _fetch_and_remember_failure(rt, server_name, media_id, via)),
         lookup=lambda: _stored_or_cached_failure(rt, server_name, media_id),
         ttl_seconds=30.0,
         wait_seconds=rt.config.timeouts.federation_timeout_seconds * 2,

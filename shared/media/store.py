@@ -22,6 +22,7 @@ from shared.ids.media_id import with_new_media_id
 from shared.matrix.disposition import clean_filename
 from shared.matrix.errors import CannotOverwrite, Forbidden
 from shared.media.locks import lock_unless_unavailable
+from shared.metrics import record as metrics
 from shared.runtime import Runtime
 from shared.storage.base import StoredObject
 from shared.storage.keys import content_key
@@ -147,9 +148,12 @@ async def store_local_media(
         stored, only_user = await _store_once(rt, new.spooled, new.content_type)
         try:
             if new.media_id is None:
-                return await _record_fresh(rt, new, stored)
-            return await _record_reserved(rt, new, new.media_id, stored)
+                record = await _record_fresh(rt, new, stored)
+            else:
+                record = await _record_reserved(rt, new, new.media_id, stored)
         except BaseException:
             if only_user:
                 await _forget_unreferenced(rt, stored, sha256)
             raise
+    metrics.media_stored(rt, record.size_bytes)
+    return record

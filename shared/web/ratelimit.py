@@ -22,8 +22,8 @@ from fastapi import Depends, Request
 
 from shared.auth.users import UserInfo
 from shared.config import MmrConfig, RepoConfig
-from shared.coordination.base import Coordinator
 from shared.matrix.errors import GuestAccessForbidden, LimitExceeded
+from shared.metrics import record as metrics
 from shared.runtime import Runtime
 from shared.web.deps import RuntimeDep, UserDep
 
@@ -86,11 +86,12 @@ def request_client_ip(request: Request, config: MmrConfig) -> str:
 
 
 async def enforce_rate_limit(
-    coordinator: Coordinator, key: str, rate_per_second: float, burst: int, what: str
+    runtime: Runtime, key: str, rate_per_second: float, burst: int, what: str
 ) -> None:
     """Take a token from bucket `key`; 429 `M_LIMIT_EXCEEDED` with Retry-After when empty."""
-    wait = await coordinator.rate_limit(key, rate_per_second, burst)
+    wait = await runtime.coordinator.rate_limit(key, rate_per_second, burst)
     if wait is not None:
+        metrics.rate_limited(runtime, what)
         raise LimitExceeded(wait, f"Too many {what}; try again later")
 
 
@@ -111,6 +112,7 @@ async def charge_download(request: Request, runtime: Runtime, size_bytes: int) -
         bucket.capacity_bytes, bucket.drain_bytes_per_minute / 60, bucket.overflow_limit_bytes,
     )
     if wait is not None:
+        metrics.rate_limited(runtime, "downloads")
         raise LimitExceeded(wait, "Too many bytes downloaded; try again later")
 
 
@@ -121,7 +123,7 @@ async def limit_by_ip(request: Request, runtime: RuntimeDep) -> None:
         return
     ip = request_client_ip(request, runtime.config)
     await enforce_rate_limit(
-        runtime.coordinator, f"ip:{ip}", limits.requests_per_second, limits.burst, "requests"
+        runtime, f"ip:{ip}", limits.requests_per_second, limits.burst, "requests"
     )
 
 
@@ -144,7 +146,7 @@ def limit_by_user(
         rate, burst = rate_for(runtime.config, user)
         if rate > 0:
             key = f"user:{bucket}:{user.user_id}"
-            await enforce_rate_limit(runtime.coordinator, key, rate, burst, bucket)
+            await enforce_rate_limit(runtime, key, rate, burst, bucket)
         return user
 
     return dependency
