@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 
 class RateLimiter(ABC):
-    """One token bucket per key."""
+    """Token buckets (`hit`) and leaky buckets (`pour`), each named by a key."""
 
     @abstractmethod
     async def hit(self, key: str, rate_per_second: float, burst: int) -> float | None:
