@@ -381,12 +381,14 @@ class ConfigError(Exception):
     """The configuration is invalid; the message names each bad key."""
 
 
-# Secrets an operator keeps out of the YAML file: env var -> dotted path in the config.
-SECRET_ENV_VARS: Mapping[str, tuple[str, ...]] = {
+# Settings an operator keeps out of the shared YAML file: secrets, and what differs per process
+# of one host (the metrics port). Env var -> (section, key) in the config.
+ENV_OVERRIDES: Mapping[str, tuple[str, ...]] = {
     "MMR_DATABASE_POSTGRES": ("database", "postgres"),
     "MMR_SHARED_SECRET": ("sharedSecretAuth", "token"),
     "MMR_REDIS_URL": ("redis", "url"),
     "MMR_REDIS_PASSWORD": ("redis", "password"),
+    "MMR_METRICS_PORT": ("metrics", "port"),
 }
 
 
@@ -422,8 +424,8 @@ def read_raw_config(path: Path) -> dict[str, Any]:
     return _read_yaml(path)
 
 
-def _apply_env_secrets(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
-    for var, (section, key) in SECRET_ENV_VARS.items():
+def _apply_env_overrides(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    for var, (section, key) in ENV_OVERRIDES.items():
         if env.get(var):
             raw = _deep_merge(raw, {section: {key: env[var]}})
     for index, store in enumerate(raw.get("datastores") or []):
@@ -458,7 +460,7 @@ def parse_config(raw: Mapping[str, Any]) -> MmrConfig:
 def load_config(path: Path, env: Mapping[str, str] | None = None) -> MmrConfig:
     """Read, merge, apply environment secrets and validate the configuration at `path`."""
     raw = read_raw_config(path)
-    raw = _apply_env_secrets(raw, os.environ if env is None else env)
+    raw = _apply_env_overrides(raw, os.environ if env is None else env)
     return parse_config(raw)
 
 

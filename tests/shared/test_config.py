@@ -83,8 +83,9 @@ def test_a_directory_merges_its_files_in_sorted_order(tmp_path: Path) -> None:
 def test_secrets_come_from_the_environment(tmp_path: Path) -> None:
     path = write(tmp_path / "c.yaml", MMR_STYLE)
     env = {"MMR_SHARED_SECRET": "from-env", "MMR_DATABASE_POSTGRES": "postgres://x@y/z",
-           "MMR_DATASTORE_S3_ACCESSSECRET": "env-secret"}
+           "MMR_DATASTORE_S3_ACCESSSECRET": "env-secret", "MMR_METRICS_PORT": "9107"}
     config = load_config(path, env=env)
+    assert config.metrics.port == 9107
     assert config.shared_secret_auth.token == "from-env"
     assert config.database.postgres == "postgres://x@y/z"
     assert config.datastores[0].s3_opts().access_secret == "env-secret"
