@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from typing import cast
 
 from sqlalchemy import Table, bindparam, exists, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.models import MediaRow
+from shared.db.repositories.unique import add_unless_taken
 
 
 @dataclass(frozen=True)
@@ -57,27 +57,22 @@ def _to_record(row: MediaRow) -> MediaRecord:
 
 async def insert_media(session: AsyncSession, record: MediaRecord) -> None:
     """Insert a record; raise MediaIdTaken when the ID exists (the caller's transaction is rolled back)."""
-    session.add(
-        MediaRow(
-            origin=record.origin,
-            media_id=record.media_id,
-            upload_name=record.upload_name,
-            content_type=record.content_type,
-            user_id=record.user_id,
-            sha256=record.sha256,
-            size_bytes=record.size_bytes,
-            creation_ts=record.creation_ts,
-            datastore_id=record.datastore_id,
-            location=record.location,
-            quarantined=record.quarantined,
-            authenticated=record.authenticated,
-        )
+    row = MediaRow(
+        origin=record.origin,
+        media_id=record.media_id,
+        upload_name=record.upload_name,
+        content_type=record.content_type,
+        user_id=record.user_id,
+        sha256=record.sha256,
+        size_bytes=record.size_bytes,
+        creation_ts=record.creation_ts,
+        datastore_id=record.datastore_id,
+        location=record.location,
+        quarantined=record.quarantined,
+        authenticated=record.authenticated,
     )
-    try:
-        await session.flush()
-    except IntegrityError as exc:
-        await session.rollback()
-        raise MediaIdTaken(record.mxc) from exc
+    if not await add_unless_taken(session, row):
+        raise MediaIdTaken(record.mxc)
 
 
 async def get_media(session: AsyncSession, origin: str, media_id: str) -> MediaRecord | None:

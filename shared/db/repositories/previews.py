@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.models import UrlPreviewRow
+from shared.db.repositories.unique import add_unless_taken
 
 MAX_LANGUAGE_LENGTH = 255
 """The width of `url_previews.language`; longer Accept-Language values are cut to fit."""
@@ -64,22 +64,17 @@ async def insert_preview(
     creation_ts: int,
 ) -> None:
     """Store an outcome; a row already there for the key wins (both came from the same fetch)."""
-    session.add(
-        UrlPreviewRow(
-            url=url,
-            language=language[:MAX_LANGUAGE_LENGTH],
-            bucket_ts=bucket_ts,
-            response_json=json.dumps(outcome.preview) if outcome.preview is not None else None,
-            error_status=outcome.error_status,
-            error_code=outcome.error_code,
-            error_message=outcome.error_message,
-            creation_ts=creation_ts,
-        )
+    row = UrlPreviewRow(
+        url=url,
+        language=language[:MAX_LANGUAGE_LENGTH],
+        bucket_ts=bucket_ts,
+        response_json=json.dumps(outcome.preview) if outcome.preview is not None else None,
+        error_status=outcome.error_status,
+        error_code=outcome.error_code,
+        error_message=outcome.error_message,
+        creation_ts=creation_ts,
     )
-    try:
-        await session.flush()
-    except IntegrityError:
-        await session.rollback()
+    await add_unless_taken(session, row)
 
 
 async def delete_previews_before(session: AsyncSession, cutoff_ts: int) -> int:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.models import MediaReservationRow
+from shared.db.repositories.unique import add_unless_taken
 
 
 @dataclass(frozen=True)
@@ -39,20 +39,15 @@ def _to_reservation(row: MediaReservationRow) -> Reservation:
 
 async def insert_reservation(session: AsyncSession, reservation: Reservation) -> None:
     """Insert it; raise ReservationTaken on an ID collision (the transaction is rolled back)."""
-    session.add(
-        MediaReservationRow(
-            origin=reservation.origin,
-            media_id=reservation.media_id,
-            user_id=reservation.user_id,
-            creation_ts=reservation.creation_ts,
-            expires_ts=reservation.expires_ts,
-        )
+    row = MediaReservationRow(
+        origin=reservation.origin,
+        media_id=reservation.media_id,
+        user_id=reservation.user_id,
+        creation_ts=reservation.creation_ts,
+        expires_ts=reservation.expires_ts,
     )
-    try:
-        await session.flush()
-    except IntegrityError as exc:
-        await session.rollback()
-        raise ReservationTaken(reservation.mxc) from exc
+    if not await add_unless_taken(session, row):
+        raise ReservationTaken(reservation.mxc)
 
 
 async def get_reservation(session: AsyncSession, origin: str, media_id: str) -> Reservation | None:
