@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 
 from services.admin.routes import router
+from shared.background.media_purge import start_remote_media_purge, start_thumbnail_purge
 from shared.background.preview_purge import start_preview_purge
 from shared.background.reservation_purge import start_reservation_purge
 from shared.config import MmrConfig
@@ -14,7 +15,9 @@ from shared.web.app import StartHook, make_app
 SERVICE = "admin"
 ROUTERS: list[APIRouter] = [router]
 # Machine-0 background tasks; each hook does nothing on other machines.
-START_HOOKS: list[StartHook] = [start_preview_purge, start_reservation_purge]
+START_HOOKS: list[StartHook] = [
+    start_preview_purge, start_reservation_purge, start_remote_media_purge, start_thumbnail_purge,
+]
 
 
 def create_app(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import cast
 
-from sqlalchemy import Table, bindparam, exists, select, update
+from sqlalchemy import Table, bindparam, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.models import MediaRow
@@ -146,3 +146,31 @@ async def record_last_access(session: AsyncSession, accesses: dict[tuple[str, st
         for (origin, media_id), ts in accesses.items()
     ]
     await session.execute(stmt, rows)
+
+
+async def remote_media_unused_since(
+    session: AsyncSession, local_origins: list[str], cutoff_ts: int, limit: int
+) -> list[MediaRecord]:
+    """Cached remote media last used (downloaded, else fetched) before `cutoff_ts`."""
+    last_used = func.coalesce(MediaRow.last_access_ts, MediaRow.creation_ts)
+    stmt = (
+        select(MediaRow)
+        .where(MediaRow.origin.not_in(local_origins), last_used < cutoff_ts)
+        .limit(limit)
+    )
+    return [_to_record(row) for row in (await session.scalars(stmt)).all()]
+
+
+async def delete_media(session: AsyncSession, origin: str, media_id: str) -> None:
+    """Remove one row (no commit)."""
+    await session.execute(
+        delete(MediaRow).where(MediaRow.origin == origin, MediaRow.media_id == media_id)
+    )
+
+
+async def media_rows_at(session: AsyncSession, datastore_id: str, location: str) -> int:
+    """How many media rows point at one stored object (deduplicated bytes are shared)."""
+    stmt = select(func.count()).select_from(MediaRow).where(
+        MediaRow.datastore_id == datastore_id, MediaRow.location == location
+    )
+    return int((await session.execute(stmt)).scalar() or 0)

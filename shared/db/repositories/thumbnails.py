@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_, delete, select
+from sqlalchemy import ColumnElement, and_, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -99,3 +99,23 @@ async def delete_thumbnails(session: AsyncSession, origin: str, media_id: str) -
     )
     result = await session.execute(stmt)
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def thumbnails_created_before(
+    session: AsyncSession, cutoff_ts: int, limit: int
+) -> list[ThumbnailRecord]:
+    stmt = select(ThumbnailRow).where(ThumbnailRow.creation_ts < cutoff_ts).limit(limit)
+    return [_to_record(row) for row in (await session.execute(stmt)).scalars()]
+
+
+async def delete_thumbnail(session: AsyncSession, key: ThumbnailKey) -> None:
+    """Forget one thumbnail (no commit; the object is the caller's to delete)."""
+    await session.execute(delete(ThumbnailRow).where(_where(key)))
+
+
+async def thumbnail_rows_at(session: AsyncSession, datastore_id: str, location: str) -> int:
+    """How many thumbnail rows point at one stored object (identical thumbnails share it)."""
+    stmt = select(func.count()).select_from(ThumbnailRow).where(
+        ThumbnailRow.datastore_id == datastore_id, ThumbnailRow.location == location
+    )
+    return int((await session.execute(stmt)).scalar() or 0)
