@@ -17,7 +17,6 @@ from services.download.serving import (
     CACHE_CONTROL,
     Preconditions,
     etag_for,
-    etag_matches,
     range_headers,
     requested_range,
 )
@@ -36,6 +35,7 @@ from shared.media.pending import wait_for_pending_media
 from shared.media.remote import fetch_remote_media, is_ignored_host
 from shared.metrics import record as metrics
 from shared.runtime import Runtime
+from shared.web.conditional import etag_matches
 
 STREAM_CHUNK_BYTES = 256 * 1024
 """Bytes per datastore read: a worker-thread hop per chunk costs more than the memory saved by

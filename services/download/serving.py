@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from shared.db.repositories.media import MediaRecord
 from shared.matrix.errors import MatrixError
 from shared.storage.base import ByteRange
+from shared.web.conditional import strong_etag
 
 CACHE_CONTROL = "private, max-age=259200"
 """Three days, as matrix-media-repo sends: media never changes, but it can be quarantined, so a
@@ -38,15 +39,7 @@ class RangeNotSatisfiable(MatrixError):
 
 def etag_for(record: MediaRecord) -> str:
     """Media is immutable, so its content hash is a strong validator."""
-    return f'"{record.sha256}"'
-
-
-def etag_matches(header: str | None, etag: str) -> bool:
-    """`If-None-Match` semantics: `*` or any listed tag (weak comparison) matches."""
-    if not header:
-        return False
-    tags = [tag.strip() for tag in header.split(",")]
-    return "*" in tags or any(tag.removeprefix("W/") == etag for tag in tags)
+    return strong_etag(record.sha256)
 
 
 def requested_range(

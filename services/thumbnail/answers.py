@@ -18,6 +18,7 @@ from shared.matrix.errors import NotFound
 from shared.metrics import record as metrics
 from shared.runtime import Runtime
 from shared.storage.base import ObjectNotFound
+from shared.web.conditional import strong_etag
 
 CACHE_CONTROL = "private, max-age=259200"
 """Three days, as for downloads: a thumbnail never changes, but its media can be quarantined, so
@@ -68,6 +69,7 @@ async def stored(
     (or a redirect to its public URL where the datastore has one and redirects are allowed)."""
     metrics.thumbnail_served(rt)
     headers = thumbnail_headers(thumb.content_type)
+    headers["ETag"] = strong_etag(thumb.sha256)
     store = rt.datastores.get(thumb.datastore_id)
     url = store.public_url(thumb.location) if allow_redirect else None
     if url is not None:

@@ -20,6 +20,7 @@ from shared.federation.multipart import (
 )
 from shared.matrix.errors import InvalidParam, MissingParam
 from shared.runtime import Runtime
+from shared.web.conditional import etag_matches, not_modified_headers
 from shared.web.deps import HomeserverDep, RuntimeDep, get_homeserver, get_runtime, get_user
 from shared.web.federation import FederationOriginDep
 from shared.web.ratelimit import charge_download, limit_by_ip
@@ -84,6 +85,9 @@ async def _respond(
     download budget."""
     if answer.location is not None:
         return RedirectResponse(answer.location, status_code=307)
+    etag = answer.headers.get("ETag")
+    if etag and etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=not_modified_headers(answer.headers))
     await charge_download(request, runtime, int(answer.headers.get("Content-Length", 0)))
     if answer.body is None or isinstance(answer.body, bytes):
         return Response(answer.body, headers=answer.headers)
