@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.background.recurring import Stop, start_recurring
 from shared.db.repositories.media import (
@@ -33,6 +37,7 @@ from shared.media.locks import lock_unless_unavailable
 from shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DAY_MS = 86_400_000
 BATCH = 500
@@ -43,6 +48,26 @@ HASH_LOCK_WAIT_SECONDS = 120
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+async def _in_batches(
+    rt: Runtime,
+    next_batch: Callable[[AsyncSession], Awaitable[list[T]]],
+    forget: Callable[[Runtime, T], Awaitable[None]],
+) -> int:
+    """Forget what `next_batch` finds until a batch comes back short; return how many.
+
+    Each forgotten item leaves the query's results, so asking again finds the next ones.
+    """
+    purged = 0
+    while True:
+        async with rt.sessions() as session:
+            batch = await next_batch(session)
+        for item in batch:
+            await forget(rt, item)
+        purged += len(batch)
+        if len(batch) < BATCH:
+            return purged
 
 
 async def _delete_if_unreferenced(rt: Runtime, datastore_id: str, location: str) -> None:
@@ -81,15 +106,11 @@ async def purge_remote_media(rt: Runtime, now_ms: int | None = None) -> int:
         return 0
     cutoff = (now_ms if now_ms is not None else _now_ms()) - days * DAY_MS
     local_origins = [hs.name for hs in rt.config.homeservers]
-    purged = 0
-    while True:
-        async with rt.sessions() as session:
-            batch = await remote_media_unused_since(session, local_origins, cutoff, BATCH)
-        for record in batch:
-            await _forget_remote_media(rt, record)
-        purged += len(batch)
-        if len(batch) < BATCH:
-            break
+
+    async def next_batch(session: AsyncSession) -> list[MediaRecord]:
+        return await remote_media_unused_since(session, local_origins, cutoff, BATCH)
+
+    purged = await _in_batches(rt, next_batch, _forget_remote_media)
     if purged:
         log.info("purged %d remote media unused for %d days", purged, days)
     return purged
@@ -109,15 +130,11 @@ async def purge_old_thumbnails(rt: Runtime, now_ms: int | None = None) -> int:
     if days <= 0:
         return 0
     cutoff = (now_ms if now_ms is not None else _now_ms()) - days * DAY_MS
-    purged = 0
-    while True:
-        async with rt.sessions() as session:
-            batch = await thumbnails_created_before(session, cutoff, BATCH)
-        for thumbnail in batch:
-            await _forget_thumbnail(rt, thumbnail)
-        purged += len(batch)
-        if len(batch) < BATCH:
-            break
+
+    async def next_batch(session: AsyncSession) -> list[ThumbnailRecord]:
+        return await thumbnails_created_before(session, cutoff, BATCH)
+
+    purged = await _in_batches(rt, next_batch, _forget_thumbnail)
     if purged:
         log.info("purged %d thumbnails older than %d days", purged, days)
     return purged
