@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 
 from .base import LockNotAcquired, Subscription
-from .ratelimit import InProcessRateLimiter
+from .ratelimit import InProcessRateLimiter, RateLimitedCoordinator
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class InProcessSubscription:
         self._queue.put_nowait(_CLOSED)
 
 
-class InProcessCoordinator:
+class InProcessCoordinator(RateLimitedCoordinator):
     """All coordination in this process's memory. Not shared with any other process."""
 
     def __init__(
@@ -203,16 +203,6 @@ class InProcessCoordinator:
 
     async def cache_delete(self, key: str) -> None:
         self._cache.pop(key, None)
-
-    # -- rate limiting -------------------------------------------------------------------------
-
-    async def rate_limit(self, key: str, rate_per_second: float, burst: int) -> float | None:
-        return await self._rate_limiter.hit(key, rate_per_second, burst)
-
-    async def leaky_bucket(
-        self, key: str, amount: int, capacity: int, drain_per_second: float, overflow: int
-    ) -> float | None:
-        return await self._rate_limiter.pour(key, amount, capacity, drain_per_second, overflow)
 
     # -- lifecycle -----------------------------------------------------------------------------
 

@@ -276,3 +276,17 @@ class RedisRateLimiter(RateLimiter):
             return None
         wait = float(raw)
         return wait if wait > 0 else None
+
+
+class RateLimitedCoordinator:
+    """The coordinators' `rate_limit` and `leaky_bucket`: both hand them to their limiter."""
+
+    _rate_limiter: RateLimiter
+
+    async def rate_limit(self, key: str, rate_per_second: float, burst: int) -> float | None:
+        return await self._rate_limiter.hit(key, rate_per_second, burst)
+
+    async def leaky_bucket(
+        self, key: str, amount: int, capacity: int, drain_per_second: float, overflow: int
+    ) -> float | None:
+        return await self._rate_limiter.pour(key, amount, capacity, drain_per_second, overflow)

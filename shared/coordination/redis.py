@@ -30,7 +30,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from .base import LockNotAcquired, Subscription
-from .ratelimit import RedisRateLimiter, ThrottledLog
+from .ratelimit import RateLimitedCoordinator, RedisRateLimiter, ThrottledLog
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class RedisSubscription:
             logger.debug("error closing subscription to %r: %r", self._channel, exc)
 
 
-class RedisCoordinator:
+class RedisCoordinator(RateLimitedCoordinator):
     """Cluster-wide coordination through one Redis (standalone or behind a proxy/sentinel URL)."""
 
     def __init__(
@@ -289,16 +289,6 @@ class RedisCoordinator:
 
     async def cache_delete(self, key: str) -> None:
         await self._client.delete(self._cache_key(key))
-
-    # -- rate limiting -------------------------------------------------------------------------
-
-    async def rate_limit(self, key: str, rate_per_second: float, burst: int) -> float | None:
-        return await self._rate_limiter.hit(key, rate_per_second, burst)
-
-    async def leaky_bucket(
-        self, key: str, amount: int, capacity: int, drain_per_second: float, overflow: int
-    ) -> float | None:
-        return await self._rate_limiter.pour(key, amount, capacity, drain_per_second, overflow)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
