@@ -13,10 +13,24 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import JsonDict
 
 DEFAULT_SHARED_SECRET = "ReplaceMe"
+# Marks a key matrix-media-repo defines that mmr accepts but does not act on (yet): listed by
+# `unused_keys` and logged once at start, never an error.
+UNUSED: JsonDict = {"mmrUnused": True}
+# MMR's (logrus) level names -> ours.
+_LOG_LEVELS = {"trace": "debug", "warn": "warning", "fatal": "error", "panic": "error"}
 
 
 class Section(BaseModel):
@@ -30,6 +44,7 @@ class RepoConfig(Section):
     port: int = Field(8000, ge=1, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     json_logs: bool = False
+    # MMR's "-" (and empty) means no log files, only stderr.
     log_directory: str | None = None
     log_colors: bool = False
     trust_any_forwarded_address: bool = False
@@ -38,6 +53,16 @@ class RepoConfig(Section):
     freeze_unauthenticated_media: bool = True
     accept_query_access_token: bool = False
     temp_path: str | None = None
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _mmr_log_level(cls, value: object) -> object:
+        return _LOG_LEVELS.get(value, value) if isinstance(value, str) else value
+
+    @field_validator("log_directory")
+    @classmethod
+    def _no_log_files(cls, value: str | None) -> str | None:
+        return None if value in ("", "-") else value
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -73,10 +98,19 @@ class DatabaseConfig(Section):
 class HomeserverConfig(Section):
     name: str
     cs_api: str = Field(alias="csApi")
-    backoff_at: int = 10
-    admin_api_kind: Literal["synapse", "dendrite", "matrix"] = "matrix"
+    # MMR's circuit breaker on the homeserver's client-server API: that many consecutive
+    # failed token checks stop asking it for a minute.
+    backoff_at: int = Field(10, ge=1)
+    admin_api_kind: Literal["synapse", "dendrite", "matrix"] = Field(
+        "matrix", json_schema_extra=UNUSED
+    )
     signing_key_path: str | None = None
     uploads: UploadsOverride | None = None
+
+    @field_validator("signing_key_path")
+    @classmethod
+    def _empty_is_none(cls, value: str | None) -> str | None:
+        return value or None
 
 
 class SharedSecretAuthConfig(Section):
@@ -117,10 +151,10 @@ class S3DatastoreOpts(Section):
     ssl: bool = True
     path_style: bool = True
     storage_class: str | None = "STANDARD"
-    temp_path: str | None = None
+    temp_path: str | None = Field(None, json_schema_extra=UNUSED)
     public_base_url: str | None = None
-    redirect_when_cached: bool = False
-    prefix_length: int = 0
+    redirect_when_cached: bool = Field(False, json_schema_extra=UNUSED)
+    prefix_length: int = Field(0, json_schema_extra=UNUSED)
     multipart_uploads: bool = True
 
 
@@ -177,7 +211,8 @@ class UploadsOverride(Section):
 
 class DownloadsConfig(Section):
     max_bytes: int = Field(104857600, ge=0)
-    num_workers: int = Field(10, ge=1)
+    # MMR's pool of remote-download goroutines; fetches here are async tasks, one per request.
+    num_workers: int = Field(10, ge=1, json_schema_extra=UNUSED)
     failure_cache_minutes: int = Field(15, ge=0)
     expire_after_days: int = Field(0, ge=0)
     default_range_chunk_size_bytes: int = Field(10485760, ge=1)
@@ -298,11 +333,61 @@ class FederationConfig(Section):
     well_known_cache_hours: float = Field(24, gt=0, le=48)
 
 
+class ArchivingConfig(Section):
+    """MMR's exports and imports of a user's or a server's media (the admin API's archives)."""
+
+    enabled: bool = True
+    self_service: bool = False
+    target_bytes_per_part: int = Field(209715200, ge=1)
+
+
+class IdenticonsConfig(Section):
+    enabled: bool = True
+
+
+class PluginConfig(Section):
+    exec: str
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class SentryConfig(Section):
+    enabled: bool = False
+    dsn: str = ""
+    environment: str = ""
+    debug: bool = False
+
+
+class TasksConfig(Section):
+    num_workers: int = Field(5, ge=1)
+
+
+class PgoConfig(Section):
+    enabled: bool = False
+    submit_url: str = ""
+    submit_key: str = ""
+
+
+class Msc2246Config(Section):
+    """Async uploads as an unstable feature (older MMR): here they are Matrix 1.7's, always on."""
+
+    enabled: bool = True
+    async_upload_expiry_secs: int = Field(60, ge=1, json_schema_extra=UNUSED)
+
+
+class FeatureSupportConfig(Section):
+    """MMR's switches for unstable features; current MMR defines none, older ones these."""
+
+    msc2246: Msc2246Config = Field(default_factory=Msc2246Config, alias="MSC2246")
+    # Blurhashes (MSC2448) and IPFS were dropped from MMR; accepted so old files load.
+    msc2448: dict[str, Any] | None = Field(None, alias="MSC2448", json_schema_extra=UNUSED)
+    ipfs: dict[str, Any] | None = Field(None, alias="IPFS", json_schema_extra=UNUSED)
+
+
 class QuarantineConfig(Section):
     replace_thumbnails: bool = True
     replace_downloads: bool = False
     thumbnail_path: str = ""
-    allow_local_admins: bool = True
+    allow_local_admins: bool = Field(True, json_schema_extra=UNUSED)
 
 
 class RedisShard(Section):
@@ -350,6 +435,36 @@ class MmrConfig(Section):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     federation: FederationConfig = Field(default_factory=FederationConfig)
     quarantine: QuarantineConfig = Field(default_factory=QuarantineConfig)
+    archiving: ArchivingConfig = Field(default_factory=ArchivingConfig, json_schema_extra=UNUSED)
+    identicons: IdenticonsConfig = Field(default_factory=IdenticonsConfig)
+    feature_support: FeatureSupportConfig = Field(default_factory=FeatureSupportConfig)
+    plugins: list[PluginConfig] = Field(default_factory=list, json_schema_extra=UNUSED)
+    sentry: SentryConfig = Field(default_factory=SentryConfig, json_schema_extra=UNUSED)
+    tasks: TasksConfig = Field(default_factory=TasksConfig, json_schema_extra=UNUSED)
+    pgo: PgoConfig = Field(default_factory=PgoConfig, json_schema_extra=UNUSED)
+    # Per-domain files by homeserver name (never a key of the main file).
+    _domains: dict[str, DomainConfig] = PrivateAttr(default_factory=dict)
+
+    @property
+    def domains(self) -> dict[str, DomainConfig]:
+        return self._domains
+
+    def unused_keys(self) -> list[str]:
+        """What the files set that mmr accepts and ignores, per-domain files included."""
+        found = unused_keys(self)
+        if len(self.redis.shards) > 1:
+            found.append("redis.shards[1:] (one Redis is used: the first shard)")
+        for name, domain in sorted(self._domains.items()):
+            found += [f"{key} (per-domain file of {name})" for key in unused_keys(domain)]
+        return found
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections_are_defaults(cls, value: object) -> object:
+        # `featureSupport:` with only comments under it (as in MMR's sample) is YAML null.
+        if isinstance(value, dict):
+            return {key: section for key, section in value.items() if section is not None}
+        return value
 
     @field_validator("datastores")
     @classmethod
@@ -375,6 +490,68 @@ class MmrConfig(Section):
             return self.uploads
         overrides = hs.uploads.model_dump(exclude_none=True)
         return self.uploads.model_copy(update=overrides)
+
+
+class DomainDownloadsConfig(Section):
+    max_bytes: int = Field(104857600, ge=0)
+    failure_cache_minutes: int = Field(15, ge=0)
+    default_range_chunk_size_bytes: int = Field(10485760, ge=1)
+
+
+# The keys of one homeserver's own entry, as a per-domain file may set them.
+HOMESERVER_KEYS = ("csApi", "backoffAt", "adminApiKind", "signingKeyPath")
+
+
+class DomainConfig(Section):
+    """A per-domain file (MMR): a top-level `homeserver:` naming the homeserver, its entry's
+    keys, and sections layered over the main file's for that homeserver only.
+
+    Its entry's keys and `uploads` act (they become that `homeservers` entry); the other
+    sections are checked, and listed as unused: the main file's apply to every homeserver.
+    """
+
+    homeserver: str
+    name: str | None = None
+    cs_api: str | None = Field(None, alias="csApi")
+    backoff_at: int | None = Field(None, ge=1)
+    admin_api_kind: Literal["synapse", "dendrite", "matrix"] | None = None
+    signing_key_path: str | None = None
+    uploads: UploadsOverride | None = None
+    datastores: list[DatastoreConfig] | None = Field(None, json_schema_extra=UNUSED)
+    archiving: ArchivingConfig | None = Field(None, json_schema_extra=UNUSED)
+    identicons: IdenticonsConfig | None = Field(None, json_schema_extra=UNUSED)
+    quarantine: QuarantineConfig | None = Field(None, json_schema_extra=UNUSED)
+    timeouts: TimeoutsConfig | None = Field(None, json_schema_extra=UNUSED)
+    feature_support: FeatureSupportConfig | None = Field(None, json_schema_extra=UNUSED)
+    access_tokens: AccessTokensConfig | None = Field(None, json_schema_extra=UNUSED)
+    downloads: DomainDownloadsConfig | None = Field(None, json_schema_extra=UNUSED)
+    thumbnails: ThumbnailsConfig | None = Field(None, json_schema_extra=UNUSED)
+    url_previews: UrlPreviewsConfig | None = Field(None, json_schema_extra=UNUSED)
+
+
+def _is_unused(model: BaseModel, name: str) -> bool:
+    extra = type(model).model_fields[name].json_schema_extra
+    return isinstance(extra, dict) and bool(extra.get("mmrUnused"))
+
+
+def unused_keys(model: BaseModel, prefix: str = "") -> list[str]:
+    """Every key set in the file that mmr accepts but does not act on, as dotted paths."""
+    found: list[str] = []
+    for name in sorted(model.model_fields_set):
+        field = type(model).model_fields[name]
+        path = f"{prefix}{field.alias or name}"
+        value = getattr(model, name)
+        if _is_unused(model, name):
+            found.append(path)
+            continue
+        items = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+        for index, item in items:
+            where = path if index is None else f"{path}[{index}]"
+            if isinstance(item, BaseModel):
+                found += unused_keys(item, where + ".")
+            if isinstance(item, DatastoreConfig) and item.type == "s3":
+                found += unused_keys(item.s3_opts(), where + ".opts.")
+    return found
 
 
 class ConfigError(Exception):
@@ -412,16 +589,55 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def read_raw_config(path: Path) -> dict[str, Any]:
-    """Read a file, or every YAML file of a directory merged in sorted order."""
+def _config_files(path: Path) -> list[Path]:
     if path.is_dir():
-        merged: dict[str, Any] = {}
-        for file in sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")):
-            merged = _deep_merge(merged, _read_yaml(file))
-        return merged
+        return sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
     if not path.exists():
         raise ConfigError(f"{path}: no such config file")
-    return _read_yaml(path)
+    return [path]
+
+
+def read_config_layers(path: Path) -> tuple[dict[str, Any], list[tuple[Path, dict[str, Any]]]]:
+    """The main config (a file, or a directory's YAML files merged in sorted order) and the
+    per-domain files (top-level `homeserver:`), each kept apart as MMR does."""
+    merged: dict[str, Any] = {}
+    domains: list[tuple[Path, dict[str, Any]]] = []
+    for file in _config_files(path):
+        data = _read_yaml(file)
+        if isinstance(data.get("homeserver"), str):
+            domains.append((file, data))
+        else:
+            merged = _deep_merge(merged, data)
+    return merged, domains
+
+
+def read_raw_config(path: Path) -> dict[str, Any]:
+    """The main config of a file or directory, without its per-domain files."""
+    return read_config_layers(path)[0]
+
+
+def _parse_domain(file: Path, raw: Mapping[str, Any]) -> DomainConfig:
+    try:
+        return DomainConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError("\n".join(f"{file}: {line}" for line in
+                                    format_validation_error(exc).splitlines())) from exc
+
+
+def _layer_domain(raw: dict[str, Any], domain: DomainConfig, layer: Mapping[str, Any]) -> dict[str, Any]:
+    """That homeserver's entry with the file's entry keys and `uploads` over it (made when the
+    main config has none, as MMR does)."""
+    entries = [dict(hs) for hs in raw.get("homeservers") or [] if isinstance(hs, Mapping)]
+    entry = next((hs for hs in entries if hs.get("name") == domain.homeserver), None)
+    if entry is None:
+        entry = {"name": domain.homeserver}
+        entries.append(entry)
+    for key in HOMESERVER_KEYS:
+        if key in layer:
+            entry[key] = layer[key]
+    if isinstance(layer.get("uploads"), Mapping):
+        entry["uploads"] = _deep_merge(dict(entry.get("uploads") or {}), layer["uploads"])
+    return {**raw, "homeservers": entries}
 
 
 def _apply_env_overrides(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
@@ -458,16 +674,24 @@ def parse_config(raw: Mapping[str, Any]) -> MmrConfig:
 
 
 def load_config(path: Path, env: Mapping[str, str] | None = None) -> MmrConfig:
-    """Read, merge, apply environment secrets and validate the configuration at `path`."""
-    raw = read_raw_config(path)
+    """Read, merge, apply environment secrets and per-domain files, and validate the
+    configuration at `path`."""
+    raw, layers = read_config_layers(path)
     raw = _apply_env_overrides(raw, os.environ if env is None else env)
-    return parse_config(raw)
+    domains = {}
+    for file, layer in layers:
+        domain = _parse_domain(file, layer)
+        raw = _layer_domain(raw, domain, layer)
+        domains[domain.homeserver] = domain
+    config = parse_config(raw)
+    config.domains.update(domains)
+    return config
 
 
 def config_path_from_env(cli_value: str | None, env: Mapping[str, str] | None = None) -> Path | None:
-    """`--config` wins, then `MMR_CONFIG`."""
+    """`--config` wins, then `MMR_CONFIG`, then MMR's own `REPO_CONFIG`."""
     env = os.environ if env is None else env
-    value = cli_value or env.get("MMR_CONFIG")
+    value = cli_value or env.get("MMR_CONFIG") or env.get("REPO_CONFIG")
     return Path(value) if value else None
 
 

@@ -82,6 +82,9 @@ async def build_runtime(
     config: MmrConfig, service: str, machine_id: int, single_homeserver: bool = False
 ) -> Runtime:
     """Connect to everything; machine 0 migrates, the others wait for a usable schema."""
+    unused = config.unused_keys()
+    if unused:
+        log.warning("config: accepted but not used by mmr (see the README): %s", ", ".join(unused))
     if machine_id == BACKGROUND_MACHINE_ID:
         import asyncio
 

@@ -52,10 +52,11 @@ class FetchSettings:
 def settings_for(rt: Runtime) -> FetchSettings:
     """Built once per runtime: parsing networks and loading CA certificates is not free."""
     cached = rt.extras.get(_NET_EXTRA)
-    if isinstance(cached, FetchSettings):
-        return cached
+    # Rebuilt when a SIGHUP reload replaced the preview settings.
+    if isinstance(cached, tuple) and cached[0] is rt.config.url_previews:
+        return cached[1]
     settings = build_settings(rt.config)
-    rt.extras[_NET_EXTRA] = settings
+    rt.extras[_NET_EXTRA] = (rt.config.url_previews, settings)
     return settings
 
 

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 from collections.abc import Mapping
 
 import httpx
@@ -15,7 +16,13 @@ from shared.auth.appservices import local_appservice_user
 from shared.auth.users import SHARED_SECRET_USER, UserInfo
 from shared.config import HomeserverConfig, MmrConfig
 from shared.coordination.base import Coordinator
-from shared.matrix.errors import Forbidden, MissingToken, UnknownToken, UpstreamError
+from shared.matrix.errors import (
+    Forbidden,
+    MatrixError,
+    MissingToken,
+    UnknownToken,
+    UpstreamError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +76,40 @@ async def _whoami(
     return body
 
 
+BREAKER_OPEN_SECONDS = 60.0
+
+
+async def _whoami_with_breaker(
+    coordinator: Coordinator, http: httpx.AsyncClient, hs: HomeserverConfig, token: str,
+    as_user_id: str | None,
+) -> dict[str, object]:
+    """whoami behind MMR's breaker: `backoffAt` consecutive failures of a homeserver (no answer,
+    or an error status) stop asking it for a minute, cluster-wide; then one try goes through."""
+    key = f"cs:breaker:{hs.name}"
+    raw = await _cache_get(coordinator, key)
+    state = json.loads(raw) if raw else {}
+    if float(state.get("open_until", 0)) > time.time():
+        raise UpstreamError("The homeserver failed too often recently to check access tokens")
+    try:
+        body = await _whoami(http, hs, token, as_user_id)
+    except UpstreamError:
+        failures = int(state.get("failures", 0)) + 1
+        open_until = time.time() + BREAKER_OPEN_SECONDS if failures >= hs.backoff_at else 0
+        if open_until:
+            log.warning("homeserver %s: %d failed token checks, pausing them for %.0fs",
+                        hs.name, failures, BREAKER_OPEN_SECONDS)
+        value = json.dumps({"failures": failures, "open_until": open_until}).encode()
+        await _cache_set(coordinator, key, value, 3600)
+        raise
+    except MatrixError:  # the homeserver answered (e.g. an unknown token): it is healthy
+        if state:
+            await _cache_delete(coordinator, key)
+        raise
+    if state:
+        await _cache_delete(coordinator, key)
+    return body
+
+
 async def authenticate(
     config: MmrConfig,
     coordinator: Coordinator,
@@ -92,7 +133,7 @@ async def authenticate(
     if cached is not None:
         body = json.loads(cached)
     else:
-        body = await _whoami(http, hs, token, as_user_id)
+        body = await _whoami_with_breaker(coordinator, http, hs, token, as_user_id)
         if ttl:
             await _cache_set(coordinator, cache_key, json.dumps(body).encode(), ttl)
     user_id = str(body["user_id"])
@@ -117,6 +158,13 @@ async def _cache_get(coordinator: Coordinator, key: str) -> bytes | None:
     except (RedisError, OSError) as exc:
         log.warning("token cache unavailable, asking the homeserver: %r", exc)
         return None
+
+
+async def _cache_delete(coordinator: Coordinator, key: str) -> None:
+    try:
+        await coordinator.cache_delete(key)
+    except (RedisError, OSError) as exc:
+        log.warning("token cache unavailable, not deleting %s: %r", key, exc)
 
 
 async def _cache_set(coordinator: Coordinator, key: str, value: bytes, ttl: float) -> None:

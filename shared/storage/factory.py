@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from shared.config import DatastoreConfig, S3DatastoreOpts
+from shared.config import DatastoreConfig
 from shared.storage.base import Datastore
 from shared.storage.file import FileDatastore
 from shared.storage.registry import DatastoreRegistry
@@ -14,24 +14,12 @@ from shared.storage.s3 import S3Datastore
 log = logging.getLogger(__name__)
 
 
-def _warn_ignored_opts(config: DatastoreConfig, opts: S3DatastoreOpts) -> None:
-    # Accepted so an MMR config loads unchanged; they have no use in this design.
-    if opts.prefix_length:
-        log.warning("datastore %s: prefixLength is ignored: object keys are always spread "
-                    "under two levels of hash prefixes", config.id)
-    if opts.temp_path:
-        log.warning("datastore %s: tempPath is ignored: uploads spool to repo.tempPath", config.id)
-    if opts.redirect_when_cached:
-        log.warning("datastore %s: redirectWhenCached is ignored: with publicBaseUrl, "
-                    "redirects are always used where the route allows them", config.id)
-
-
 def make_datastore(config: DatastoreConfig) -> Datastore:
     kinds = frozenset(config.for_kinds)
     if config.type == "file":
         return FileDatastore(id=config.id, kinds=kinds, path=Path(config.file_opts().path))
+    # prefixLength, tempPath and redirectWhenCached are accepted and listed as unused at start.
     opts = config.s3_opts()
-    _warn_ignored_opts(config, opts)
     return S3Datastore(
         id=config.id,
         kinds=kinds,
