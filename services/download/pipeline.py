@@ -29,7 +29,7 @@ from shared.federation.multipart import (
 )
 from shared.ids.media_id import is_valid_media_id, is_valid_server_name
 from shared.matrix.disposition import media_headers, served_content_type
-from shared.matrix.errors import NotFound
+from shared.matrix.errors import FrozenOnLegacyRoute, NotFound
 from shared.media.access import record_access
 from shared.media.pending import wait_for_pending_media
 from shared.media.remote import fetch_remote_media, is_ignored_host
@@ -131,7 +131,7 @@ async def find_servable(rt: Runtime, req: DownloadRequest) -> MediaRecord:
         )
     # Step 4: media uploaded while the legacy endpoints are frozen is served only when authenticated.
     if record.authenticated and not req.authenticated_route:
-        raise NotFound()
+        raise FrozenOnLegacyRoute("download")
     return record
 
 

@@ -27,7 +27,7 @@ from shared.config import HomeserverConfig, ThumbnailsConfig
 from shared.db.repositories.media import MediaRecord, get_media
 from shared.db.repositories.thumbnails import ThumbnailKey, ThumbnailRecord, get_thumbnail
 from shared.ids.media_id import is_valid_media_id, is_valid_server_name
-from shared.matrix.errors import BadRequest, MatrixError, NotFound, TooLarge
+from shared.matrix.errors import BadRequest, FrozenOnLegacyRoute, MatrixError, NotFound, TooLarge
 from shared.media.access import record_access
 from shared.media.pending import wait_for_pending_media
 from shared.media.remote import fetch_remote_media, is_ignored_host
@@ -145,7 +145,7 @@ async def run(rt: Runtime, req: ThumbnailRequest) -> ThumbnailAnswer:
         record = record or await _find_source(rt, req)
         # Step 6: media uploaded while the legacy routes are frozen does not exist for them.
         if record.authenticated and not req.authenticated_route:
-            raise NotFound()
+            raise FrozenOnLegacyRoute("thumbnail")
         # Step 7: quarantined media gets the placeholder image (or nothing).
         if record.quarantined:
             return await answers.placeholder(rt, target)

@@ -32,6 +32,16 @@ class NotFound(MatrixError):
         super().__init__(404, "M_NOT_FOUND", error)
 
 
+class FrozenOnLegacyRoute(NotFound):
+    """Media uploaded under `repo.freezeUnauthenticatedMedia`, asked for on a deprecated route."""
+
+    def __init__(self, kind: str = "download") -> None:
+        super().__init__(
+            "This media is only served by the authenticated media API: use "
+            f"/_matrix/client/v1/media/{kind}/ with an access token"
+        )
+
+
 class Unrecognized(MatrixError):
     def __init__(self, error: str = "Unrecognized request", status: int = 404) -> None:
         super().__init__(status, "M_UNRECOGNIZED", error)

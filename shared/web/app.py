@@ -15,6 +15,7 @@ from shared.web import health
 from shared.web.errors import install_error_handlers
 from shared.web.http_metrics import HttpMetricsMiddleware
 from shared.web.middleware import MatrixHttpMiddleware
+from shared.web.raw_path import RawPathGuard
 
 StartHook = Callable[[Runtime], Awaitable[Callable[[], Awaitable[None]] | None]]
 
@@ -69,6 +70,7 @@ def make_app(
     if runtime is not None:
         app.state.runtime = runtime
     install_error_handlers(app)
+    app.add_middleware(RawPathGuard)  # inside the CORS/request-ID middleware: its 400s get both
     app.add_middleware(MatrixHttpMiddleware)
     if settings.metrics.enabled:  # outermost, so it times everything (absent when disabled)
         metrics_machine = runtime.machine_id if runtime is not None else machine_id

@@ -47,6 +47,7 @@ async def test_frozen_media_only_on_authenticated_routes(make_config: ConfigFact
         async with httpx.AsyncClient(base_url=node.url, headers={"Host": "localhost"}) as anonymous:
             legacy = await anonymous.get(f"{LEGACY_DOWNLOAD}/{media_path(mxc)}")
         assert_error(legacy, 404, "M_NOT_FOUND")
+        assert "/_matrix/client/v1/media/download/" in legacy.json()["error"]
         async with node.client() as client:
             # A token does not unfreeze the legacy route: only the v1 route serves it.
             assert (await client.get(f"{LEGACY_DOWNLOAD}/{media_path(mxc)}")).status_code == 404
