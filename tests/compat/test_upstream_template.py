@@ -34,10 +34,11 @@ class Homeserver:
 
 def render(template: str, values: dict[str, str], homeservers: list[Homeserver]) -> str:
     """The two Go template forms the file uses: `{{.Name}}` and one `{{range .Homeservers}}`."""
+    def fill(text: str, source: object) -> str:
+        return re.sub(r"\{\{\.(\w+)\}\}", lambda m: str(getattr(source, m.group(1))), text)
+
     def expand(match: re.Match[str]) -> str:
-        body = match.group(1)
-        return "".join(re.sub(r"\{\{\.(\w+)\}\}", lambda m: getattr(hs, m.group(1)), body)
-                       for hs in homeservers)
+        return "".join(fill(match.group(1), hs) for hs in homeservers)
 
     text = re.sub(r"\{\{range \.Homeservers\}\}(.*?)\{\{end\}\}", expand, template, flags=re.S)
     return re.sub(r"\{\{\.(\w+)\}\}", lambda m: values[m.group(1)], text)
