@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Annotated, cast
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
-from services.thumbnail import pipeline
+from services.thumbnail import identicon, media_info, pipeline
 from services.thumbnail.sizing import Method
 from shared.auth.users import UserInfo
 from shared.config import HomeserverConfig
@@ -18,7 +19,7 @@ from shared.federation.multipart import (
     new_boundary,
     write_media_multipart,
 )
-from shared.matrix.errors import InvalidParam, MissingParam
+from shared.matrix.errors import InvalidParam, MissingParam, NotFound
 from shared.runtime import Runtime
 from shared.web.conditional import etag_matches, not_modified_headers
 from shared.web.deps import HomeserverDep, RuntimeDep, get_homeserver, get_runtime, get_user
@@ -180,3 +181,36 @@ for _version in ("r0", "v1", "v3"):
 router.add_api_route(
     "/_matrix/federation/v1/media/thumbnail/{media_id}", federation_get_thumbnail, methods=["GET"]
 )
+
+
+async def get_identicon(seed: str, request: Request, runtime: RuntimeDep) -> Response:
+    """`GET /_matrix/media/r0/identicon/{seed}` (MMR's; no token needed): a default avatar,
+    `width` (default 96) and `height` (default the width), each clamped to 96..512."""
+    if not runtime.config.identicons.enabled:
+        raise NotFound("Identicons are disabled here")
+    query = request.query_params
+    width = _integer(query, "width", 0) or identicon.DEFAULT_SIZE
+    height = _integer(query, "height", 0) or width
+    drawn = await asyncio.to_thread(identicon.draw, seed, width, height)
+    return Response(drawn.png, media_type="image/png", headers={
+        "Content-Disposition": f'inline; filename="{drawn.digest_hex}.png"',
+        "Cache-Control": "public, max-age=86400, immutable",
+    })
+
+
+async def get_media_info(
+    server_name: str, media_id: str, request: Request, caller: CallerDep
+) -> dict[str, Any]:
+    """`GET /_matrix/media/unstable/info/{serverName}/{mediaId}` (MMR's, token required)."""
+    allow_remote = _boolean(request.query_params, "allow_remote")
+    req = media_info.InfoRequest(server_name, media_id, allow_remote is not False,
+                                 via=caller.homeserver)
+    return await media_info.run(caller.runtime, req)
+
+
+# Drawing is cheap and needs nothing but the seed; still per-IP limited like every client route.
+router.add_api_route("/_matrix/media/r0/identicon/{seed:path}", get_identicon, methods=["GET"],
+                     dependencies=[Depends(limit_by_ip)])
+for _prefix in ("/_matrix/media/unstable", "/_matrix/media/unstable/io.t2bot.media"):
+    router.add_api_route(f"{_prefix}/info/{{server_name}}/{{media_id}}", get_media_info,
+                         methods=["GET"])

@@ -6,8 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from services.upload import pipeline, reservations
+from services.upload import client_api, pipeline, reservations
 from services.upload.limits import quota_for
+from shared.auth.tokens import extract_token
 from shared.auth.users import UserInfo
 from shared.config import MmrConfig
 from shared.matrix.errors import InvalidParam
@@ -97,3 +98,39 @@ for _version in ("r0", "v3"):
 router.add_api_route("/_matrix/media/v1/create", create_media, methods=["POST"])
 for _path in ("/_matrix/client/v1/media/config", "/_matrix/media/r0/config", "/_matrix/media/v3/config"):
     router.add_api_route(_path, media_config, methods=["GET"])
+
+
+def _token(request: Request, runtime: RuntimeDep) -> str | None:
+    return extract_token(request.headers, request.query_params,
+                         runtime.config.repo.accept_query_access_token)
+
+
+async def usage(runtime: RuntimeDep, user: UserDep) -> dict[str, int]:
+    """`GET /_matrix/media/unstable/org.matrix.msc4034/usage`: the user's stored bytes and files."""
+    return await client_api.usage(runtime, user)
+
+
+async def logout(request: Request, runtime: RuntimeDep, hs: HomeserverDep, user: UserDep) -> dict[str, Any]:
+    """`POST /_matrix/client/{r0,v3}/logout`: logged out at the homeserver, forgotten here."""
+    return await client_api.logout(runtime, hs, user, _token(request, runtime) or "",
+                                   request.query_params.get("user_id"), everywhere=False)
+
+
+async def logout_all(
+    request: Request, runtime: RuntimeDep, hs: HomeserverDep, user: UserDep
+) -> dict[str, Any]:
+    """`POST /_matrix/client/{r0,v3}/logout/all`: every token of the user, here and there."""
+    return await client_api.logout(runtime, hs, user, _token(request, runtime) or "",
+                                   request.query_params.get("user_id"), everywhere=True)
+
+
+async def client_versions(request: Request, runtime: RuntimeDep, hs: HomeserverDep) -> dict[str, Any]:
+    """`GET /_matrix/client/versions`: the homeserver's versions, with authenticated media's."""
+    return await client_api.versions(runtime, hs, _token(request, runtime))
+
+
+router.add_api_route("/_matrix/media/unstable/org.matrix.msc4034/usage", usage, methods=["GET"])
+for _version in ("r0", "v3"):
+    router.add_api_route(f"/_matrix/client/{_version}/logout", logout, methods=["POST"])
+    router.add_api_route(f"/_matrix/client/{_version}/logout/all", logout_all, methods=["POST"])
+router.add_api_route("/_matrix/client/versions", client_versions, methods=["GET"])

@@ -128,14 +128,13 @@ async def authenticate(
     if appservice_user is not None:
         return UserInfo(appservice_user, is_admin=appservice_user in config.admins, token_hash=token_hash)
     ttl = config.access_tokens.max_cache_time_seconds
-    cache_key = f"whoami:{hs.name}:{token_hash}:{as_user_id or ''}"
-    cached = await _cache_get(coordinator, cache_key) if ttl else None
-    if cached is not None:
-        body = json.loads(cached)
-    else:
+    cache_key = _cache_key(hs, token_hash, as_user_id)
+    body = await _cached_whoami(coordinator, hs, cache_key) if ttl else None
+    if body is None:
         body = await _whoami_with_breaker(coordinator, http, hs, token, as_user_id)
         if ttl:
-            await _cache_set(coordinator, cache_key, json.dumps(body).encode(), ttl)
+            cached = {**body, CACHED_AT: time.time()}
+            await _cache_set(coordinator, cache_key, json.dumps(cached).encode(), ttl)
     user_id = str(body["user_id"])
     return UserInfo(
         user_id=user_id,
@@ -144,6 +143,52 @@ async def authenticate(
         device_id=_str_or_none(body.get("device_id")),
         token_hash=token_hash,
     )
+
+
+CACHED_AT = "mmr.cached_at"
+
+
+def _cache_key(hs: HomeserverConfig, token_hash: str, as_user_id: str | None) -> str:
+    return f"whoami:{hs.name}:{token_hash}:{as_user_id or ''}"
+
+
+def _revoked_key(hs: HomeserverConfig, user_id: str) -> str:
+    return f"whoami-revoked:{hs.name}:{user_id}"
+
+
+async def _cached_whoami(
+    coordinator: Coordinator, hs: HomeserverConfig, key: str
+) -> dict[str, object] | None:
+    """A cached whoami answer, unless its user logged out everywhere after it was cached."""
+    cached = await _cache_get(coordinator, key)
+    if cached is None:
+        return None
+    body: dict[str, object] = json.loads(cached)
+    revoked = await _cache_get(coordinator, _revoked_key(hs, str(body.get("user_id"))))
+    cached_at = body.get(CACHED_AT)
+    if revoked is not None and float(revoked) >= (cached_at if isinstance(cached_at, float) else 0):
+        return None
+    return body
+
+
+async def forget_token(
+    coordinator: Coordinator, hs: HomeserverConfig, token: str, as_user_id: str | None
+) -> None:
+    """After a logout: this token's cached whoami answers are gone for every process."""
+    token_hash = _token_hash(token)
+    await _cache_delete(coordinator, _cache_key(hs, token_hash, None))
+    if as_user_id:
+        await _cache_delete(coordinator, _cache_key(hs, token_hash, as_user_id))
+
+
+async def forget_user_tokens(
+    coordinator: Coordinator, config: MmrConfig, hs: HomeserverConfig, user_id: str
+) -> None:
+    """After a logout from every device: whatever was cached for the user before now is not
+    believed any more, by any process (the mark outlives every entry it overrules)."""
+    ttl = config.access_tokens.max_cache_time_seconds
+    if ttl:
+        await _cache_set(coordinator, _revoked_key(hs, user_id), str(time.time()).encode(), ttl)
 
 
 def _str_or_none(value: object) -> str | None:

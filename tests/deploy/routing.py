@@ -34,6 +34,11 @@ ROUTES: tuple[Route, ...] = (
     Route("Exact", "/_matrix/media/v1/create", "upload"),
     Route("Exact", "/_matrix/client/v1/media/config", "upload"),
     *_each("Exact", "/_matrix/media/{v}/config", ("r0", "v3"), "upload"),
+    Route("Exact", "/_matrix/media/unstable/org.matrix.msc4034/usage", "upload"),
+    # client-server routes MMR answers: logouts (our token cache forgets) and /versions
+    *_each("Exact", "/_matrix/client/{v}/logout", ("r0", "v3"), "upload"),
+    *_each("Exact", "/_matrix/client/{v}/logout/all", ("r0", "v3"), "upload"),
+    Route("Exact", "/_matrix/client/versions", "upload"),
     # download
     Route("Prefix", "/_matrix/client/v1/media/download", "download"),
     Route("Prefix", "/_matrix/federation/v1/media/download", "download"),
@@ -42,6 +47,9 @@ ROUTES: tuple[Route, ...] = (
     Route("Prefix", "/_matrix/client/v1/media/thumbnail", "thumbnail"),
     Route("Prefix", "/_matrix/federation/v1/media/thumbnail", "thumbnail"),
     *_each("Prefix", "/_matrix/media/{v}/thumbnail", ("r0", "v1", "v3"), "thumbnail"),
+    Route("Prefix", "/_matrix/media/r0/identicon", "thumbnail"),
+    Route("Prefix", "/_matrix/media/unstable/info", "thumbnail"),
+    Route("Prefix", "/_matrix/media/unstable/io.t2bot.media/info", "thumbnail"),
     # preview
     Route("Exact", "/_matrix/client/v1/media/preview_url", "preview"),
     *_each("Exact", "/_matrix/media/{v}/preview_url", ("r0", "v3"), "preview"),
@@ -94,5 +102,6 @@ def sample_paths(routes: tuple[Route, ...] = ROUTES) -> list[str]:
             if route.path_type == "Prefix":
                 paths.append(path + "/localhost/abc123/name.png")
                 paths.append(path + "s")  # a longer segment is not the same prefix
-    paths += ["/_matrix/media/version", "/_matrix/mediax", "/_matrix/client/v3/sync", "/", "/x"]
+    paths += ["/_matrix/media/version", "/_matrix/mediax", "/_matrix/client/v3/sync", "/", "/x",
+              "/_matrix/client/v3/logout/allx", "/_matrix/client/versionsx"]
     return list(dict.fromkeys(paths))
