@@ -9,12 +9,16 @@ import typer
 
 from mmr.serve import (
     StartupError,
+    bind_socket,
     build_embedded_app,
     build_service_app,
+    check_service_name,
     read_config,
     run_uvicorn,
 )
-from shared.config import ConfigError, load_config
+from shared.config import ConfigError, config_path_from_env, load_config
+from shared.config_reload import reload_on_sighup
+from shared.version import mmr_version
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="mmr: a Matrix media repository")
 config_app = typer.Typer(help="Configuration tools")
@@ -23,6 +27,20 @@ app.add_typer(config_app, name="config")
 ConfigOpt = Annotated[
     str | None, typer.Option("--config", "-c", help="YAML file or directory (or MMR_CONFIG)")
 ]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"mmr {mmr_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit")] = False,
+) -> None:
+    """mmr: a Matrix media repository."""
 
 
 def _fail(message: str) -> None:
@@ -44,6 +62,8 @@ def serve(
 ) -> None:
     """Run one service for a cluster, or the embedded default (all services, SQLite, files)."""
     try:
+        if service is not None:
+            check_service_name(service)  # before the config or MACHINE_ID are looked at
         loaded = read_config(config)
         if service is None:
             from mmr.embedded import embedded_config
@@ -55,15 +75,22 @@ def serve(
                 raise StartupError(f"`mmr serve {service}` needs --config FILE (or MMR_CONFIG)")
             cfg = loaded
             application = build_service_app(service, cfg)
+        bind = host or cfg.repo.bind_address
+        listen = port or cfg.repo.port
+        sock = bind_socket(bind, listen)
     except StartupError as exc:
         _fail(str(exc))
         return
-    bind = host or cfg.repo.bind_address
-    listen = port or cfg.repo.port
-    typer.echo(f"mmr {service or 'embedded default'} listening on http://{bind}:{listen}")
-    if cfg.shared_secret_auth.enabled and loaded is None:
-        typer.echo(f"token: {cfg.shared_secret_auth.token}")
-    run_uvicorn(application, bind, listen, cfg.repo.log_level)
+    path = config_path_from_env(config)
+    if path is not None:
+        reload_on_sighup(application, path)
+
+    def listening() -> None:
+        typer.echo(f"mmr {service or 'embedded default'} listening on http://{bind}:{listen}")
+        if cfg.shared_secret_auth.enabled and loaded is None:
+            typer.echo(f"token: {cfg.shared_secret_auth.token}")
+
+    run_uvicorn(application, sock, cfg.repo.log_level, listening)
 
 
 @app.command()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
+import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -22,9 +25,13 @@ class StartupError(Exception):
     """The process cannot start; the message says why and how to fix it."""
 
 
-def service_module(name: str) -> ModuleType:
+def check_service_name(name: str) -> None:
     if name not in SERVICES:
         raise StartupError(f"unknown service {name!r}: choose one of {', '.join(SERVICES)}")
+
+
+def service_module(name: str) -> ModuleType:
+    check_service_name(name)
     return importlib.import_module(f"services.{name}.app")
 
 
@@ -64,9 +71,42 @@ def build_embedded_app(config: MmrConfig, single_homeserver: bool) -> FastAPI:
     )
 
 
-def run_uvicorn(app: FastAPI, host: str, port: int, log_level: str) -> None:
-    uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False,
-                proxy_headers=False, timeout_graceful_shutdown=10)
+def bind_socket(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything starts: a port in use stops the start at
+    once, in one line naming it, instead of after connecting to everything."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
+        raise StartupError(f"port {port} on {host} {reason}") from exc
+    return sock
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, telling us once it serves (the app started and the socket listens)."""
+
+    def __init__(self, config: uvicorn.Config, on_listening: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_listening = on_listening
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self._on_listening()
+
+
+def run_uvicorn(
+    app: FastAPI, sock: socket.socket, log_level: str, on_listening: Callable[[], None]
+) -> None:
+    # log_config=None: uvicorn's own loggers propagate to the root logger that setup_logging
+    # configured, so its lines carry the service, machine and request like every other.
+    config = uvicorn.Config(app, log_level=log_level, log_config=None, server_header=False,
+                            proxy_headers=False, timeout_graceful_shutdown=10)
+    _Server(config, on_listening).run(sockets=[sock])
 
 
 def serve_service_main(service: str) -> None:
