@@ -106,7 +106,10 @@ def run_uvicorn(
     # configured, so its lines carry the service, machine and request like every other.
     config = uvicorn.Config(app, log_level=log_level, log_config=None, server_header=False,
                             proxy_headers=False, timeout_graceful_shutdown=10)
-    _Server(config, on_listening).run(sockets=[sock])
+    try:
+        _Server(config, on_listening).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C once it has shut down cleanly
+        pass
 
 
 def serve_service_main(service: str) -> None:
