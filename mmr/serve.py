@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib
 import socket
@@ -106,10 +107,9 @@ def run_uvicorn(
     # configured, so its lines carry the service, machine and request like every other.
     config = uvicorn.Config(app, log_level=log_level, log_config=None, server_header=False,
                             proxy_headers=False, timeout_graceful_shutdown=10)
-    try:
+    # uvicorn re-raises Ctrl-C once it has shut down cleanly: that is a clean exit.
+    with contextlib.suppress(KeyboardInterrupt):
         _Server(config, on_listening).run(sockets=[sock])
-    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C once it has shut down cleanly
-        pass
 
 
 def serve_service_main(service: str) -> None:
