@@ -371,13 +371,16 @@ class Msc2246Config(Section):
     """Async uploads as an unstable feature (older MMR): here they are Matrix 1.7's, always on."""
 
     enabled: bool = True
-    async_upload_expiry_secs: int = Field(60, ge=1, json_schema_extra=UNUSED)
+    async_upload_expiry_secs: int = Field(60, ge=1)
 
 
 class FeatureSupportConfig(Section):
     """MMR's switches for unstable features; current MMR defines none, older ones these."""
 
-    msc2246: Msc2246Config = Field(default_factory=Msc2246Config, alias="MSC2246")
+    # Async uploads are Matrix 1.7's here and always on: an old `enabled: false` must not
+    # switch a spec feature off.
+    msc2246: Msc2246Config = Field(default_factory=Msc2246Config, alias="MSC2246",
+                                   json_schema_extra=UNUSED)
     # Blurhashes (MSC2448) and IPFS were dropped from MMR; accepted so old files load.
     msc2448: dict[str, Any] | None = Field(None, alias="MSC2448", json_schema_extra=UNUSED)
     ipfs: dict[str, Any] | None = Field(None, alias="IPFS", json_schema_extra=UNUSED)

@@ -70,8 +70,17 @@ def test_a_key_neither_project_defines_is_still_refused_by_name() -> None:
         parse_config({"identicons": {"colour": "red"}})
     with pytest.raises(ConfigError, match=r"featureSupport\.MSC9999: unknown key"):
         parse_config({"featureSupport": {"MSC9999": {"enabled": True}}})
+    with pytest.raises(ConfigError, match=r"featureSupport\.MSC2246\.enable: unknown key"):
+        parse_config({"featureSupport": {"MSC2246": {"enable": False}}})
     with pytest.raises(ConfigError, match=r"sentri: unknown key"):
         parse_config({"sentri": {}})
+
+
+def test_older_mmr_feature_switches_load_and_are_listed() -> None:
+    config = parse_config({"featureSupport": {
+        "MSC2246": {"enabled": False, "asyncUploadExpirySecs": 30},
+        "MSC2448": {"enabled": True, "thumbWidth": 64}}})
+    assert config.unused_keys() == ["featureSupport.MSC2246", "featureSupport.MSC2448"]
 
 
 def test_mmr_log_levels_and_no_log_directory() -> None:
