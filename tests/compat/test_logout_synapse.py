@@ -122,3 +122,27 @@ async def test_a_failing_homeserver_is_paused_after_backoff_at_failures(tmp_path
                 answers.append((await http.get(CONFIG)).json()["error"])
     assert "could not be reached" in answers[0] and "could not be reached" in answers[1]
     assert "failed too often recently" in answers[2]
+
+
+async def test_logout_in_the_embedded_default(
+    tmp_path: Path, synapse_homeserver: SynapseServer
+) -> None:
+    from tests.conftest import embedded_raw_config
+
+    raw = embedded_raw_config(
+        tmp_path, accessTokens={"maxCacheTimeSeconds": 43200},
+        homeservers=[{"name": synapse_homeserver.server_name, "csApi": synapse_homeserver.client_url}])
+    config = parse_config(raw)
+    localpart = new_user()
+    one, two = synapse_homeserver.register_user(localpart), synapse_homeserver.register_user(localpart)
+    with serve_all(config) as server:
+        node = RunningMmr(server.url, config, tmp_path)
+        assert [await status(node, one.access_token), await status(node, two.access_token)] == [
+            200, 200]
+        async with client(node, one.access_token) as http:
+            assert (await http.post("/_matrix/client/v3/logout")).status_code == 200
+        assert [await status(node, one.access_token), await status(node, two.access_token)] == [
+            401, 200]
+        async with client(node, two.access_token) as http:
+            assert (await http.post("/_matrix/client/v3/logout/all")).status_code == 200
+        assert await status(node, two.access_token) == 401
