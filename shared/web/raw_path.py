@@ -7,14 +7,17 @@ ASGI middleware runs before routing, on the path exactly as the client sent it:
 * under `/_matrix/`, a segment holding an encoded `/` or any control byte (`%00`, `%0A`...)
   is 400 `M_INVALID_PARAM`;
 * where a route's segments are a server name and a media ID (downloads, thumbnails, info,
-  async uploads, federation media), each must match the spec's grammar, else 400
-  `M_INVALID_PARAM`, before any authentication, database, storage or network access.
+  async uploads, federation media), each must match the spec's grammar, else 404
+  `M_NOT_FOUND` (no media can have that name, as the pipelines answer too).
+
+Both happen before any authentication, database, storage or network access.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -31,30 +34,46 @@ _CLIENT_MEDIA = re.compile(
 _FEDERATION_MEDIA = re.compile(rb"^/_matrix/federation/v1/media/(?:download|thumbnail)/(?P<media>[^/]*)")
 
 
-def path_problem(raw_path: bytes) -> str | None:
+@dataclass(frozen=True)
+class PathProblem:
+    status: int
+    errcode: str
+    error: str
+
+
+def _invalid(error: str) -> PathProblem:
+    return PathProblem(400, "M_INVALID_PARAM", error)
+
+
+def _no_such_media(error: str) -> PathProblem:
+    # As the pipelines answer a name outside the grammar: no media can have it.
+    return PathProblem(404, "M_NOT_FOUND", error)
+
+
+def path_problem(raw_path: bytes) -> PathProblem | None:
     """Why this raw path may not be routed, or None when it may."""
     if not raw_path.startswith(_MATRIX):
         return None
     for segment in raw_path.split(b"/"):
         if b"%" not in segment:
             if any(byte < 0x20 or byte == 0x7F for byte in segment):
-                return "The path holds a control character"
+                return _invalid("The path holds a control character")
             continue
         decoded = unquote_to_bytes(segment)
         if b"/" in decoded:
-            return "The path holds an encoded '/' in one of its segments"
+            return _invalid("The path holds an encoded '/' in one of its segments")
         if any(byte < 0x20 or byte == 0x7F for byte in decoded):
-            return "The path holds an encoded control character"
+            return _invalid("The path holds an encoded control character")
     client = _CLIENT_MEDIA.match(raw_path)
     if client is not None:
         if not is_valid_server_name(_text(client.group("server"))):
-            return "Invalid server name"
+            return _no_such_media("Invalid server name")
         media = client.group("media")
         if media is not None and not is_valid_media_id(_text(media)):
-            return "Invalid media ID"
+            return _no_such_media("Invalid media ID")
     federation = _FEDERATION_MEDIA.match(raw_path)
     if federation is not None and not is_valid_media_id(_text(federation.group("media"))):
-        return "Invalid media ID"
+        return _no_such_media("Invalid media ID")
     return None
 
 
@@ -63,7 +82,7 @@ def _text(segment: bytes) -> str:
 
 
 class RawPathGuard:
-    """400 `M_INVALID_PARAM` for a path whose raw form could confuse routing (see above)."""
+    """Answers a path whose raw form could confuse routing (see above) before routing."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -73,8 +92,8 @@ class RawPathGuard:
             raw = scope.get("raw_path") or scope["path"].encode("utf-8", errors="replace")
             problem = path_problem(raw.split(b"?", 1)[0])
             if problem is not None:
-                body = json.dumps({"errcode": "M_INVALID_PARAM", "error": problem}).encode()
-                await send({"type": "http.response.start", "status": 400, "headers": [
+                body = json.dumps({"errcode": problem.errcode, "error": problem.error}).encode()
+                await send({"type": "http.response.start", "status": problem.status, "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode())]})
                 await send({"type": "http.response.body", "body": body})

@@ -213,17 +213,32 @@ async def test_versions_without_a_homeserver_name_authenticated_media(embedded: 
     "/_matrix/client/v1/media/download/localhost/abc%00def",
     "/_matrix/client/v1/media/download/exa%0Ample.org/abcdef",
     "/_matrix/client/v1/media/download/example.org/ab%2Fcd",
-    "/_matrix/client/v1/media/download/ex ample.org/abcdef",
-    "/_matrix/client/v1/media/download/example.org/abc.def",
     "/_matrix/media/unstable/info/a%2Fb/abcdef",
     "/_matrix/federation/v1/media/download/ab%2Fcd",
-    "/_matrix/client/v1/media/download/%5B%3A%3A1%5D%3A99999/abc",
 ])
-async def test_confusing_raw_paths_are_400_before_anything_else(node: RunningMmr, path: str) -> None:
+async def test_encoded_slashes_and_control_bytes_are_400_before_anything_else(
+    node: RunningMmr, path: str
+) -> None:
     async with node.client(token="not-even-checked") as client:
         got = await client.get(path)
     assert (got.status_code, got.json()["errcode"]) == (400, "M_INVALID_PARAM"), got.text
     assert got.headers["access-control-allow-origin"] == "*"
+
+
+@pytest.mark.parametrize("path", [
+    "/_matrix/client/v1/media/download/ex ample.org/abcdef",
+    "/_matrix/client/v1/media/download/example.org/abc.def",
+    "/_matrix/client/v1/media/download/%5B%3A%3A1%5D%3A99999/abc",
+    "/_matrix/client/v1/media/download/bad_host!/abc",
+    "/_matrix/media/v3/upload/localhost/abc.def",
+    "/_matrix/federation/v1/media/thumbnail/bad.id",
+])
+async def test_names_outside_the_grammar_are_404_before_anything_else(
+    node: RunningMmr, path: str
+) -> None:
+    async with node.client(token="not-even-checked") as client:
+        got = await client.request("PUT" if "/upload/" in path else "GET", path)
+    assert (got.status_code, got.json()["errcode"]) == (404, "M_NOT_FOUND"), got.text
 
 
 async def test_valid_encodings_still_route(embedded: RunningMmr) -> None:
