@@ -211,12 +211,12 @@ async def test_versions_without_a_homeserver_name_authenticated_media(embedded: 
     "/_matrix/client/v1/media/thumbnail/a%2Fb/abcdef?width=32&height=32",
     "/_matrix/client/v1/media/download/localhost%00/abcdef",
     "/_matrix/client/v1/media/download/localhost/abc%00def",
-    "/_matrix/client/v1/media/download/exa%0Ample.org/abcdef",
     "/_matrix/client/v1/media/download/example.org/ab%2Fcd",
+    "/_matrix/client/v1/media/download/example.org/abcdef/x%00.txt",
     "/_matrix/media/unstable/info/a%2Fb/abcdef",
     "/_matrix/federation/v1/media/download/ab%2Fcd",
 ])
-async def test_encoded_slashes_and_control_bytes_are_400_before_anything_else(
+async def test_encoded_slashes_and_nul_bytes_are_400_before_anything_else(
     node: RunningMmr, path: str
 ) -> None:
     async with node.client(token="not-even-checked") as client:
@@ -227,6 +227,8 @@ async def test_encoded_slashes_and_control_bytes_are_400_before_anything_else(
 
 @pytest.mark.parametrize("path", [
     "/_matrix/client/v1/media/download/ex ample.org/abcdef",
+    "/_matrix/client/v1/media/download/exa%0Ample.org/abcdef",
+    "/_matrix/client/v1/media/download/localhost/abc%0Ddef",
     "/_matrix/client/v1/media/download/example.org/abc.def",
     "/_matrix/client/v1/media/download/%5B%3A%3A1%5D%3A99999/abc",
     "/_matrix/client/v1/media/download/bad_host!/abc",
