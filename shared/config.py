@@ -16,6 +16,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
+from shared.net.special_ranges import default_denied_networks
+
 DEFAULT_SHARED_SECRET = "ReplaceMe"
 
 
@@ -234,12 +236,8 @@ class UrlPreviewsConfig(Section):
     max_page_size_bytes: int = Field(10485760, ge=1)
     file_preview_types: list[str] = Field(default_factory=lambda: ["image/*"])
     preview_unsafe_certificates: bool = False
-    disallowed_networks: list[str] = Field(
-        default_factory=lambda: [
-            "127.0.0.1/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
-            "169.254.0.0/16", "::1/128", "fe80::/10", "fc00::/7",
-        ]
-    )
+    # Every IANA special-purpose range (shared/net/special_ranges.py); embedded IPv4 is unwrapped.
+    disallowed_networks: list[str] = Field(default_factory=default_denied_networks)
     allowed_networks: list[str] = Field(default_factory=lambda: ["0.0.0.0/0", "::/0"])
     url_deny_list: list[str] = Field(default_factory=list)
     default_language: str = "en-US,en"
@@ -284,12 +282,7 @@ class MetricsConfig(Section):
 class FederationConfig(Section):
     backoff_at: int = Field(20, ge=1)
     ignored_hosts: list[str] = Field(default_factory=list)
-    denied_networks: list[str] = Field(
-        default_factory=lambda: [
-            "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
-            "169.254.0.0/16", "::1/128", "fe80::/10", "fc00::/7", "0.0.0.0/32", "::/128",
-        ]
-    )
+    denied_networks: list[str] = Field(default_factory=default_denied_networks)
     allowed_networks: list[str] = Field(default_factory=list)
     trusted_key_servers: list[str] = Field(default_factory=list)
     verify_tls: bool = True
