@@ -355,9 +355,14 @@ class MmrConfig(Section):
         return value
 
     def homeserver(self, name: str) -> HomeserverConfig | None:
-        """The homeserver entry for a server name, or None."""
+        """The homeserver entry for a server name, or None.
+
+        Matched case-insensitively, as DNS matches host names (`LOCALHOST` is `localhost`); the
+        port, when there is one, is digits, so lowering the whole name is the same thing.
+        """
+        wanted = name.lower()
         for hs in self.homeservers:
-            if hs.name == name:
+            if hs.name.lower() == wanted:
                 return hs
         return None
 

@@ -63,6 +63,12 @@ class Runtime:
     def is_local_server(self, server_name: str) -> bool:
         return self.config.homeserver(server_name) is not None
 
+    def canonical_server_name(self, server_name: str) -> str:
+        """Our homeserver's configured spelling when `server_name` is ours in another case (rows
+        are keyed by that spelling); any other name unchanged."""
+        hs = self.config.homeserver(server_name)
+        return hs.name if hs is not None else server_name
+
     async def close(self) -> None:
         for closer in reversed(self.closers):
             await closer()

@@ -7,7 +7,7 @@ federation routes all come through `run`, so they answer with the same bytes.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from services.thumbnail import answers
 from services.thumbnail.answers import ThumbnailAnswer
@@ -129,6 +129,7 @@ async def run(rt: Runtime, req: ThumbnailRequest) -> ThumbnailAnswer:
         raise NotFound("Invalid server name or media ID")
     if is_ignored_host(rt, req.server_name):
         raise NotFound("Media from this server is not served here")
+    req = replace(req, server_name=rt.canonical_server_name(req.server_name))  # `LOCALHOST` is ours
     # Step 2: snap the request to the size thumbnails are made and stored at.
     asked = req.params
     target = snap(asked.width, asked.height, asked.method, config.sizes, config.dynamic_sizing)
