@@ -40,6 +40,11 @@ class RepoConfig(Section):
     freeze_unauthenticated_media: bool = True
     accept_query_access_token: bool = False
     temp_path: str | None = None
+    # Request heads are bounded where the bytes arrive (414/431 as Matrix JSON); each line is
+    # counted with its line ending. deploy/nginx uses the same numbers.
+    max_request_line_bytes: int = Field(8192, ge=256)
+    max_header_bytes: int = Field(8192, ge=256)
+    max_request_head_bytes: int = Field(16384, ge=512)
 
     @field_validator("trusted_proxies")
     @classmethod
