@@ -136,7 +136,8 @@ async def _generate(rt: Runtime, ctx: ThumbnailContext, req: GenerationRequest) 
     if limit and req.source.size_bytes > limit:
         raise SourceTooLarge(f"The media is larger than the {limit} bytes that can be thumbnailed")
     # One private folder per job: whatever a crashed worker left behind goes with it.
-    job_dir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="thumbjob-", dir=rt.temp_dir))
+    prefix = f"thumbjob-{rt.temp_tag}-"  # swept by this machine's successor after a crash
+    job_dir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=prefix, dir=rt.temp_dir))
     try:
         source = await _source_file(rt, req.source, job_dir, limit)
         output = await ctx.pool.run(THUMBNAIL_JOB, _job(rt, ctx, req, source, job_dir))
