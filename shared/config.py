@@ -328,6 +328,15 @@ class RedisConfig(Section):
         return f"redis://{auth}{self.shards[0].addr}/{self.database_number}"
 
 
+class OrphanSweepConfig(Section):
+    """Machine 0's removal of stored objects no row references (shared/media/orphans.py)."""
+
+    enabled: bool = True
+    grace_hours: float = Field(6, ge=0)       # objects younger than this are never judged
+    interval_hours: float = Field(24, gt=0)   # a round at start, then every interval
+    dry_run: bool = False                     # count only; the task's result says what it found
+
+
 class MmrConfig(Section):
     """The whole configuration file."""
 
@@ -348,6 +357,7 @@ class MmrConfig(Section):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     federation: FederationConfig = Field(default_factory=FederationConfig)
     quarantine: QuarantineConfig = Field(default_factory=QuarantineConfig)
+    orphan_sweep: OrphanSweepConfig = Field(default_factory=OrphanSweepConfig)
 
     @field_validator("datastores")
     @classmethod

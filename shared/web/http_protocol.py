@@ -44,9 +44,10 @@ class HeadMeter:
     """Counts one request head's bytes as they arrive; `feed` says when a limit is passed.
 
     A head ends at its first empty line; after that the meter ignores the body until `restart`
-    (the parser's next message). Blank lines before a request line are skipped, as RFC 9112
+    (the parser finished the message). Blank lines before a request line are skipped, as RFC 9112
     allows. On a pipelined connection the part of the next head that shares a read with the
-    previous body is not counted, so a limit may be passed by at most one read (64 KiB).
+    end of the previous message is not counted, so a limit may be passed by at most one read
+    (64 KiB).
     """
 
     def __init__(self, limits: HeadLimits) -> None:
@@ -132,11 +133,10 @@ class MatrixHttpToolsProtocol(HttpToolsProtocol):
         self.transport.write(matrix_error_bytes(rejection.status, rejection.errcode, rejection.error))
         self.transport.close()
 
-    def on_message_begin(self) -> None:
-        # The first message's bytes were counted before the parser began it; later ones start over.
-        if not self.head_meter.in_head:
-            self.head_meter.restart()
-        super().on_message_begin()
+    def on_message_complete(self) -> None:
+        # The next bytes on this connection are the next request's head.
+        self.head_meter.restart()
+        super().on_message_complete()
 
     def send_400_response(self, msg: str) -> None:
         self.transport.write(matrix_error_bytes(400, "M_UNKNOWN", "Invalid HTTP request"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
+import httpx
 import psutil
 import pytest
 
@@ -94,3 +95,19 @@ def test_what_cannot_be_parsed_is_400_matrix_json(mmr: MmrProcess, request_bytes
 
 def test_the_server_still_serves_after_the_attacks(mmr: MmrProcess) -> None:
     assert _get(mmr).status == 200
+
+
+def test_bodies_and_keep_alive_requests_are_not_counted_as_heads(mmr: MmrProcess) -> None:
+    """A chunked 4 MiB upload, then 3 requests with 6 KiB headers on one keep-alive connection."""
+    token = mmr.wait_for_stdout("token:").split("token:", 1)[1].strip()
+    auth = {"Authorization": f"Bearer {token}", "X-Fill": "v" * (6 * KIB)}
+
+    def body() -> Iterator[bytes]:
+        for _ in range(64):
+            yield b"x" * (64 * KIB)
+
+    with httpx.Client(base_url=mmr.url, timeout=30) as client:
+        uploaded = client.post("/_matrix/media/v3/upload", content=body(), headers=auth)
+        assert uploaded.status_code == 200, uploaded.text
+        for _ in range(3):
+            assert client.get("/healthz", headers=auth).status_code == 200
