@@ -19,6 +19,7 @@ from services.thumbnail.sizing import Method, Target, snap
 from services.thumbnail.workers import (
     WorkerCrashed,
     WorkerFailure,
+    WorkerLost,
     WorkerOutOfMemory,
     WorkerOverCpu,
     WorkerTimedOut,
@@ -34,6 +35,8 @@ from shared.media.remote import fetch_remote_media, is_ignored_host
 from shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+LOST_WORKER_RETRY_AFTER_SECONDS = 5
 
 __all__ = ["ThumbnailAnswer", "ThumbnailParams", "ThumbnailRequest", "run"]
 
@@ -101,6 +104,9 @@ async def _find_source(rt: Runtime, req: ThumbnailRequest) -> MediaRecord:
 def _as_matrix_error(exc: ThumbnailFailure | WorkerFailure, remote: bool) -> MatrixError:
     """The spec's answers: 413 M_TOO_LARGE (502 for remote media) for what is too big or too
     costly to thumbnail, 400 M_UNKNOWN for what cannot be thumbnailed."""
+    if isinstance(exc, WorkerLost):  # lost twice in a row: the machine is in trouble, not the media
+        return MatrixError(503, "M_UNKNOWN", "Thumbnailing is unavailable right now, try again",
+                           headers={"Retry-After": str(LOST_WORKER_RETRY_AFTER_SECONDS)})
     too_costly = (SourceTooLarge, WorkerOutOfMemory, WorkerOverCpu, WorkerTimedOut)
     if isinstance(exc, too_costly):
         return TooLarge(str(exc), status=502 if remote else 413)
