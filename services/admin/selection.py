@@ -14,7 +14,7 @@ BATCH = 100
 
 
 def selector_to_json(selector: MediaSelector) -> dict[str, Any]:
-    return {k: v for k, v in asdict(selector).items() if v is not None and v is not False}
+    return {k: v for k, v in asdict(selector).items() if v is not None}
 
 
 def selector_from_json(data: dict[str, Any]) -> MediaSelector:

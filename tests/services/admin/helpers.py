@@ -19,3 +19,15 @@ def room_with_media(synapse: SynapseServer, owner: RegisteredUser, mxcs: list[st
                 json={"msgtype": "m.image", "body": "picture.png", "url": mxc})
             assert sent.status_code == 200, sent.text
     return room_id
+
+
+def png(seed: int, size: int = 64) -> bytes:
+    """A small PNG, different for each seed."""
+    import io
+
+    from PIL import Image
+
+    image = Image.new("RGB", (size, size), (seed % 256, (seed // 256) % 256, 77))
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
