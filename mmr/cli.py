@@ -90,7 +90,7 @@ def serve(
         if cfg.shared_secret_auth.enabled and loaded is None:
             typer.echo(f"token: {cfg.shared_secret_auth.token}")
 
-    run_uvicorn(application, sock, cfg.repo.log_level, listening)
+    run_uvicorn(application, sock, cfg.repo, listening)
 
 
 @app.command()

@@ -14,10 +14,11 @@ from types import ModuleType
 import uvicorn
 from fastapi import FastAPI
 
-from shared.config import ConfigError, MmrConfig, config_path_from_env, load_config
+from shared.config import ConfigError, MmrConfig, RepoConfig, config_path_from_env, load_config
 from shared.ids.machine_id import MachineIdError, resolve_machine_id
 from shared.logging import setup_logging
 from shared.web.app import make_app
+from shared.web.http_protocol import HeadLimits, protocol_with_limits
 
 SERVICES = ("upload", "download", "thumbnail", "preview", "admin")
 
@@ -101,12 +102,14 @@ class _Server(uvicorn.Server):
 
 
 def run_uvicorn(
-    app: FastAPI, sock: socket.socket, log_level: str, on_listening: Callable[[], None]
+    app: FastAPI, sock: socket.socket, repo: RepoConfig, on_listening: Callable[[], None]
 ) -> None:
+    # Our httptools protocol: bounded request heads, Matrix JSON for requests it cannot parse.
+    http = protocol_with_limits(HeadLimits.from_config(repo))
     # log_config=None: uvicorn's own loggers propagate to the root logger that setup_logging
     # configured, so its lines carry the service, machine and request like every other.
-    config = uvicorn.Config(app, log_level=log_level, log_config=None, server_header=False,
-                            proxy_headers=False, timeout_graceful_shutdown=10)
+    config = uvicorn.Config(app, log_level=repo.log_level, log_config=None, server_header=False,
+                            proxy_headers=False, timeout_graceful_shutdown=10, http=http)
     # uvicorn re-raises Ctrl-C once it has shut down cleanly: that is a clean exit.
     with contextlib.suppress(KeyboardInterrupt):
         _Server(config, on_listening).run(sockets=[sock])

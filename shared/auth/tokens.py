@@ -42,7 +42,7 @@ def extract_token(
     return None
 
 
-def _token_hash(token: str) -> str:
+def token_hash_of(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -86,7 +86,7 @@ async def _whoami_with_breaker(
     """whoami behind MMR's breaker: `backoffAt` consecutive failures of a homeserver (no answer,
     or an error status) stop asking it for a minute, cluster-wide; then one try goes through."""
     key = f"cs:breaker:{hs.name}"
-    raw = await _cache_get(coordinator, key)
+    raw = await cache_get_quietly(coordinator, key)
     state = json.loads(raw) if raw else {}
     if float(state.get("open_until", 0)) > time.time():
         raise UpstreamError("The homeserver failed too often recently to check access tokens")
@@ -99,7 +99,7 @@ async def _whoami_with_breaker(
             log.warning("homeserver %s: %d failed token checks, pausing them for %.0fs",
                         hs.name, failures, BREAKER_OPEN_SECONDS)
         value = json.dumps({"failures": failures, "open_until": open_until}).encode()
-        await _cache_set(coordinator, key, value, 3600)
+        await cache_set_quietly(coordinator, key, value, 3600)
         raise
     except MatrixError:  # the homeserver answered (e.g. an unknown token): it is healthy
         if state:
@@ -121,7 +121,7 @@ async def authenticate(
     """Resolve a token to a user, or raise 401 `M_MISSING_TOKEN` / `M_UNKNOWN_TOKEN`."""
     if token is None:
         raise MissingToken()
-    token_hash = _token_hash(token)
+    token_hash = token_hash_of(token)
     if _is_shared_secret(config, token):
         return UserInfo(SHARED_SECRET_USER, is_admin=True, is_shared_secret=True, token_hash=token_hash)
     appservice_user = local_appservice_user(config.access_tokens, token, as_user_id)
@@ -134,7 +134,7 @@ async def authenticate(
         body = await _whoami_with_breaker(coordinator, http, hs, token, as_user_id)
         if ttl:
             cached = {**body, CACHED_AT: time.time()}
-            await _cache_set(coordinator, cache_key, json.dumps(cached).encode(), ttl)
+            await cache_set_quietly(coordinator, cache_key, json.dumps(cached).encode(), ttl)
     user_id = str(body["user_id"])
     return UserInfo(
         user_id=user_id,
@@ -160,11 +160,11 @@ async def _cached_whoami(
     coordinator: Coordinator, hs: HomeserverConfig, key: str
 ) -> dict[str, object] | None:
     """A cached whoami answer, unless its user logged out everywhere after it was cached."""
-    cached = await _cache_get(coordinator, key)
+    cached = await cache_get_quietly(coordinator, key)
     if cached is None:
         return None
     body: dict[str, object] = json.loads(cached)
-    revoked = await _cache_get(coordinator, _revoked_key(hs, str(body.get("user_id"))))
+    revoked = await cache_get_quietly(coordinator, _revoked_key(hs, str(body.get("user_id"))))
     cached_at = body.get(CACHED_AT)
     if revoked is not None and float(revoked) >= (cached_at if isinstance(cached_at, float) else 0):
         return None
@@ -175,7 +175,7 @@ async def forget_token(
     coordinator: Coordinator, hs: HomeserverConfig, token: str, as_user_id: str | None
 ) -> None:
     """After a logout: this token's cached whoami answers are gone for every process."""
-    token_hash = _token_hash(token)
+    token_hash = token_hash_of(token)
     await _cache_delete(coordinator, _cache_key(hs, token_hash, None))
     if as_user_id:
         await _cache_delete(coordinator, _cache_key(hs, token_hash, as_user_id))
@@ -188,7 +188,7 @@ async def forget_user_tokens(
     believed any more, by any process (the mark outlives every entry it overrules)."""
     ttl = config.access_tokens.max_cache_time_seconds
     if ttl:
-        await _cache_set(coordinator, _revoked_key(hs, user_id), str(time.time()).encode(), ttl)
+        await cache_set_quietly(coordinator, _revoked_key(hs, user_id), str(time.time()).encode(), ttl)
 
 
 def _str_or_none(value: object) -> str | None:
@@ -197,7 +197,7 @@ def _str_or_none(value: object) -> str | None:
 
 # The token cache only saves whoami calls: with Redis down, ask the homeserver every time
 # rather than refuse every request.
-async def _cache_get(coordinator: Coordinator, key: str) -> bytes | None:
+async def cache_get_quietly(coordinator: Coordinator, key: str) -> bytes | None:
     try:
         return await coordinator.cache_get(key)
     except (RedisError, OSError) as exc:
@@ -212,7 +212,7 @@ async def _cache_delete(coordinator: Coordinator, key: str) -> None:
         log.warning("token cache unavailable, not deleting %s: %r", key, exc)
 
 
-async def _cache_set(coordinator: Coordinator, key: str, value: bytes, ttl: float) -> None:
+async def cache_set_quietly(coordinator: Coordinator, key: str, value: bytes, ttl: float) -> None:
     try:
         await coordinator.cache_set(key, value, ttl)
     except (RedisError, OSError) as exc:

@@ -14,10 +14,11 @@ from shared.storage.s3 import S3Datastore
 log = logging.getLogger(__name__)
 
 
-def make_datastore(config: DatastoreConfig) -> Datastore:
+def make_datastore(config: DatastoreConfig, temp_tag: str = "") -> Datastore:
     kinds = frozenset(config.for_kinds)
     if config.type == "file":
-        return FileDatastore(id=config.id, kinds=kinds, path=Path(config.file_opts().path))
+        return FileDatastore(id=config.id, kinds=kinds, path=Path(config.file_opts().path),
+                             temp_tag=temp_tag)
     # prefixLength, tempPath and redirectWhenCached are accepted and listed as unused at start.
     opts = config.s3_opts()
     return S3Datastore(
@@ -36,5 +37,6 @@ def make_datastore(config: DatastoreConfig) -> Datastore:
     )
 
 
-def make_registry(configs: list[DatastoreConfig]) -> DatastoreRegistry:
-    return DatastoreRegistry([make_datastore(c) for c in configs])
+def make_registry(configs: list[DatastoreConfig], temp_tag: str = "") -> DatastoreRegistry:
+    """`temp_tag`: the process's `Runtime.temp_tag`, put into file datastores' temp names."""
+    return DatastoreRegistry([make_datastore(c, temp_tag) for c in configs])

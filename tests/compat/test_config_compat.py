@@ -41,8 +41,7 @@ def test_mmr_sample_config_lists_exactly_what_mmr_ignores() -> None:
     unused = load_config(SAMPLE, env={}).unused_keys()
     assert unused == [
         "archiving", "datastores[1].opts.tempPath", "downloads.numWorkers",
-        "homeservers[0].adminApiKind", "pgo", "plugins", "quarantine.allowLocalAdmins",
-        "sentry", "tasks", "redis.shards[1:] (one Redis is used: the first shard)",
+        "pgo", "plugins", "sentry", "tasks", "redis.shards[1:] (one Redis is used: the first shard)",
     ]
 
 

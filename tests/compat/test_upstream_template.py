@@ -85,7 +85,7 @@ def test_the_rendered_template_is_a_valid_cluster_config(
     assert config.redis.effective_url is not None
     assert config.datastores[0].s3_opts().ssl is False
     assert config.repo.log_directory is None  # "-": no log files
-    assert config.unused_keys() == ["datastores[0].opts.tempPath", "homeservers[0].adminApiKind"]
+    assert config.unused_keys() == ["datastores[0].opts.tempPath"]
 
 
 async def test_a_node_started_from_the_template_uploads_and_serves(template_node: str) -> None:
