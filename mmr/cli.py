@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from mmr.cluster_local import cluster_group
 from mmr.serve import (
     StartupError,
     build_embedded_app,
@@ -19,6 +20,7 @@ from shared.config import ConfigError, load_config
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="mmr: a Matrix media repository")
 config_app = typer.Typer(help="Configuration tools")
 app.add_typer(config_app, name="config")
+app.add_typer(cluster_group(), name="cluster")
 
 ConfigOpt = Annotated[
     str | None, typer.Option("--config", "-c", help="YAML file or directory (or MMR_CONFIG)")
@@ -41,6 +43,8 @@ def serve(
     server_name: Annotated[str, typer.Option(help="Homeserver name (embedded default)")] = "localhost",
     homeserver: Annotated[str | None, typer.Option(help="Homeserver URL for token checks "
                                                    "(embedded default)")] = None,
+    drain_seconds: Annotated[int, typer.Option(help="On SIGTERM, seconds requests in flight "
+                                               "may take to finish")] = 10,
 ) -> None:
     """Run one service for a cluster, or the embedded default (all services, SQLite, files)."""
     try:
@@ -63,7 +67,7 @@ def serve(
     typer.echo(f"mmr {service or 'embedded default'} listening on http://{bind}:{listen}")
     if cfg.shared_secret_auth.enabled and loaded is None:
         typer.echo(f"token: {cfg.shared_secret_auth.token}")
-    run_uvicorn(application, bind, listen, cfg.repo.log_level)
+    run_uvicorn(application, bind, listen, cfg.repo.log_level, drain_seconds)
 
 
 @app.command()

@@ -64,9 +64,12 @@ def build_embedded_app(config: MmrConfig, single_homeserver: bool) -> FastAPI:
     )
 
 
-def run_uvicorn(app: FastAPI, host: str, port: int, log_level: str) -> None:
+def run_uvicorn(app: FastAPI, host: str, port: int, log_level: str,
+                drain_seconds: int = 10) -> None:
+    """Serve until SIGTERM/SIGINT; then stop accepting and give requests in flight (a long
+    upload) up to `drain_seconds` to finish before they are cut."""
     uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False,
-                proxy_headers=False, timeout_graceful_shutdown=10)
+                proxy_headers=False, timeout_graceful_shutdown=drain_seconds)
 
 
 def serve_service_main(service: str) -> None:

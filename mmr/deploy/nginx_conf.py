@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from mmr.deploy.routes import DEPLOY_DIR, SERVICES, Route, routes
 
@@ -65,7 +65,13 @@ def render_template(values: Mapping[str, str], template: str | None = None) -> s
     return _PLACEHOLDER.sub(fill, text)
 
 
-def render_mmr_conf(upstreams: Mapping[str, str], listen: str, max_body_size: str = "0") -> str:
-    """The template rendered for `listen`, a body limit and {service: host:port} upstreams."""
-    values = {f"{service.upper()}_UPSTREAM": address for service, address in upstreams.items()}
+def render_mmr_conf(upstreams: Mapping[str, str | Sequence[str]], listen: str,
+                    max_body_size: str = "0") -> str:
+    """The template rendered for `listen`, a body limit and {service: host:port} upstreams
+    (a list of addresses becomes one `server` line each, balanced round-robin)."""
+    values = {
+        f"{service.upper()}_UPSTREAM":
+            address if isinstance(address, str) else "; server ".join(address)
+        for service, address in upstreams.items()
+    }
     return render_template({"MMR_LISTEN": listen, "MMR_MAX_BODY_SIZE": max_body_size, **values})

@@ -28,6 +28,18 @@ def stop_process(process: subprocess.Popen[bytes], sig: signal.Signals, timeout:
     return int(process.returncode)
 
 
+def process_start_time(pid: int) -> str | None:
+    """When `pid` started (clock ticks since boot, from /proc), or None when it does not run:
+    with the pid it names one process for good, since pids are reused."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # Field 22 of stat(5); fields[0] here is field 3 (the state).
+    return None if fields[0] == "Z" else fields[19]
+
+
 def pid_alive(pid: int) -> bool:
     """True while `pid` runs (a zombie child counts as gone)."""
     try:
