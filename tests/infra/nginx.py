@@ -23,7 +23,7 @@ __all__ = ["PORT_PLACEHOLDER", "ROUTING_LOG_FORMAT", "TEMPLATE_PATH", "TEMPLATE_
            "render_template", "start_nginx"]
 
 
-def render_mmr_conf(upstreams: Mapping[str, str | Sequence[str]], listen: str = f"127.0.0.1:{PORT_PLACEHOLDER}",
-                    max_body_size: str = "0") -> str:
+def render_mmr_conf(upstreams: Mapping[str, str | Sequence[str]],
+                    listen: str = f"127.0.0.1:{PORT_PLACEHOLDER}", max_body_size: str = "0") -> str:
     """The template rendered for a test nginx (listening on the port `start_nginx` picks)."""
     return _render_mmr_conf(upstreams, listen, max_body_size)
