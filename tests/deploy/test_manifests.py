@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -342,7 +343,7 @@ def test_every_route_a_service_mounts_reaches_that_service(service: str) -> None
 def test_dockerfile_builds_a_non_root_image_running_mmr() -> None:
     text = (REPO / "deploy" / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11-slim\b", text, re.MULTILINE)
-    assert re.search(r"pip install .*\s\.\s*$", text, re.MULTILINE)
+    assert re.search(r"pip install .*\s\.(\s+\\)?\s*$", text, re.MULTILINE)
     (user,) = re.findall(r"^USER (\S+)", text, re.MULTILINE)
     assert user.split(":")[0] not in ("root", "0")
     pod_user = _pool("admin")["spec"]["template"]["spec"]["securityContext"]["runAsUser"]
@@ -502,3 +503,14 @@ def test_every_route_of_the_table_reaches_a_pod_of_its_pool() -> None:
         assert service["spec"]["selector"].items() <= (
             pool["spec"]["template"]["metadata"]["labels"].items())
         assert backend["port"]["name"] == "http", "the Ingress must never route to metrics"
+
+
+def test_dockerfile_has_a_healthcheck_on_healthz_and_passes_hadolint() -> None:
+    text = (REPO / "deploy" / "Dockerfile").read_text()
+    (healthcheck,) = re.findall(r"^HEALTHCHECK .*(?:\n\s+.*)*", text, re.MULTILINE)
+    assert "/healthz" in healthcheck
+    assert "--read-only" in text, "the documented run lines use a read-only root filesystem"
+    hadolint = Path(sys.executable).parent / "hadolint"
+    done = subprocess.run([str(hadolint), str(REPO / "deploy" / "Dockerfile")],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
