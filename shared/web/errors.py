@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.matrix.errors import MatrixError
+from shared.metrics.record import dependency_error
 
 log = logging.getLogger(__name__)
 
@@ -53,4 +54,5 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
+        dependency_error(getattr(request.app.state, "runtime", None), exc)
         return JSONResponse({"errcode": "M_UNKNOWN", "error": "Internal server error"}, 500)
