@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,19 +72,36 @@ def _as_postgres_user() -> list[str]:
     return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
 
 
+def _postgres_folder(folder: Path) -> Path:
+    """Where a private cluster's files go. As root, the server runs as `postgres`, who often
+    cannot enter the cluster's folder (under /root, or a private temp dir): use one in /tmp."""
+    if os.geteuid() != 0:
+        return folder
+    digest = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:10]
+    private = Path(tempfile.gettempdir()) / f"mmr-cluster-postgres-{digest}"
+    private.mkdir(mode=0o700, exist_ok=True)
+    shutil.chown(private, "postgres")
+    return private
+
+
+def _run(command: list[str]) -> None:
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"`{' '.join(command)}` failed: {done.stderr.strip()}")
+
+
 def start_private_postgres(folder: Path) -> tuple[str, Started]:
-    """initdb (trust auth, loopback only) in `folder` and start it on a free port."""
-    binaries, data, port = _pg_bin(), folder / "data", free_port()
-    folder.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() == 0:
-        shutil.chown(folder, "postgres")
+    """initdb (trust auth, loopback only) and start it on a free port."""
+    binaries, port = _pg_bin(), free_port()
+    home = _postgres_folder(folder)
+    home.mkdir(parents=True, exist_ok=True)
+    data = home / "data"
     if not data.exists():
-        subprocess.run([*_as_postgres_user(), str(binaries / "initdb"), "-D", str(data), "-U",
-                        "postgres", "--auth=trust"], check=True, capture_output=True)
-    subprocess.run([*_as_postgres_user(), str(binaries / "pg_ctl"), "-D", str(data), "-l",
-                    str(folder / "postgres.log"), "-w", "-o",
-                    f"-c listen_addresses=127.0.0.1 -p {port} -k {folder}", "start"],
-                   check=True, capture_output=True)
+        _run([*_as_postgres_user(), str(binaries / "initdb"), "-D", str(data), "-U", "postgres",
+              "--auth=trust"])
+    _run([*_as_postgres_user(), str(binaries / "pg_ctl"), "-D", str(data), "-l",
+          str(home / "postgres.log"), "-w", "-o",
+          f"-c listen_addresses=127.0.0.1 -p {port} -k {home}", "start"])
     return (f"postgresql://postgres@127.0.0.1:{port}/postgres",
             Started("pg_ctl", "postgresql", data_dir=str(data)))
 

@@ -191,6 +191,7 @@ class UpOptions:
 
 def up(options: UpOptions) -> ClusterState:
     """Start the cluster; on any failure stop what was started and raise `ClusterError`."""
+    plan_members(options.counts)  # bad counts fail before anything starts
     folder = options.folder.resolve()
     folder.mkdir(parents=True, exist_ok=True)
     previous = ClusterState.load(folder)
