@@ -69,7 +69,9 @@ def run_uvicorn(app: FastAPI, host: str, port: int, log_level: str,
     """Serve until SIGTERM/SIGINT; then stop accepting and give requests in flight (a long
     upload) up to `drain_seconds` to finish before they are cut."""
     uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False,
-                proxy_headers=False, timeout_graceful_shutdown=drain_seconds)
+                proxy_headers=False, timeout_graceful_shutdown=drain_seconds,
+                # uvicorn's own lines (access lines included) go through the project's handlers.
+                log_config=None)
 
 
 def serve_service_main(service: str) -> None:

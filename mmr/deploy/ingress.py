@@ -35,17 +35,48 @@ spec:
 """
 
 
-def _path(route: Route) -> str:
+def _path(path: str, path_type: str, service: str) -> str:
     return (
-        f"          - path: {route.path}\n"
-        f"            pathType: {route.path_type}\n"
+        f"          - path: {path}\n"
+        f"            pathType: {path_type}\n"
         "            backend:\n"
         "              service:\n"
-        f"                name: mmr-{route.service}\n"
+        f"                name: mmr-{service}\n"
         "                port:\n"
         "                  name: http\n"
     )
 
 
+_REGEX_HEADER = """\
+---
+# The rules with an ID in the middle of the path (Synapse's admin API), which no Prefix rule can
+# express: regexes, for ingress-nginx (`use-regex`; other controllers need their own syntax).
+# ingress-nginx then treats every path of the host as a case-insensitive regex prefix, which
+# still routes every valid path as above. GENERATED from deploy/routes.yaml like the Ingress above.
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: mmr-regex
+  labels:
+    app.kubernetes.io/name: mmr
+  annotations:
+    nginx.ingress.kubernetes.io/use-regex: "true"
+spec:
+  ingressClassName: nginx
+  rules:
+    - http:
+        paths:
+"""
+
+
 def ingress_yaml(table: tuple[Route, ...] | None = None) -> str:
-    return _HEADER + "".join(_path(route) for route in (routes() if table is None else table))
+    """The Prefix/Exact Ingress, and one for the Regex rules when the table has any."""
+    rules = routes() if table is None else table
+    text = _HEADER + "".join(_path(r.path, r.path_type, r.service)
+                             for r in rules if r.path_type != "Regex")
+    regexes = [r for r in rules if r.path_type == "Regex"]
+    if regexes:
+        # ingress-nginx anchors the start itself (`~* "^<path>"`); the end is ours.
+        text += _REGEX_HEADER + "".join(_path(f'"{r.path}$"', "ImplementationSpecific", r.service)
+                                        for r in regexes)
+    return text

@@ -33,12 +33,19 @@ def _location(modifier: str, path: str, service: str) -> str:
 
 
 def location_lines(table: tuple[Route, ...]) -> list[str]:
-    """nginx `location`s equal to the table: Exact -> `= /p`; Prefix -> `= /p` and `/p/`."""
+    """nginx `location`s equal to the table: Exact -> `= /p`; Prefix -> `= /p` and `^~ /p/`
+    (`^~`: a prefix rule is never overridden by a regex one, as in the table); Regex -> `~`,
+    after the others, in table order."""
     lines: list[str] = []
     for route in table:
+        if route.path_type == "Regex":
+            continue
         lines.append(_location("= ", route.path, route.service))
         if route.path_type == "Prefix":
-            lines.append(_location("", route.path + "/", route.service))
+            lines.append(_location("^~ ", route.path + "/", route.service))
+    for route in table:
+        if route.path_type == "Regex":
+            lines.append(_location("~ ", f'"^{route.path}$"', route.service))
     return lines
 
 

@@ -17,7 +17,7 @@ import yaml
 DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy"
 ROUTES_PATH = DEPLOY_DIR / "routes.yaml"
 SERVICES = ("upload", "download", "thumbnail", "preview", "admin")
-PathType = Literal["Exact", "Prefix"]
+PathType = Literal["Exact", "Prefix", "Regex"]
 _ALTERNATIVES = re.compile(r"\{([^{}]*,[^{}]*)\}")
 
 
@@ -27,11 +27,13 @@ class RouteTableError(ValueError):
 
 @dataclass(frozen=True)
 class Route:
-    """One rule: `Prefix` matches whole path segments, `Exact` the whole path."""
+    """One rule: `Prefix` matches whole path segments, `Exact` the whole path, `Regex` (for an
+    ID in the middle of a path) the whole path against `path`; `example` is a path it matches."""
 
     path_type: PathType
     path: str
     service: str
+    example: str = ""
 
 
 def expand(pattern: str) -> list[str]:
@@ -43,19 +45,39 @@ def expand(pattern: str) -> list[str]:
     return [path for choice in match.group(1).split(",") for path in expand(head + choice + tail)]
 
 
+_KINDS: dict[str, PathType] = {"prefix": "Prefix", "exact": "Exact", "regex": "Regex"}
+
+
+def _parse_regex(entry: dict[str, object], service: str) -> list[Route]:
+    pattern, example = str(entry["regex"]), str(entry.get("example", ""))
+    try:
+        compiled = re.compile(pattern)
+    except re.error as exc:
+        raise RouteTableError(f"bad regex {pattern!r}: {exc}") from exc
+    if not pattern.startswith("/") or compiled.fullmatch(example) is None:
+        raise RouteTableError(f"a regex route starts with / and needs an `example` it matches: "
+                              f"{entry!r}")
+    return [Route("Regex", pattern, service, example)]
+
+
 def _parse_entry(entry: object) -> list[Route]:
-    if not isinstance(entry, dict) or set(entry) not in ({"prefix", "service"}, {"exact", "service"}):
-        raise RouteTableError(f"a route is `{{prefix|exact: PATH, service: NAME}}`, got {entry!r}")
-    service = entry["service"]
+    kinds = set(entry) & set(_KINDS) if isinstance(entry, dict) else set()
+    allowed = {"service", *kinds, *(("example",) if kinds == {"regex"} else ())}
+    if not isinstance(entry, dict) or len(kinds) != 1 or not set(entry) <= allowed:
+        raise RouteTableError("a route is `{prefix|exact: PATH, service: NAME}` or "
+                              f"`{{regex: RE, example: PATH, service: NAME}}`, got {entry!r}")
+    service = entry.get("service")
     if service not in SERVICES:
         raise RouteTableError(f"unknown service {service!r} in {entry!r}")
-    path_type: PathType = "Prefix" if "prefix" in entry else "Exact"
-    pattern = str(entry.get("prefix", entry.get("exact")))
+    (kind,) = kinds
+    if kind == "regex":
+        return _parse_regex(entry, str(service))
+    pattern = str(entry[kind])
     paths = expand(pattern)
     for path in paths:
         if not path.startswith("/") or path.endswith("/") or "{" in path:
             raise RouteTableError(f"bad path {path!r} (from {pattern!r})")
-    return [Route(path_type, path, service) for path in paths]
+    return [Route(_KINDS[kind], path, str(service)) for path in paths]
 
 
 def load_routes(path: Path = ROUTES_PATH) -> tuple[Route, ...]:
@@ -87,18 +109,21 @@ def matches(route: Route, path: str) -> bool:
     """Kubernetes Ingress semantics: Exact is the whole path; Prefix is whole segments."""
     if route.path_type == "Exact":
         return path == route.path
+    if route.path_type == "Regex":
+        return re.fullmatch(route.path, path) is not None
     prefix = _segments(route.path)
     return _segments(path)[: len(prefix)] == prefix
 
 
 def service_for(path: str, table: tuple[Route, ...] | None = None) -> str | None:
-    """The service `path` is routed to: the longest matching rule, Exact before Prefix on a tie;
-    None when no rule matches."""
-    candidates = [r for r in (routes() if table is None else table) if matches(r, path)]
-    if not candidates:
-        return None
-    best = max(candidates, key=lambda r: (len(r.path), r.path_type == "Exact"))
-    return best.service
+    """The service `path` is routed to: the longest matching Exact or Prefix rule (Exact first
+    on a tie), else the first matching Regex rule; None when no rule matches."""
+    rules = routes() if table is None else table
+    candidates = [r for r in rules if r.path_type != "Regex" and matches(r, path)]
+    if candidates:
+        best = max(candidates, key=lambda r: (len(r.path), r.path_type == "Exact"))
+        return best.service
+    return next((r.service for r in rules if r.path_type == "Regex" and matches(r, path)), None)
 
 
 def _version_variants(path: str) -> list[str]:
@@ -114,6 +139,9 @@ def sample_paths(table: tuple[Route, ...] | None = None) -> list[str]:
     """Request paths that probe every rule, its edges, and paths that belong to no one."""
     paths: list[str] = []
     for route in routes() if table is None else table:
+        if route.path_type == "Regex":
+            paths += [route.example, route.example + "x", route.example + "/x"]
+            continue
         for path in _version_variants(route.path):
             paths += [path, path + "/x"]
             if route.path_type == "Prefix":

@@ -17,7 +17,7 @@ from mmr.devcluster.cluster import POOL_RANGES
 from mmr.serve import SERVICES, service_module
 from shared.config import load_config
 from shared.ids.snowflake import MAX_MACHINE_ID
-from tests.deploy.routing import ROUTES, service_for
+from tests.deploy.routing import ROUTES, Route, service_for
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
@@ -292,19 +292,35 @@ def test_pods_mount_the_config_and_a_writable_temp_dir(service: str) -> None:
 
 
 def _ingress_paths() -> list[Doc]:
-    (ingress,) = MANIFESTS["ingress.yaml"]
-    (rule,) = ingress["spec"]["rules"]
-    paths: list[Doc] = rule["http"]["paths"]
+    """The path rules of every Ingress (the Prefix/Exact one and the regex one)."""
+    paths: list[Doc] = []
+    for ingress in MANIFESTS["ingress.yaml"]:
+        (rule,) = ingress["spec"]["rules"]
+        paths += rule["http"]["paths"]
     return paths
+
+
+def _as_ingress_rule(route: Route) -> tuple[str, str]:
+    if route.path_type == "Regex":
+        return "ImplementationSpecific", route.path + "$"
+    return route.path_type, route.path
 
 
 def test_ingress_routes_exactly_the_routing_table() -> None:
     in_ingress = [
         (p["pathType"], p["path"], p["backend"]["service"]["name"]) for p in _ingress_paths()
     ]
-    expected = [(r.path_type, r.path, f"mmr-{r.service}") for r in ROUTES]
+    expected = [(*_as_ingress_rule(r), f"mmr-{r.service}") for r in ROUTES]
     assert sorted(in_ingress) == sorted(expected)
     assert len(set(in_ingress)) == len(in_ingress), "a path is listed twice"
+
+
+def test_regex_rules_live_in_their_own_ingress() -> None:
+    by_name = {ingress["metadata"]["name"]: ingress for ingress in MANIFESTS["ingress.yaml"]}
+    assert set(by_name) == {"mmr", "mmr-regex"}
+    assert "nginx.ingress.kubernetes.io/use-regex" not in by_name["mmr"]["metadata"]["annotations"]
+    (rule,) = by_name["mmr-regex"]["spec"]["rules"]
+    assert {p["pathType"] for p in rule["http"]["paths"]} == {"ImplementationSpecific"}
 
 
 def test_ingress_backends_name_existing_service_ports() -> None:
@@ -315,7 +331,7 @@ def test_ingress_backends_name_existing_service_ports() -> None:
 
 
 def test_ingress_does_not_limit_or_buffer_bodies() -> None:
-    (ingress,) = MANIFESTS["ingress.yaml"]
+    ingress = next(i for i in MANIFESTS["ingress.yaml"] if i["metadata"]["name"] == "mmr")
     annotations = ingress["metadata"]["annotations"]
     assert annotations["nginx.ingress.kubernetes.io/proxy-body-size"] == "0"
     assert annotations["nginx.ingress.kubernetes.io/proxy-request-buffering"] == "off"

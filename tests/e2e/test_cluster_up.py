@@ -164,6 +164,19 @@ def test_admin_call_reaches_machine_zero(cluster: UpCluster) -> None:
     assert f'"upstream":"127.0.0.1:{admin_port}"' in line
 
 
+def test_access_lines_name_the_machine_the_request_and_the_homeserver(cluster: UpCluster) -> None:
+    with cluster.client() as client:
+        uploaded = client.post("/_matrix/media/v3/upload", content=b"logged",
+                               headers={"Content-Type": "text/plain", "X-Request-Id": "up-log-1"})
+    assert uploaded.status_code == 200, uploaded.text
+    lines = [line for path in Path(cluster.state.logs).glob("mmr-upload-*.log")
+             for line in path.read_text().splitlines() if "up-log-1" in line]
+    access = [line for line in lines if "uvicorn.access" in line]
+    assert len(access) == 1, lines
+    assert re.search(r"\[upload/1[67] up-log-1 localhost\] uvicorn\.access: .*POST "
+                     r"/_matrix/media/v3/upload HTTP/1\.1\" 200", access[0]), access[0]
+
+
 def test_each_pools_metrics_show_the_traffic(cluster: UpCluster) -> None:
     assert cluster.metric("upload", "media_uploads_total") >= 2
     assert cluster.metric("download", "media_downloads_total") >= 2
