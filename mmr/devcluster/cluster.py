@@ -45,7 +45,7 @@ POOL_RANGES: dict[str, range] = {
 DEFAULT_COUNTS = {"upload": 2, "download": 2, "thumbnail": 2, "preview": 1}
 STATE_FILE = "cluster.json"
 BUCKET = "mmr-media"
-HEALTHY_TIMEOUT_SECONDS = 120.0
+HEALTHY_TIMEOUT_SECONDS = 240.0
 ACCESS_LOG_FORMAT = ('{"ts":"$time_iso8601","service":"nginx","request_id":"$mmr_request_id",'
                      '"method":"$request_method","uri":"$request_uri","status":$status,'
                      '"upstream":"$upstream_addr","seconds":$request_time}')

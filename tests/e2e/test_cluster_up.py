@@ -25,6 +25,9 @@ from tests.infra.postgres import admin_url
 from tests.infra.processes import run_mmr
 
 SERVER = "localhost"
+# Eight processes start at once: on a loaded 2-core machine that can take minutes.
+pytestmark = pytest.mark.timeout(600)
+
 PAGE = b"""<html><head><title>t</title><meta property="og:title" content="Cluster page">
 <meta property="og:description" content="Previewed through nginx"></head><body>x</body></html>"""
 
@@ -65,21 +68,24 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterato
         "urlPreviews": {"allowedNetworks": ["127.0.0.1/32"], "disallowedNetworks": []},
         "rateLimit": {"enabled": False},
     }))
-    done = run_mmr(["cluster", "up", "--dir", str(folder), "--port", "0", "--redis", redis_url,
-                    "--postgres", admin_url(), "--extra-config", str(extra)], timeout=240)
-    state = ClusterState.load(folder)
+    state: ClusterState | None = None
     try:
+        done = run_mmr(["cluster", "up", "--dir", str(folder), "--port", "0", "--redis",
+                        redis_url, "--postgres", admin_url(), "--extra-config", str(extra)],
+                       timeout=420)
+        state = ClusterState.load(folder)
         assert done.returncode == 0, done.stderr + done.stdout
         assert state is not None
         yield UpCluster(folder, state, done.stdout)
     finally:
+        # Whatever `up` got to start (it records each part as it runs), even after a timeout.
         run_mmr(["cluster", "down", "--dir", str(folder)], timeout=120)
-        if state is not None:
-            _drop_database(state)
+        if (folder / "config" / "00-cluster.yaml").exists():
+            _drop_database(folder)
 
 
-def _drop_database(state: ClusterState) -> None:
-    config = yaml.safe_load((Path(state.folder) / "config" / "00-cluster.yaml").read_text())
+def _drop_database(folder: Path) -> None:
+    config = yaml.safe_load((folder / "config" / "00-cluster.yaml").read_text())
     name = config["database"]["postgres"].rsplit("/", 1)[1]
     with psycopg.connect(admin_url(), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
