@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets
 import subprocess
 import sys
@@ -32,7 +33,7 @@ from mmr.devcluster.backing import (
 )
 from mmr.devcluster.nginx import start_nginx
 from mmr.devcluster.procs import free_port
-from mmr.devcluster.seaweedfs import start_seaweedfs
+from mmr.devcluster.seaweedfs import S3Server, start_seaweedfs
 
 # MACHINE_ID ranges per pool: deploy/k8s uses the same (tests/deploy checks they agree).
 POOL_RANGES: dict[str, range] = {
@@ -111,7 +112,7 @@ def _mmr(*args: str) -> list[str]:
     return [sys.executable, "-m", "mmr", *args]
 
 
-def _config(folder: Path, database: str, redis: str, s3: Any, token: str,
+def _config(folder: Path, database: str, redis: str, s3: S3Server, token: str,
             server_name: str) -> dict[str, Any]:
     return {
         "repo": {"bindAddress": "127.0.0.1", "tempPath": str(folder / "tmp"),
@@ -141,8 +142,6 @@ def _write_config(folder: Path, raw: dict[str, Any], extra: Path | None) -> Path
 
 
 def _start_member(member: Member, config_dir: Path, logs: Path) -> Started:
-    import os
-
     env = {**os.environ, "MACHINE_ID": str(member.machine_id),
            "MMR_METRICS_PORT": str(member.metrics_port)}
     env.pop("MMR_CONFIG", None)
@@ -220,13 +219,8 @@ def _record(state: ClusterState, started: Started | None) -> None:
         state.save()
 
 
-def _bring_up(options: UpOptions, folder: Path, state: ClusterState) -> None:
-    from shared.config import load_config
-
-    logs = folder / "logs"
-    logs.mkdir(exist_ok=True)
-    state.save()
-    # Step 1: PostgreSQL, Redis, S3.
+def _start_backing(options: UpOptions, folder: Path, state: ClusterState) -> tuple[str, str, S3Server]:
+    """PostgreSQL (a database named after the folder), Redis and S3 (with the media bucket)."""
     pg_admin, started = ensure_postgres(folder / "postgres", options.postgres)
     _record(state, started)
     digest = hashlib.sha256(str(folder).encode()).hexdigest()[:10]
@@ -238,6 +232,30 @@ def _bring_up(options: UpOptions, folder: Path, state: ClusterState) -> None:
         _record(state, Started.process("seaweedfs", s3.process.pid))
     if BUCKET not in {b["Name"] for b in s3.client().list_buckets().get("Buckets", [])}:
         s3.client().create_bucket(Bucket=BUCKET)
+    return database, redis, s3
+
+
+def _start_nginx(options: UpOptions, folder: Path, state: ClusterState, max_bytes: int) -> None:
+    """nginx in front, rendered from deploy/nginx with every process of each pool."""
+    upstreams = {service: [f"127.0.0.1:{m.port}" for m in state.members if m.service == service]
+                 for service in POOL_RANGES}
+    # A little over uploads.maxBytes: bigger bodies are refused here, before reaching a pool.
+    conf = render_mmr_conf(upstreams, "127.0.0.1:${NGINX_PORT}",
+                           max_body_size=str(max_bytes + 1024 * 1024))
+    nginx = start_nginx(conf, folder / "nginx", detach=True, log_format=ACCESS_LOG_FORMAT,
+                        port=options.port or None)
+    _record(state, Started.process("nginx", nginx.process.pid, signal="SIGQUIT"))
+    state.url = f"http://{options.server_name}:{nginx.port}"
+
+
+def _bring_up(options: UpOptions, folder: Path, state: ClusterState) -> None:
+    from shared.config import load_config
+
+    logs = folder / "logs"
+    logs.mkdir(exist_ok=True)
+    state.save()
+    # Step 1: PostgreSQL, Redis, S3.
+    database, redis, s3 = _start_backing(options, folder, state)
     # Step 2: the config (the admin token is kept across ups of one folder).
     token_file = folder / "admin-token"
     if not token_file.exists():
@@ -251,15 +269,8 @@ def _bring_up(options: UpOptions, folder: Path, state: ClusterState) -> None:
     for member in state.members:
         _record(state, _start_member(member, config_dir, logs))
     _wait_healthy(state.members, state.started, logs)
-    # Step 4: nginx in front, rendered from deploy/nginx with every process of each pool.
-    upstreams = {service: [f"127.0.0.1:{m.port}" for m in state.members if m.service == service]
-                 for service in POOL_RANGES}
-    max_body = str(config.uploads.max_bytes + 1024 * 1024)
-    conf = render_mmr_conf(upstreams, "127.0.0.1:${NGINX_PORT}", max_body_size=max_body)
-    nginx = start_nginx(conf, folder / "nginx", detach=True, log_format=ACCESS_LOG_FORMAT,
-                        port=options.port or None)
-    _record(state, Started.process("nginx", nginx.process.pid, signal="SIGQUIT"))
-    state.url = f"http://{options.server_name}:{nginx.port}"
+    # Step 4: nginx.
+    _start_nginx(options, folder, state, config.uploads.max_bytes)
     state.save()
 
 
