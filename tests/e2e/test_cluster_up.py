@@ -17,6 +17,7 @@ import psycopg
 import pytest
 import yaml
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 
 from mmr.devcluster.cluster import POOL_RANGES, ClusterState
 from mmr.devcluster.procs import pid_alive, stop_pid
@@ -47,8 +48,8 @@ class UpCluster:
         total = 0.0
         for member in (m for m in self.state.members if m.service == service):
             text = httpx.get(f"http://127.0.0.1:{member.metrics_port}/metrics", timeout=10).text
-            total += sum(float(value) for value in
-                         re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.MULTILINE))
+            total += sum(sample.value for family in text_string_to_metric_families(text)
+                         for sample in family.samples if sample.name == name)
         return total
 
 
@@ -189,6 +190,31 @@ def test_each_pools_metrics_show_the_traffic(cluster: UpCluster) -> None:
     assert cluster.metric("thumbnail", "media_thumbnails_generated_total") >= 1
     assert cluster.metric("preview", "media_url_previews_total") >= 1
     assert cluster.metric("admin", "media_http_requests_total") >= 1
+
+
+def _media_requests(member_metrics_port: int) -> float:
+    """Requests this process answered on Matrix routes (probes and health checks left out)."""
+    text = httpx.get(f"http://127.0.0.1:{member_metrics_port}/metrics", timeout=10).text
+    return sum(sample.value for family in text_string_to_metric_families(text)
+               for sample in family.samples
+               if sample.name == "media_http_requests_total"
+               and sample.labels.get("route", "").startswith("/_matrix"))
+
+
+def test_every_process_served_part_of_the_traffic(cluster: UpCluster, web: FixtureWebServer) -> None:
+    """nginx spreads each pool's requests over all its processes (round-robin)."""
+    with cluster.client() as client:
+        uploaded = client.post("/_matrix/media/v3/upload", content=_png(48),
+                               headers={"Content-Type": "image/png"})
+        media_id = _media_id(uploaded.json()["content_uri"])
+        for size in (20, 24, 28, 32):
+            client.get("/_matrix/media/v3/config")
+            client.get(f"/_matrix/client/v1/media/download/{SERVER}/{media_id}")
+            client.get(f"/_matrix/client/v1/media/thumbnail/{SERVER}/{media_id}",
+                       params={"width": size, "height": size})
+            client.get("/_matrix/media/version")
+    idle = [m.name for m in cluster.state.members if _media_requests(m.metrics_port) == 0]
+    assert idle == [], "no Matrix traffic seen by " + ", ".join(idle)
 
 
 def test_a_stopped_pool_is_a_matrix_502(cluster: UpCluster, web: FixtureWebServer) -> None:
