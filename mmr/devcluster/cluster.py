@@ -135,7 +135,9 @@ def _write_config(folder: Path, raw: dict[str, Any], extra: Path | None) -> Path
     config_dir.mkdir(parents=True, exist_ok=True)
     for old in config_dir.glob("*.yaml"):
         old.unlink()
-    (config_dir / "00-cluster.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    generated = config_dir / "00-cluster.yaml"
+    generated.touch(mode=0o600)  # it holds the admin token and the S3 secret
+    generated.write_text(yaml.safe_dump(raw, sort_keys=False))
     if extra is not None:
         (config_dir / "50-extra.yaml").write_text(extra.read_text())
     return config_dir
@@ -259,6 +261,7 @@ def _bring_up(options: UpOptions, folder: Path, state: ClusterState) -> None:
     # Step 2: the config (the admin token is kept across ups of one folder).
     token_file = folder / "admin-token"
     if not token_file.exists():
+        token_file.touch(mode=0o600)
         token_file.write_text(secrets.token_urlsafe(24))
     state.token = token_file.read_text().strip()
     raw = _config(folder, database, redis, s3, state.token, options.server_name)
