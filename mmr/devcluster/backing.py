@@ -21,6 +21,7 @@ from pathlib import Path
 
 import psycopg
 
+from mmr.devcluster.apt import apt_install
 from mmr.devcluster.procs import free_port, process_start_time, stop_pid
 
 MACHINE_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -55,16 +56,24 @@ def _postgres_answers(url: str) -> bool:
         return False
 
 
-def _pg_bin() -> Path:
+def _find_pg_bin() -> Path | None:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: [
         int(x) if x.isdigit() else 0 for x in Path(p).parent.name.split(".")])
     if found:
         return Path(found[-1])
     initdb = shutil.which("initdb")
-    if initdb is None:
+    return Path(initdb).parent if initdb else None
+
+
+def _pg_bin() -> Path:
+    """The newest PostgreSQL's binaries; installed with apt-get when missing (as root)."""
+    found = _find_pg_bin()
+    if found is None and apt_install("postgresql"):
+        found = _find_pg_bin()
+    if found is None:
         raise RuntimeError("no PostgreSQL server answers on 127.0.0.1:5432 and no PostgreSQL "
                            "binaries are installed to start one (`apt-get install postgresql`)")
-    return Path(initdb).parent
+    return found
 
 
 def _as_postgres_user() -> list[str]:
@@ -142,6 +151,8 @@ def ensure_redis(folder: Path, given: str | None) -> tuple[str, Started | None]:
     if _redis_answers(*MACHINE_REDIS):
         return f"redis://{MACHINE_REDIS[0]}:{MACHINE_REDIS[1]}/{REDIS_DB}", None
     binary = shutil.which("redis-server")
+    if binary is None and apt_install("redis-server"):
+        binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("no Redis answers on 127.0.0.1:6379 and `redis-server` is not "
                            "installed (`apt-get install redis-server`)")

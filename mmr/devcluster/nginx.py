@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 
+from mmr.devcluster.apt import apt_install
 from mmr.devcluster.procs import free_port, stop_process
 
 START_TIMEOUT_SECONDS = 15.0
@@ -29,13 +30,10 @@ ROUTING_LOG_FORMAT = "$request_method $request_uri $upstream_addr $status"
 def ensure_nginx() -> Path:
     """The nginx binary; installed with apt-get when missing and we are root on Debian."""
     found = _locate_nginx()
+    if found is None and apt_install("nginx-light", "nginx"):
+        found = _locate_nginx()
     if found is not None:
         return found
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        _apt_install_nginx()
-        found = _locate_nginx()
-        if found is not None:
-            return found
     raise RuntimeError(
         "nginx is needed: it is not in /usr/sbin or on PATH and could not be installed "
         "(run as root on Debian, or `apt-get install nginx-light`)"
@@ -48,19 +46,6 @@ def _locate_nginx() -> Path | None:
             return candidate
     on_path = shutil.which("nginx")
     return Path(on_path) if on_path else None
-
-
-def _apt_install_nginx() -> None:
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for package in ("nginx-light", "nginx"):
-        for refresh in (False, True):
-            if refresh:
-                subprocess.run(["apt-get", "update", "-q"], env=env, check=False,
-                               capture_output=True)
-            done = subprocess.run(["apt-get", "install", "-y", "-q", package], env=env,
-                                  check=False, capture_output=True)
-            if done.returncode == 0:
-                return
 
 
 def full_config(http_conf: str, workdir: Path, access_log: Path | None = None,
