@@ -51,11 +51,15 @@ def up(
     typer.echo(f"stop it with: mmr cluster down --dir {folder}")
 
 
-def down(folder: FolderOpt = DEFAULT_FOLDER) -> None:
+def down(
+    folder: FolderOpt = DEFAULT_FOLDER,
+    purge: Annotated[bool, typer.Option(help="Also delete the cluster's data: its database "
+                                        "and its folder")] = False,
+) -> None:
     """Stop exactly what `mmr cluster up` started in that folder."""
     from mmr.devcluster.cluster import down as cluster_down
 
-    stopped = cluster_down(folder)
+    stopped = cluster_down(folder, purge)
     typer.echo(f"stopped: {', '.join(stopped)}" if stopped else f"nothing running in {folder}")
 
 

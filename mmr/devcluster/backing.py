@@ -134,6 +134,13 @@ def create_database(admin_url: str, name: str) -> str:
     return f"{base}/{name}".replace("postgresql://", "postgres://", 1)
 
 
+def drop_database(url: str) -> None:
+    """Drop the database `url` names (connections to it are ended first)."""
+    base, name = url.replace("postgres://", "postgresql://", 1).rsplit("/", 1)
+    with psycopg.connect(f"{base}/postgres", autocommit=True, connect_timeout=10) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def _redis_answers(host: str, port: int) -> bool:
     # A raw RESP PING: a password-protected server (-NOAUTH) counts as "no".
     try:

@@ -27,6 +27,7 @@ from mmr.deploy.nginx_conf import render_mmr_conf
 from mmr.devcluster.backing import (
     Started,
     create_database,
+    drop_database,
     ensure_postgres,
     ensure_redis,
     stop_started,
@@ -277,11 +278,26 @@ def _bring_up(options: UpOptions, folder: Path, state: ClusterState) -> None:
     state.save()
 
 
-def down(folder: Path) -> list[str]:
-    """Stop everything `up` started in `folder`, newest first; the names of what was running."""
-    state = ClusterState.load(folder.resolve())
-    if state is None:
-        return []
-    stopped = [s.name for s in reversed(state.started) if stop_started(s)]
-    (folder.resolve() / STATE_FILE).unlink(missing_ok=True)
+def down(folder: Path, purge: bool = False) -> list[str]:
+    """Stop everything `up` started in `folder`, newest first; the names of what was running.
+    `purge` then deletes the cluster's data too: its database, its folder."""
+    folder = folder.resolve()
+    state = ClusterState.load(folder)
+    stopped = [s.name for s in reversed(state.started) if stop_started(s)] if state else []
+    (folder / STATE_FILE).unlink(missing_ok=True)
+    if purge:
+        _purge(folder, state)
     return stopped
+
+
+def _purge(folder: Path, state: ClusterState | None) -> None:
+    import shutil
+
+    private = [s for s in (state.started if state else []) if s.kind == "pg_ctl"]
+    generated = folder / "config" / "00-cluster.yaml"
+    if private:
+        shutil.rmtree(Path(private[0].data_dir).parent, ignore_errors=True)
+    elif generated.exists():
+        url = yaml.safe_load(generated.read_text())["database"]["postgres"]
+        drop_database(url)
+    shutil.rmtree(folder, ignore_errors=True)

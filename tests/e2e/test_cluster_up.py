@@ -227,10 +227,15 @@ def test_a_stopped_pool_is_a_matrix_502(cluster: UpCluster, web: FixtureWebServe
     assert "preview" in answer.json()["error"]
 
 
-def test_down_stops_everything_up_started(cluster: UpCluster) -> None:
+def test_down_stops_everything_up_started_and_purge_deletes_its_data(cluster: UpCluster) -> None:
     pids = [s.pid for s in cluster.state.started if s.kind == "pid"]
-    done = run_mmr(["cluster", "down", "--dir", str(cluster.folder)], timeout=120)
+    database = yaml.safe_load((cluster.folder / "config" / "00-cluster.yaml").read_text())[
+        "database"]["postgres"].rsplit("/", 1)[1]
+    done = run_mmr(["cluster", "down", "--dir", str(cluster.folder), "--purge"], timeout=120)
     assert done.returncode == 0, done.stderr
     assert "nginx" in done.stdout and "seaweedfs" in done.stdout
     assert [pid for pid in pids if pid_alive(pid)] == []
-    assert not (Path(cluster.folder) / "cluster.json").exists()
+    assert not cluster.folder.exists()
+    with psycopg.connect(admin_url()) as conn:
+        assert conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                            (database,)).fetchone() is None
