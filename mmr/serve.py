@@ -10,10 +10,11 @@ from types import ModuleType
 import uvicorn
 from fastapi import FastAPI
 
-from shared.config import ConfigError, MmrConfig, config_path_from_env, load_config
+from shared.config import ConfigError, MmrConfig, RepoConfig, config_path_from_env, load_config
 from shared.ids.machine_id import MachineIdError, resolve_machine_id
 from shared.logging import setup_logging
 from shared.web.app import make_app
+from shared.web.http_protocol import HeadLimits, protocol_with_limits
 
 SERVICES = ("upload", "download", "thumbnail", "preview", "admin")
 
@@ -64,12 +65,14 @@ def build_embedded_app(config: MmrConfig, single_homeserver: bool) -> FastAPI:
     )
 
 
-def run_uvicorn(app: FastAPI, host: str, port: int, log_level: str,
+def run_uvicorn(app: FastAPI, host: str, port: int, repo: RepoConfig,
                 drain_seconds: int = 10) -> None:
     """Serve until SIGTERM/SIGINT; then stop accepting and give requests in flight (a long
     upload) up to `drain_seconds` to finish before they are cut."""
-    uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False,
-                proxy_headers=False, timeout_graceful_shutdown=drain_seconds,
+    # Our httptools protocol: bounded request heads, Matrix JSON for requests it cannot parse.
+    http = protocol_with_limits(HeadLimits.from_config(repo))
+    uvicorn.run(app, host=host, port=port, log_level=repo.log_level, server_header=False,
+                proxy_headers=False, timeout_graceful_shutdown=drain_seconds, http=http,
                 # uvicorn's own lines (access lines included) go through the project's handlers.
                 log_config=None)
 
