@@ -30,7 +30,6 @@ from shared.db.repositories.media import (
     is_sha256_quarantined,
 )
 from shared.federation.client import FederationClient, FederationUnavailable, Signer
-from shared.federation.context import federation_for, signer_for
 from shared.federation.multipart import MultipartError, boundary_of, read_media_multipart
 from shared.ids.media_id import is_valid_media_id, is_valid_server_name
 from shared.matrix.disposition import clean_filename
@@ -143,8 +142,8 @@ async def _fetch_and_store(
     rt: Runtime, server_name: str, media_id: str, via: HomeserverConfig | None
 ) -> MediaRecord:
     max_bytes = rt.config.downloads.max_bytes
-    client = federation_for(rt).client
-    signer = signer_for(rt, via)
+    client = rt.federation.client
+    signer = rt.federation.signer_for(via)
     try:
         async with _open_remote(client, signer, server_name, media_id) as remote:
             # Step 5a: refuse what is declared too large before reading a byte.
