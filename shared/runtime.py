@@ -23,8 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from shared.config import HomeserverConfig, MmrConfig
 from shared.coordination.base import Coordinator
 from shared.coordination.factory import make_coordinator
-from shared.db.engine import create_engine, create_sessionmaker
 from shared.coordination.queue import WorkQueue, make_work_queue
+from shared.db.engine import create_engine, create_sessionmaker
 from shared.db.migrate import run_migrations, wait_for_schema
 from shared.federation.context import Federation
 from shared.ids.machine_id import BACKGROUND_MACHINE_ID

@@ -13,14 +13,15 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 
-from services.thumbnail.context import context_of
-from services.thumbnail.formats import normalise, thumbnailable
-from services.thumbnail.generation import GenerationRequest, stored_or_generated
-from services.thumbnail.jobs import ThumbnailFailure
+from services.thumbnail.context import ThumbnailContext
+from services.thumbnail.generate import GenerationRequest, stored_or_generated
 from services.thumbnail.sizing import snap
-from services.thumbnail.workers import WorkerFailure
+from services.thumbnail.worker.formats import thumbnailable
+from services.thumbnail.worker.jobs import ThumbnailFailure
+from services.thumbnail.worker.pool import WorkerFailure
 from shared.db.repositories.media import get_media
-from shared.media.thumbnail_queue import PregenerationRequest, thumbnail_queue
+from shared.matrix.disposition import media_type
+from shared.media.thumbnail_queue import PregenerationRequest, pregeneration_requests
 from shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -33,9 +34,9 @@ async def pregenerate(rt: Runtime, request: PregenerationRequest) -> int:
         record = await get_media(session, request.origin, request.media_id)
     if record is None or record.quarantined:
         return 0
-    if not thumbnailable(normalise(record.content_type), config.types):
+    if not thumbnailable(media_type(record.content_type), config.types):
         return 0
-    ctx = context_of(rt)
+    ctx = rt.part(ThumbnailContext)
     made = 0
     for size in config.sizes:
         target = snap(size.width, size.height, size.method or "scale", config.sizes,
@@ -52,7 +53,7 @@ async def pregenerate(rt: Runtime, request: PregenerationRequest) -> int:
 
 async def _consume(rt: Runtime) -> None:
     consumer = f"machine-{rt.machine_id}-{uuid.uuid4().hex[:8]}"
-    async for request in thumbnail_queue(rt).consume(consumer):
+    async for request in pregeneration_requests(rt, consumer):
         try:
             await pregenerate(rt, request)
         except Exception:

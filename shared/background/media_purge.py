@@ -5,7 +5,7 @@ Remote media not downloaded for that many days is forgotten with its thumbnails 
 fetches it again over federation); thumbnails older than that are forgotten (a later request
 generates them again). Stored objects are shared by every row with the same bytes, so an object
 is deleted only when no media or thumbnail row points at it any more, checked under the same
-hash lock that uploads take before they reuse an object.
+hash lock the writer (`shared.media.store`) takes before it reuses an object.
 """
 
 from __future__ import annotations
@@ -18,22 +18,16 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.background.recurring import Stop, start_recurring
-from shared.db.repositories.media import (
-    MediaRecord,
-    delete_media,
-    media_rows_at,
-    remote_media_unused_since,
-)
+from shared.db.repositories.media import MediaRecord, delete_media, remote_media_unused_since
 from shared.db.repositories.thumbnails import (
     ThumbnailRecord,
     delete_thumbnail,
     delete_thumbnails,
     list_thumbnails,
-    thumbnail_rows_at,
     thumbnails_created_before,
 )
 from shared.media.changes import announce_media_changed
-from shared.media.locks import lock_unless_unavailable
+from shared.media.store import delete_if_unreferenced, hash_lock
 from shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -42,8 +36,6 @@ T = TypeVar("T")
 DAY_MS = 86_400_000
 BATCH = 500
 PURGE_INTERVAL_SECONDS = 3600.0
-HASH_LOCK_TTL_SECONDS = 60
-HASH_LOCK_WAIT_SECONDS = 120
 
 
 def _now_ms() -> int:
@@ -70,32 +62,17 @@ async def _in_batches(
             return purged
 
 
-async def _delete_if_unreferenced(rt: Runtime, datastore_id: str, location: str) -> None:
-    async with rt.sessions() as session:
-        users = await media_rows_at(session, datastore_id, location)
-        users += await thumbnail_rows_at(session, datastore_id, location)
-    if users:
-        return
-    try:
-        store = rt.datastores.get(datastore_id)
-    except KeyError:
-        log.warning("purge: datastore %s is no longer configured; %s left in place", datastore_id, location)
-        return
-    await store.delete(location)
-
-
 async def _forget_remote_media(rt: Runtime, record: MediaRecord) -> None:
-    async with lock_unless_unavailable(
-        rt.coordinator, f"upload:{record.sha256}", HASH_LOCK_TTL_SECONDS, HASH_LOCK_WAIT_SECONDS
-    ):
+    async with hash_lock(rt, record.sha256):
         async with rt.sessions() as session:
             thumbnails = await list_thumbnails(session, record.origin, record.media_id)
             await delete_thumbnails(session, record.origin, record.media_id)
             await delete_media(session, record.origin, record.media_id)
             await session.commit()
-        await _delete_if_unreferenced(rt, record.datastore_id, record.location)
-        for thumbnail in thumbnails:
-            await _delete_if_unreferenced(rt, thumbnail.datastore_id, thumbnail.location)
+        await delete_if_unreferenced(rt, record.datastore_id, record.location)
+    for thumbnail in thumbnails:
+        async with hash_lock(rt, thumbnail.sha256):
+            await delete_if_unreferenced(rt, thumbnail.datastore_id, thumbnail.location)
     await announce_media_changed(rt.coordinator, record.origin, record.media_id)
 
 
@@ -117,10 +94,11 @@ async def purge_remote_media(rt: Runtime, now_ms: int | None = None) -> int:
 
 
 async def _forget_thumbnail(rt: Runtime, thumbnail: ThumbnailRecord) -> None:
-    async with rt.sessions() as session:
-        await delete_thumbnail(session, thumbnail.key)
-        await session.commit()
-    await _delete_if_unreferenced(rt, thumbnail.datastore_id, thumbnail.location)
+    async with hash_lock(rt, thumbnail.sha256):
+        async with rt.sessions() as session:
+            await delete_thumbnail(session, thumbnail.key)
+            await session.commit()
+        await delete_if_unreferenced(rt, thumbnail.datastore_id, thumbnail.location)
     await announce_media_changed(rt.coordinator, thumbnail.key.origin, thumbnail.key.media_id)
 
 

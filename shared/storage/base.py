@@ -79,6 +79,11 @@ class Datastore(Protocol):
         """A URL clients may be redirected to, or None when the datastore has none."""
         ...
 
+    async def local_path(self, key: str) -> Path | None:
+        """The object as a file on this machine that may be read (never written) in place, or
+        None when the datastore has no local files (then stream it with `open_stream`)."""
+        ...
+
     async def close(self) -> None: ...
 
 

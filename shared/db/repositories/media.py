@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import cast
 
-from sqlalchemy import Table, bindparam, delete, exists, func, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.models import MediaRow
@@ -80,13 +80,6 @@ async def get_media(session: AsyncSession, origin: str, media_id: str) -> MediaR
     return _to_record(row) if row else None
 
 
-async def find_object_by_sha256(session: AsyncSession, sha256: str) -> tuple[str, str] | None:
-    """(datastore_id, location) of any stored copy of these bytes, for deduplication."""
-    stmt = select(MediaRow.datastore_id, MediaRow.location).where(MediaRow.sha256 == sha256).limit(1)
-    row = (await session.execute(stmt)).first()
-    return (row[0], row[1]) if row else None
-
-
 @dataclass(frozen=True)
 class StoredCopy:
     """Where bytes with some hash are stored, and whether they are quarantined."""
@@ -107,11 +100,6 @@ async def find_stored_copy(session: AsyncSession, sha256: str) -> StoredCopy | N
     )
     row = (await session.execute(stmt)).first()
     return StoredCopy(row[0], row[1], bool(row[2])) if row else None
-
-
-async def is_sha256_quarantined(session: AsyncSession, sha256: str) -> bool:
-    stmt = select(exists().where(MediaRow.sha256 == sha256, MediaRow.quarantined.is_(True)))
-    return bool((await session.execute(stmt)).scalar())
 
 
 async def set_quarantined(
