@@ -102,9 +102,6 @@ class Runtime:
         assert isinstance(made, kind)
         return made
 
-    def has_part(self, kind: type[Part]) -> bool:
-        return kind in self._parts
-
     @property
     def runs_background_tasks(self) -> bool:
         return self.machine_id == BACKGROUND_MACHINE_ID

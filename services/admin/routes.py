@@ -1,4 +1,4 @@
-"""admin HTTP routes (endpoints arrive with the admin issue)."""
+"""Admin HTTP routes: none yet (the admin service runs machine 0's background tasks)."""
 
 from fastapi import APIRouter
 

@@ -12,7 +12,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from mmr.serve import SERVICES, service_module
+from mmr.services import SERVICES, service_module
 from shared.config import load_config
 from shared.ids.snowflake import MAX_MACHINE_ID
 from tests.deploy.routing import ROUTES, service_for

@@ -52,10 +52,6 @@ class ThumbnailOutput:
     height: int
     animated: bool
 
-    @property
-    def extension(self) -> str:
-        return EXTENSIONS.get(self.content_type, "bin")
-
 
 EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/gif": "gif", "image/webp": "webp"}
 """The content types a thumbnail can have (the spec's list, less APNG, which is served as PNG)."""
