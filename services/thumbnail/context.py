@@ -4,7 +4,6 @@ pool, a cache of small thumbnails' bytes, and which stored thumbnail answered re
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -15,6 +14,7 @@ from typing import Self
 from services.thumbnail.worker.formats import image_decoders
 from services.thumbnail.worker.pool import WorkerLimits, WorkerPool
 from services.thumbnail.worker.render import render_thumbnail
+from shared.background.stopping import cancel_and_wait
 from shared.coordination.base import Coordinator, CoordinatorUnavailable, Subscription
 from shared.db.repositories.thumbnails import ThumbnailRecord
 from shared.media.changes import CHANNEL, media_changes
@@ -121,9 +121,7 @@ class RecentLookups:
 
     async def stop(self) -> None:
         if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+            await cancel_and_wait(self._listener)
             self._listener = None
 
 

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from services.thumbnail.context import ThumbnailContext
 from services.thumbnail.pregenerate import start_pregeneration
+from shared.background.stopping import Stop
 from shared.runtime import Runtime
-
-Stop = Callable[[], Awaitable[None]]
 
 
 async def start_thumbnailing(rt: Runtime) -> Stop:

@@ -8,10 +8,8 @@ being pre-generated waits for that work instead of repeating it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
 
 from services.thumbnail.context import ThumbnailContext
 from services.thumbnail.generate import GenerationRequest, stored_or_generated
@@ -19,6 +17,7 @@ from services.thumbnail.sizing import snap
 from services.thumbnail.worker.formats import thumbnailable
 from services.thumbnail.worker.jobs import ThumbnailFailure
 from services.thumbnail.worker.pool import WorkerFailure
+from shared.background.stopping import Stop, stopper
 from shared.db.repositories.media import get_media
 from shared.matrix.disposition import media_type
 from shared.media.thumbnail_queue import PregenerationRequest, pregeneration_requests
@@ -61,12 +60,5 @@ async def _consume(rt: Runtime) -> None:
                           request.origin, request.media_id)
 
 
-async def start_pregeneration(rt: Runtime) -> Callable[[], Awaitable[None]]:
-    task = asyncio.create_task(_consume(rt), name="thumbnail-pregeneration")
-
-    async def stop() -> None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    return stop
+async def start_pregeneration(rt: Runtime) -> Stop:
+    return stopper(asyncio.create_task(_consume(rt), name="thumbnail-pregeneration"))

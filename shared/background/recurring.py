@@ -7,16 +7,15 @@ machine 0, when enabled, it runs once at start and then every interval; elsewher
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from shared.background.stopping import Stop, stopper
 from shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 Job = Callable[[Runtime], Awaitable[object]]
-Stop = Callable[[], Awaitable[None]]
 
 
 async def _run_forever(rt: Runtime, name: str, job: Job, interval_seconds: float) -> None:
@@ -35,11 +34,4 @@ async def start_recurring(
     """Start `job` every `interval_seconds` on machine 0; return the coroutine that stops it."""
     if not rt.runs_background_tasks or not enabled:
         return None
-    task = asyncio.create_task(_run_forever(rt, name, job, interval_seconds), name=name)
-
-    async def stop() -> None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    return stop
+    return stopper(asyncio.create_task(_run_forever(rt, name, job, interval_seconds), name=name))

@@ -8,12 +8,12 @@ one bulk UPDATE every `downloads.accessFlushSeconds`; at most that much is lost 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.background.stopping import cancel_and_wait
 from shared.db.repositories.media import record_last_access
 
 log = logging.getLogger(__name__)
@@ -56,9 +56,7 @@ class AccessRecorder:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
         await self.flush()
 
