@@ -17,6 +17,7 @@ interrupted, so work protected by a lock must still be safe to run twice (idempo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -285,7 +286,8 @@ class RedisCoordinator(RateLimitedCoordinator):
                 await pubsub.subscribe(self._channel(channel))
             await sub.wait_subscribed()
         except BaseException:
-            await pubsub.aclose()
+            with contextlib.suppress(*REDIS_ERRORS):
+                await pubsub.aclose()
             raise
         self._subscriptions.add(sub)
         return sub
