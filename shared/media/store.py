@@ -114,6 +114,10 @@ class MediaWrite:
     # None: now. Imports keep the original's.
     creation_ts: int | None = None
 
+    def __post_init__(self) -> None:
+        if self.media_id is None and (self.kind == "remote" or self.fills_reservation):
+            raise ValueError("remote media and reservations are written under a given media_id")
+
 
 @dataclass(frozen=True)
 class ThumbnailWrite:
