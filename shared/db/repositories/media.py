@@ -9,6 +9,7 @@ from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.models import MediaRow
+from shared.db.repositories.mapping import record_of, row_of
 from shared.db.repositories.unique import add_unless_taken
 
 
@@ -39,38 +40,12 @@ class MediaIdTaken(Exception):
 
 
 def _to_record(row: MediaRow) -> MediaRecord:
-    return MediaRecord(
-        origin=row.origin,
-        media_id=row.media_id,
-        upload_name=row.upload_name,
-        content_type=row.content_type,
-        user_id=row.user_id,
-        sha256=row.sha256,
-        size_bytes=row.size_bytes,
-        creation_ts=row.creation_ts,
-        datastore_id=row.datastore_id,
-        location=row.location,
-        quarantined=row.quarantined,
-        authenticated=row.authenticated,
-    )
+    return record_of(MediaRecord, row)
 
 
 async def insert_media(session: AsyncSession, record: MediaRecord) -> None:
     """Insert a record; raise MediaIdTaken when the ID exists (the caller's transaction is rolled back)."""
-    row = MediaRow(
-        origin=record.origin,
-        media_id=record.media_id,
-        upload_name=record.upload_name,
-        content_type=record.content_type,
-        user_id=record.user_id,
-        sha256=record.sha256,
-        size_bytes=record.size_bytes,
-        creation_ts=record.creation_ts,
-        datastore_id=record.datastore_id,
-        location=record.location,
-        quarantined=record.quarantined,
-        authenticated=record.authenticated,
-    )
+    row = row_of(MediaRow, record)
     if not await add_unless_taken(session, row):
         raise MediaIdTaken(record.mxc)
 
