@@ -7,10 +7,11 @@ from fastapi import FastAPI
 
 from mmr.embedded import all_routers, all_start_hooks
 from mmr.services import StartupError, service_module
-from shared.config import ConfigError, MmrConfig, config_path_from_env, load_config
+from shared.config import ConfigError, MmrConfig, RepoConfig, config_path_from_env, load_config
 from shared.ids.machine_id import MachineIdError, resolve_machine_id
 from shared.logging import setup_logging
 from shared.web.app import make_app
+from shared.web.http_protocol import HeadLimits, protocol_with_limits
 
 
 def read_config(config: str | None) -> MmrConfig | None:
@@ -47,7 +48,9 @@ def build_embedded_app(config: MmrConfig, single_homeserver: bool) -> FastAPI:
     )
 
 
-def run_uvicorn(app: FastAPI, host: str, port: int, log_level: str) -> None:
-    uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False,
-                proxy_headers=False, timeout_graceful_shutdown=10)
+def run_uvicorn(app: FastAPI, host: str, port: int, repo: RepoConfig) -> None:
+    # Our httptools protocol: bounded request heads, Matrix JSON for requests it cannot parse.
+    http = protocol_with_limits(HeadLimits.from_config(repo))
+    uvicorn.run(app, host=host, port=port, log_level=repo.log_level, server_header=False,
+                proxy_headers=False, timeout_graceful_shutdown=10, http=http)
 

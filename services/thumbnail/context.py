@@ -14,11 +14,11 @@ from typing import Self
 from services.thumbnail.worker.formats import image_decoders
 from services.thumbnail.worker.pool import WorkerLimits, WorkerPool
 from services.thumbnail.worker.render import render_thumbnail
-from shared.background.stopping import cancel_and_wait
 from shared.coordination.base import Coordinator, CoordinatorUnavailable, Subscription
 from shared.db.repositories.thumbnails import ThumbnailRecord
 from shared.media.changes import CHANNEL, media_changes
 from shared.runtime import Runtime
+from shared.stopping import cancel_and_wait
 
 log = logging.getLogger(__name__)
 

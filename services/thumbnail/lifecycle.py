@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from services.thumbnail.context import ThumbnailContext
 from services.thumbnail.pregenerate import start_pregeneration
-from shared.background.stopping import Stop
 from shared.runtime import Runtime
+from shared.stopping import Stop
 
 
 async def start_thumbnailing(rt: Runtime) -> Stop:

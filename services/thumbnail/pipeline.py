@@ -7,7 +7,7 @@ federation routes all come through `run`, so they answer with the same bytes.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from services.thumbnail import responses
 from services.thumbnail.context import ThumbnailContext
@@ -19,6 +19,7 @@ from services.thumbnail.worker.jobs import SourceTooLarge, ThumbnailFailure
 from services.thumbnail.worker.pool import (
     WorkerCrashed,
     WorkerFailure,
+    WorkerLost,
     WorkerOutOfMemory,
     WorkerOverCpu,
     WorkerTimedOut,
@@ -34,6 +35,8 @@ from shared.runtime import Runtime
 from shared.web.conditional import NotModified, not_modified
 
 log = logging.getLogger(__name__)
+
+LOST_WORKER_RETRY_AFTER_SECONDS = 5
 
 __all__ = ["ThumbnailParams", "ThumbnailRequest", "ThumbnailResponse", "run"]
 
@@ -92,6 +95,9 @@ async def _look_up(
 def _as_matrix_error(exc: ThumbnailFailure | WorkerFailure, remote: bool) -> MatrixError:
     """The spec's answers: 413 M_TOO_LARGE (502 for remote media) for what is too big or too
     costly to thumbnail, 400 M_UNKNOWN for what cannot be thumbnailed."""
+    if isinstance(exc, WorkerLost):  # lost twice in a row: the machine is in trouble, not the media
+        return MatrixError(503, "M_UNKNOWN", "Thumbnailing is unavailable right now, try again",
+                           headers={"Retry-After": str(LOST_WORKER_RETRY_AFTER_SECONDS)})
     too_costly = (SourceTooLarge, WorkerOutOfMemory, WorkerOverCpu, WorkerTimedOut)
     if isinstance(exc, too_costly):
         return TooLarge(str(exc), status=502 if remote else 413)
@@ -115,8 +121,9 @@ async def _generate(
 
 async def run(rt: Runtime, req: ThumbnailRequest) -> ThumbnailResponse | NotModified:
     config = rt.config.thumbnails
-    # Step 1 (`shared.media.source`, shared with downloads): valid IDs of a served host.
-    source.check_request(rt, req.source)
+    # Step 1 (`shared.media.source`, shared with downloads): valid IDs of a served host; our
+    # own name in another case (`LOCALHOST`) is ours.
+    req = replace(req, server_name=source.check_request(rt, req.source).server_name)
     # Step 2: snap the request to the size thumbnails are made and stored at.
     asked = req.params
     target = snap(asked.width, asked.height, asked.method, config.sizes, config.dynamic_sizing)

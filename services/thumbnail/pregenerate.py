@@ -17,11 +17,11 @@ from services.thumbnail.sizing import snap
 from services.thumbnail.worker.formats import thumbnailable
 from services.thumbnail.worker.jobs import ThumbnailFailure
 from services.thumbnail.worker.pool import WorkerFailure
-from shared.background.stopping import Stop, stopper
 from shared.db.repositories.media import get_media
 from shared.matrix.disposition import media_type
 from shared.media.thumbnail_queue import PregenerationRequest, pregeneration_requests
 from shared.runtime import Runtime
+from shared.stopping import Stop, stopper
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ import time
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.background.stopping import cancel_and_wait
 from shared.db.repositories.media import record_last_access
+from shared.stopping import cancel_and_wait
 
 log = logging.getLogger(__name__)
 

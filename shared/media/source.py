@@ -16,7 +16,7 @@ own way (a replacement image, a placeholder thumbnail, or 404 over federation).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from shared.config import HomeserverConfig
 from shared.db.repositories.media import MediaRecord, get_media
@@ -45,12 +45,15 @@ def is_ignored_host(rt: Runtime, server_name: str) -> bool:
     return server_name.lower() in {host.lower() for host in rt.config.federation.ignored_hosts}
 
 
-def check_request(rt: Runtime, req: SourceRequest) -> None:
-    """Before any storage or network access: valid IDs of a host whose media is served."""
+def check_request(rt: Runtime, req: SourceRequest) -> SourceRequest:
+    """Before any storage or network access: valid IDs of a host whose media is served. Returns
+    the request under our homeserver's configured spelling when it names us in another case
+    (`LOCALHOST`): rows are keyed by that spelling."""
     if not is_valid_server_name(req.server_name) or not is_valid_media_id(req.media_id):
         raise NotFound("Invalid server name or media ID")
     if is_ignored_host(rt, req.server_name):
         raise NotFound("Media from this server is not served here")
+    return replace(req, server_name=rt.canonical_server_name(req.server_name))
 
 
 async def recorded(rt: Runtime, req: SourceRequest) -> MediaRecord | None:
@@ -69,7 +72,7 @@ async def servable(rt: Runtime, req: SourceRequest, record: MediaRecord | None) 
 
 
 async def find_source(rt: Runtime, req: SourceRequest) -> MediaRecord:
-    check_request(rt, req)
+    req = check_request(rt, req)
     return await servable(rt, req, await recorded(rt, req))
 
 

@@ -148,15 +148,18 @@ async def hash_lock(rt: Runtime, sha256: str) -> AsyncIterator[None]:
         yield
 
 
-async def delete_if_unreferenced(rt: Runtime, datastore_id: str, location: str) -> None:
-    """Delete an object no media or thumbnail row points at (deduplicated objects are shared).
+async def delete_if_unreferenced(
+    rt: Runtime, datastore_id: str, location: str, own_refs: int = 0
+) -> None:
+    """Delete an object no media or thumbnail row points at (deduplicated objects are shared),
+    beyond the `own_refs` rows the caller is about to forget.
 
     Call with the hash lock of its bytes held. A datastore no longer configured keeps it.
     """
     async with rt.sessions() as session:
         users = await media_rows_at(session, datastore_id, location)
         users += await thumbnail_rows_at(session, datastore_id, location)
-    if users:
+    if users > own_refs:
         return
     try:
         store = rt.datastores.get(datastore_id)

@@ -111,19 +111,6 @@ async def record_last_access(session: AsyncSession, accesses: dict[tuple[str, st
     await session.execute(stmt, rows)
 
 
-async def remote_media_unused_since(
-    session: AsyncSession, local_origins: list[str], cutoff_ts: int, limit: int
-) -> list[MediaRecord]:
-    """Cached remote media last used (downloaded, else fetched) before `cutoff_ts`."""
-    last_used = func.coalesce(MediaRow.last_access_ts, MediaRow.creation_ts)
-    stmt = (
-        select(MediaRow)
-        .where(MediaRow.origin.not_in(local_origins), last_used < cutoff_ts)
-        .limit(limit)
-    )
-    return [_to_record(row) for row in (await session.scalars(stmt)).all()]
-
-
 async def delete_media(session: AsyncSession, origin: str, media_id: str) -> None:
     """Remove one row (no commit)."""
     await session.execute(
@@ -137,3 +124,19 @@ async def media_rows_at(session: AsyncSession, datastore_id: str, location: str)
         MediaRow.datastore_id == datastore_id, MediaRow.location == location
     )
     return int((await session.execute(stmt)).scalar() or 0)
+
+
+async def media_locations_in_use(
+    session: AsyncSession, datastore_id: str, candidates: dict[str, str]
+) -> set[str]:
+    """Which of `candidates` (location -> sha256 of its bytes) some media row points at.
+
+    Asked by hash (indexed) and then narrowed to the exact datastore and location.
+    """
+    if not candidates:
+        return set()
+    stmt = select(MediaRow.location).where(
+        MediaRow.sha256.in_(set(candidates.values())), MediaRow.datastore_id == datastore_id,
+        MediaRow.location.in_(list(candidates)),
+    )
+    return set((await session.scalars(stmt)).all())

@@ -1,0 +1,74 @@
+"""Forgetting media and thumbnails: the one place that deletes stored media (admin purges and
+machine 0's recurring purges both come here).
+
+Stored objects are content-addressed and shared by every row with the same bytes, so an object
+is deleted only when no other media or thumbnail row points at it, checked under the hash lock
+that uploads take before they reuse an object. The objects go first and the rows after: a purge
+killed in between leaves rows that a resumed purge forgets again, never an object no row knows.
+Pinned media (`purpose: pinned`) is never purged.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from shared.db.repositories.attributes import is_pinned
+from shared.db.repositories.media import MediaRecord, delete_media, get_media
+from shared.db.repositories.thumbnails import (
+    ThumbnailRecord,
+    delete_thumbnail,
+    delete_thumbnails,
+    list_thumbnails,
+)
+from shared.media.changes import announce_media_changed
+from shared.media.store import delete_if_unreferenced, hash_lock
+from shared.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+Location = tuple[str, str]  # (datastore_id, location)
+
+
+async def _delete_unless_used_elsewhere(rt: Runtime, where: Location, own_refs: int) -> None:
+    """Delete the object at `where` unless rows other than the `own_refs` being forgotten use it."""
+    await delete_if_unreferenced(rt, *where, own_refs=own_refs)
+
+
+async def forget_media(rt: Runtime, origin: str, media_id: str, keep_pinned: bool = True) -> bool:
+    """Forget one media item with its thumbnails and every object only they used.
+
+    False when it is pinned (kept); True otherwise, also when it was gone already, so a
+    resumed purge counts an item it forgot before a crash.
+    """
+    async with rt.sessions() as session:
+        record = await get_media(session, origin, media_id)
+        if record is None:
+            return True
+        if keep_pinned and await is_pinned(session, origin, media_id):
+            return False
+    await _forget_locked(rt, record)
+    await announce_media_changed(rt.coordinator, origin, media_id)
+    return True
+
+
+async def _forget_locked(rt: Runtime, record: MediaRecord) -> None:
+    async with hash_lock(rt, record.sha256):
+        async with rt.sessions() as session:
+            thumbnails = await list_thumbnails(session, record.origin, record.media_id)
+        own: list[Location] = [(record.datastore_id, record.location)]
+        own += [(t.datastore_id, t.location) for t in thumbnails]
+        for where in dict.fromkeys(own):
+            await _delete_unless_used_elsewhere(rt, where, own.count(where))
+        async with rt.sessions() as session:
+            await delete_thumbnails(session, record.origin, record.media_id)
+            await delete_media(session, record.origin, record.media_id)
+            await session.commit()
+
+
+async def forget_thumbnail(rt: Runtime, thumbnail: ThumbnailRecord) -> None:
+    """Forget one thumbnail (its media stays; a later request generates it again)."""
+    await _delete_unless_used_elsewhere(rt, (thumbnail.datastore_id, thumbnail.location), 1)
+    async with rt.sessions() as session:
+        await delete_thumbnail(session, thumbnail.key)
+        await session.commit()
+    await announce_media_changed(rt.coordinator, thumbnail.key.origin, thumbnail.key.media_id)
