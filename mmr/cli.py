@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from mmr.cluster_local import cluster_group
-from mmr.serve import (
-    StartupError,
-    build_embedded_app,
-    build_service_app,
-    read_config,
-    run_uvicorn,
-)
+from mmr.embedded import embedded_config
+from mmr.serve import build_embedded_app, build_service_app, read_config, run_uvicorn
+from mmr.services import StartupError
 from shared.config import ConfigError, load_config
+from shared.db.migrate import run_migrations
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="mmr: a Matrix media repository")
 config_app = typer.Typer(help="Configuration tools")
@@ -50,8 +48,6 @@ def serve(
     try:
         loaded = read_config(config)
         if service is None:
-            from mmr.embedded import embedded_config
-
             cfg = loaded or embedded_config(data, server_name, homeserver)
             application = build_embedded_app(cfg, single_homeserver=loaded is None)
         else:
@@ -73,8 +69,6 @@ def serve(
 @app.command()
 def migrate(config: ConfigOpt = None) -> None:
     """Bring the database schema up to date (under a cluster-wide lock)."""
-    from shared.db.migrate import run_migrations
-
     try:
         cfg = read_config(config)
     except StartupError as exc:
@@ -100,3 +94,8 @@ def config_check(file: Annotated[Path, typer.Argument(help="YAML file or directo
 
 def main() -> None:
     app()
+
+
+def serve_service_main(service: str) -> None:
+    """Entry for `python -m services.<name>`: same as `mmr serve <name>`."""
+    app(["serve", service, *sys.argv[1:]])

@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import uvicorn
 from fastapi import FastAPI
 
+from mmr.embedded import all_routers, all_start_hooks
+from mmr.services import StartupError, service_module
 from shared.config import ConfigError, MmrConfig, RepoConfig, config_path_from_env, load_config
 from shared.ids.machine_id import MachineIdError, resolve_machine_id
 from shared.logging import setup_logging
 from shared.web.app import make_app
 from shared.web.http_protocol import HeadLimits, protocol_with_limits
-
-SERVICES = ("upload", "download", "thumbnail", "preview", "admin")
-
-
-class StartupError(Exception):
-    """The process cannot start; the message says why and how to fix it."""
-
-
-def service_module(name: str) -> ModuleType:
-    if name not in SERVICES:
-        raise StartupError(f"unknown service {name!r}: choose one of {', '.join(SERVICES)}")
-    return importlib.import_module(f"services.{name}.app")
 
 
 def read_config(config: str | None) -> MmrConfig | None:
@@ -55,8 +40,6 @@ def build_service_app(service: str, config: MmrConfig) -> FastAPI:
 
 
 def build_embedded_app(config: MmrConfig, single_homeserver: bool) -> FastAPI:
-    from mmr.embedded import all_routers, all_start_hooks
-
     machine_id = machine_id_for("embedded")
     setup_logging("embedded", machine_id, config.repo)
     return make_app(
@@ -76,13 +59,3 @@ def run_uvicorn(app: FastAPI, host: str, port: int, repo: RepoConfig,
                 # uvicorn's own lines (access lines included) go through the project's handlers.
                 log_config=None)
 
-
-def serve_service_main(service: str) -> None:
-    """Entry for `python -m services.<name>`: same as `mmr serve <name>`."""
-    from mmr.cli import app
-
-    app(["serve", service, *sys.argv[1:]])
-
-
-def data_dir_default() -> Path:
-    return Path("mmr-data")

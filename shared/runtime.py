@@ -1,7 +1,9 @@
 """Everything a process holds for its lifetime, built once at start and handed to the services.
 
 A `Runtime` is what FastAPI dependencies read from `app.state.runtime`, and what tests build
-around real PostgreSQL, Redis and S3 instances.
+around real PostgreSQL, Redis and S3 instances. What not every process needs is a typed field
+built on first use (`federation`, `access`, `thumbnail_queue`), or, for state a service owns, a
+`part(Kind)` built by `Kind.build(rt)`; each is closed with the runtime.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ import logging
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from typing import Protocol, Self, TypeVar
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -19,17 +23,34 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from shared.config import HomeserverConfig, MmrConfig
 from shared.coordination.base import Coordinator
 from shared.coordination.factory import make_coordinator
+from shared.coordination.queue import WorkQueue, make_work_queue
 from shared.db.engine import create_engine, create_sessionmaker
 from shared.db.migrate import run_migrations, wait_for_schema
+from shared.federation.context import Federation
 from shared.ids.machine_id import BACKGROUND_MACHINE_ID
 from shared.ids.snowflake import SnowflakeGenerator
 from shared.matrix.errors import UnknownHost
+from shared.media import thumbnail_queue
+from shared.media.access import AccessRecorder
+from shared.net.safe_transport import Resolver
 from shared.storage.factory import make_registry
 from shared.storage.file import FileDatastore
 from shared.storage.leftovers import TempOwner, sweep_own_leftovers
 from shared.storage.registry import DatastoreRegistry
 
 log = logging.getLogger(__name__)
+
+
+class Part(Protocol):
+    """Per-process state a service owns (e.g. the thumbnail worker pool)."""
+
+    @classmethod
+    def build(cls, rt: Runtime) -> Self: ...
+
+    async def close(self) -> None: ...
+
+
+P = TypeVar("P", bound=Part)
 
 
 @dataclass
@@ -48,9 +69,42 @@ class Runtime:
     temp_tag: str = ""
     # The embedded default serves one homeserver whatever Host a request carries.
     single_homeserver: bool = False
-    extras: dict[str, object] = field(default_factory=dict)
-    # Run first at close, newest first: lazily built helpers (federation client, access recorder).
+    # How URL previews resolve host names (None: the system's); tests set a static one.
+    resolver: Resolver | None = None
+    # Run first at close, newest first: what was built on first use.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    _parts: dict[type, Part] = field(default_factory=dict)
+
+    @cached_property
+    def federation(self) -> Federation:
+        """This process's federation client and key store (one connection pool per process)."""
+        made = Federation.build(self.config, self.coordinator)
+        self.closers.append(made.close)
+        return made
+
+    @cached_property
+    def access(self) -> AccessRecorder:
+        """Records when media was last served, batched (`rt.access.record(origin, media_id)`)."""
+        made = AccessRecorder(self.sessions, self.config.downloads.access_flush_seconds)
+        self.closers.append(made.close)
+        return made
+
+    @cached_property
+    def thumbnail_queue(self) -> WorkQueue:
+        """New uploads whose thumbnails are made ahead of time (`shared.media.thumbnail_queue`)."""
+        made = make_work_queue(self.config.redis.effective_url, thumbnail_queue.STREAM,
+                               thumbnail_queue.GROUP)
+        self.closers.append(made.close)
+        return made
+
+    def part(self, kind: type[P]) -> P:
+        """The service-owned `kind` of this process, built by `kind.build(self)` on first use."""
+        made = self._parts.get(kind)
+        if made is None:
+            made = self._parts[kind] = kind.build(self)
+            self.closers.append(made.close)
+        assert isinstance(made, kind)
+        return made
 
     @property
     def runs_background_tasks(self) -> bool:

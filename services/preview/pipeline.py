@@ -21,7 +21,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -38,7 +38,6 @@ HOUR_MS = 3_600_000
 MEMO_SECONDS = 3600.0
 """How long an outcome stays in the coordinator's cache in front of the database: about as long
 as its hour bucket is the one asked for."""
-_WORKERS_EXTRA = "preview.workers"
 
 
 @dataclass(frozen=True)
@@ -118,7 +117,7 @@ async def run(rt: Runtime, req: PreviewRequest) -> dict[str, Any]:
     if not config.enabled:
         raise Unrecognized("URL previews are disabled on this server")
     # Step 2: screen the URL before any lookup or fetch.
-    settings = fetch.settings_for(rt)
+    settings = rt.part(PreviewContext).settings
     url = parse_preview_url(req.url)
     check_allowed(url, settings.deny_list, settings.allowed_ports)
     language = (req.language or config.default_language).strip()[:MAX_LANGUAGE_LENGTH]
@@ -154,19 +153,27 @@ async def run(rt: Runtime, req: PreviewRequest) -> dict[str, Any]:
     return _answer(outcome)
 
 
-def _workers(rt: Runtime) -> asyncio.Semaphore:
-    """At most `urlPreviews.numWorkers` fetches at once in this process."""
-    workers = rt.extras.get(_WORKERS_EXTRA)
-    if not isinstance(workers, asyncio.Semaphore):
-        workers = asyncio.Semaphore(rt.config.url_previews.num_workers)
-        rt.extras[_WORKERS_EXTRA] = workers
-    return workers
+@dataclass
+class PreviewContext:
+    """What the preview service holds for its lifetime (`rt.part(PreviewContext)`)."""
+
+    # Built once: parsing networks and loading CA certificates is not free.
+    settings: fetch.FetchSettings
+    # At most `urlPreviews.numWorkers` fetches at once in this process.
+    workers: asyncio.Semaphore
+
+    @classmethod
+    def build(cls, rt: Runtime) -> Self:
+        return cls(fetch.build_settings(rt.config), asyncio.Semaphore(rt.config.url_previews.num_workers))
+
+    async def close(self) -> None:
+        return None
 
 
 async def _generate_outcome(rt: Runtime, job: _Job) -> CachedPreview:
     """The preview, or the Matrix error it ended in (both are cached)."""
     try:
-        async with _workers(rt):
+        async with rt.part(PreviewContext).workers:
             return CachedPreview(preview=await _generate(rt, job))
     except MatrixError as exc:
         return CachedPreview(error_status=exc.status, error_code=exc.errcode, error_message=exc.error)

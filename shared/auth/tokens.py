@@ -9,12 +9,11 @@ import logging
 from collections.abc import Mapping
 
 import httpx
-from redis.exceptions import RedisError
 
 from shared.auth.appservices import local_appservice_user
 from shared.auth.users import SHARED_SECRET_USER, UserInfo
 from shared.config import HomeserverConfig, MmrConfig
-from shared.coordination.base import Coordinator
+from shared.coordination.base import Coordinator, CoordinatorUnavailable
 from shared.matrix.errors import Forbidden, MissingToken, UnknownToken, UpstreamError
 
 log = logging.getLogger(__name__)
@@ -114,7 +113,7 @@ def _str_or_none(value: object) -> str | None:
 async def cache_get_quietly(coordinator: Coordinator, key: str) -> bytes | None:
     try:
         return await coordinator.cache_get(key)
-    except (RedisError, OSError) as exc:
+    except CoordinatorUnavailable as exc:
         log.warning("token cache unavailable, asking the homeserver: %r", exc)
         return None
 
@@ -122,5 +121,5 @@ async def cache_get_quietly(coordinator: Coordinator, key: str) -> bytes | None:
 async def cache_set_quietly(coordinator: Coordinator, key: str, value: bytes, ttl: float) -> None:
     try:
         await coordinator.cache_set(key, value, ttl)
-    except (RedisError, OSError) as exc:
+    except CoordinatorUnavailable as exc:
         log.warning("token cache unavailable, not caching: %r", exc)

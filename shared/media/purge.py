@@ -13,40 +13,25 @@ from __future__ import annotations
 import logging
 
 from shared.db.repositories.attributes import is_pinned
-from shared.db.repositories.media import MediaRecord, delete_media, get_media, media_rows_at
+from shared.db.repositories.media import MediaRecord, delete_media, get_media
 from shared.db.repositories.thumbnails import (
     ThumbnailRecord,
     delete_thumbnail,
     delete_thumbnails,
     list_thumbnails,
-    thumbnail_rows_at,
 )
 from shared.media.changes import announce_media_changed
-from shared.media.locks import lock_unless_unavailable
+from shared.media.store import delete_if_unreferenced, hash_lock
 from shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
-
-HASH_LOCK_TTL_SECONDS = 60
-HASH_LOCK_WAIT_SECONDS = 120
 
 Location = tuple[str, str]  # (datastore_id, location)
 
 
 async def _delete_unless_used_elsewhere(rt: Runtime, where: Location, own_refs: int) -> None:
     """Delete the object at `where` unless rows other than the `own_refs` being forgotten use it."""
-    datastore_id, location = where
-    async with rt.sessions() as session:
-        refs = await media_rows_at(session, datastore_id, location)
-        refs += await thumbnail_rows_at(session, datastore_id, location)
-    if refs > own_refs:
-        return
-    try:
-        store = rt.datastores.get(datastore_id)
-    except KeyError:
-        log.warning("purge: datastore %s is no longer configured; %s left in place", datastore_id, location)
-        return
-    await store.delete(location)
+    await delete_if_unreferenced(rt, *where, own_refs=own_refs)
 
 
 async def forget_media(rt: Runtime, origin: str, media_id: str, keep_pinned: bool = True) -> bool:
@@ -67,9 +52,7 @@ async def forget_media(rt: Runtime, origin: str, media_id: str, keep_pinned: boo
 
 
 async def _forget_locked(rt: Runtime, record: MediaRecord) -> None:
-    async with lock_unless_unavailable(
-        rt.coordinator, f"upload:{record.sha256}", HASH_LOCK_TTL_SECONDS, HASH_LOCK_WAIT_SECONDS
-    ):
+    async with hash_lock(rt, record.sha256):
         async with rt.sessions() as session:
             thumbnails = await list_thumbnails(session, record.origin, record.media_id)
         own: list[Location] = [(record.datastore_id, record.location)]

@@ -88,6 +88,11 @@ class Datastore(Protocol):
         """A URL clients may be redirected to, or None when the datastore has none."""
         ...
 
+    async def local_path(self, key: str) -> Path | None:
+        """The object as a file on this machine that may be read (never written) in place, or
+        None when the datastore has no local files (then stream it with `open_stream`)."""
+        ...
+
     def list_content_objects(self, after: str | None = None) -> AsyncIterator[ListedObject]:
         """Every object under a content key (`shared.storage.keys.is_content_key`), in key order,
         starting after `after`: what an orphan sweep may judge (other keys are not ours to)."""

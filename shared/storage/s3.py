@@ -252,6 +252,9 @@ class S3Datastore:
             if _error_code(exc) not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
                 raise
 
+    async def local_path(self, key: str) -> Path | None:
+        return None  # objects live on the S3 server: stream them
+
     def public_url(self, key: str) -> str | None:
         """`public_base_url` points at the bucket root, so the prefix is part of the path."""
         object_key = self._object_key(key)

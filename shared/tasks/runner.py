@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from shared.coordination.base import Subscription
+from shared.coordination.base import CoordinatorUnavailable, Subscription
 from shared.db.repositories.tasks import (
     TaskRecord,
     finish_task,
@@ -23,7 +23,6 @@ from shared.db.repositories.tasks import (
     note_attempt,
     save_checkpoint,
 )
-from shared.media.locks import BACKEND_ERRORS
 from shared.runtime import Runtime
 from shared.tasks.registry import TaskContext, UnknownTask, lookup
 from shared.tasks.schedule import CHANNEL, now_ms
@@ -43,10 +42,6 @@ class TaskRunner:
         self._running: dict[int, asyncio.Task[None]] = {}
         self._loop_task: asyncio.Task[None] | None = None
 
-    @property
-    def running_ids(self) -> set[int]:
-        return set(self._running)
-
     def start(self) -> None:
         self._loop_task = asyncio.create_task(self._loop(), name="task-runner")
 
@@ -62,7 +57,7 @@ class TaskRunner:
     async def _subscribe(self) -> Subscription | None:
         try:
             return await self.rt.coordinator.subscribe(CHANNEL)
-        except BACKEND_ERRORS as exc:
+        except CoordinatorUnavailable as exc:
             log.warning("task channel unavailable, polling every %.0fs: %r", self.poll_seconds, exc)
             return None
 
@@ -88,7 +83,7 @@ class TaskRunner:
             return
         try:
             await subscription.get(self.poll_seconds)
-        except BACKEND_ERRORS:
+        except CoordinatorUnavailable:
             await asyncio.sleep(self.poll_seconds)
 
     async def run_pending(self) -> None:

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from mmr.devcluster.cluster import POOL_RANGES
-from mmr.serve import SERVICES, service_module
+from mmr.services import SERVICES, service_module
 from shared.config import load_config
 from shared.ids.snowflake import MAX_MACHINE_ID
 from tests.deploy.routing import ROUTES, Route, service_for

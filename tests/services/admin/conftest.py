@@ -103,7 +103,7 @@ def serve_embedded(config: MmrConfig) -> ServerThread:
 
 def serve_cluster(config: MmrConfig) -> tuple[ServerThread, ServerThread]:
     """The admin service (machine 0) and a media process (machine 1) on one cluster config."""
-    from mmr.serve import service_module
+    from mmr.services import service_module
 
     admin = ServerThread(service_module("admin").create_app(config=config, machine_id=0)).start()
     routers = [r for name in ("upload", "download", "thumbnail")

@@ -23,7 +23,6 @@ from typing import Any
 import pytest
 
 from mmr.embedded import all_routers
-from services.preview.fetch import RESOLVER_EXTRA
 from shared.config import MmrConfig, parse_config
 from shared.db.migrate import run_migrations
 from shared.net.safe_transport import StaticResolver
@@ -62,7 +61,7 @@ class Previewer(RunningMmr):
 
 
 async def _install_resolver(rt: Runtime) -> None:
-    rt.extras[RESOLVER_EXTRA] = StaticResolver(RESOLVER_ANSWERS)
+    rt.resolver = StaticResolver(RESOLVER_ANSWERS)
 
 
 def serve_previewer(stack: ExitStack, config: MmrConfig, data_dir: Path,
