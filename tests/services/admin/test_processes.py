@@ -97,7 +97,7 @@ def test_a_quarantine_reaches_a_thumbnail_process_at_once(processes: Processes) 
     assert time.monotonic() - started < 3
 
 
-ITEMS = 1000
+ITEMS = 400
 OBJECTS = 10
 
 
