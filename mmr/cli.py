@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from mmr.admin_cli import admin_app
 from mmr.cluster_local import cluster_group
 from mmr.embedded import embedded_config
 from mmr.serve import build_embedded_app, build_service_app, read_config, run_uvicorn
@@ -19,6 +20,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="mmr: a Matri
 config_app = typer.Typer(help="Configuration tools")
 app.add_typer(config_app, name="config")
 app.add_typer(cluster_group(), name="cluster")
+app.add_typer(admin_app, name="admin")
 
 ConfigOpt = Annotated[
     str | None, typer.Option("--config", "-c", help="YAML file or directory (or MMR_CONFIG)")

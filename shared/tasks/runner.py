@@ -33,6 +33,10 @@ POLL_SECONDS = 5.0
 MAX_CONCURRENT = 4
 
 
+class TaskRightLost(Exception):
+    """Raised at a checkpoint once `Runtime.runs_background_tasks` turned false."""
+
+
 class TaskRunner:
     def __init__(self, rt: Runtime, poll_seconds: float = POLL_SECONDS,
                  max_concurrent: int = MAX_CONCURRENT) -> None:
@@ -118,6 +122,10 @@ class TaskRunner:
             await session.commit()
 
         async def checkpoint(state: dict[str, Any], done: int, total: int | None) -> None:
+            if not rt.runs_background_tasks:
+                # This process lost the right (its lease) while the task ran: stop before writing
+                # over what the process that holds it now saves.
+                raise TaskRightLost(record.id)
             async with rt.sessions() as session:
                 await save_checkpoint(session, record.id, state, done, total)
                 await session.commit()
@@ -131,6 +139,10 @@ class TaskRunner:
             log.info("task %d (%s) interrupted; it resumes from its last checkpoint",
                      record.id, record.name)
             raise
+        except TaskRightLost:
+            log.warning("task %d (%s) stopped: this process may no longer run tasks",
+                        record.id, record.name)
+            return
         except Exception as exc:
             log.exception("task %d (%s) failed", record.id, record.name)
             await self._finish(record.id, None, f"{type(exc).__name__}: {exc}" if str(exc)

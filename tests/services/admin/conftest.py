@@ -37,6 +37,13 @@ def fresh_pg() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def admin_bucket(s3_server: S3Server) -> str:
+    """One bucket for every admin test: each has its own database, objects are content
+    addressed, and a bucket per test would pile up the session's SeaweedFS volumes."""
+    return new_bucket(s3_server)
+
+
 @dataclass(frozen=True)
 class Callers:
     operator: RegisteredUser  # in `admins`
@@ -121,7 +128,8 @@ def build_config(kind: str, request: pytest.FixtureRequest, tmp_path: Path,
     else:
         s3: S3Server = request.getfixturevalue("s3_server")
         raw = cluster_raw_config(tmp_path, request.getfixturevalue("fresh_pg"),
-                                 request.getfixturevalue("redis_url"), s3, new_bucket(s3))
+                                 request.getfixturevalue("redis_url"), s3,
+                                 request.getfixturevalue("admin_bucket"))
     raw.update(raw_overrides)
     return parse_config(raw)
 
