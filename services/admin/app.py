@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
+from services.admin.cluster import router as cluster_router
 from services.admin.routes import router
 from shared.background.media_purge import start_remote_media_purge, start_thumbnail_purge
 from shared.background.preview_purge import start_preview_purge
@@ -13,7 +14,7 @@ from shared.runtime import Runtime
 from shared.web.app import StartHook, make_app
 
 SERVICE = "admin"
-ROUTERS: list[APIRouter] = [router]
+ROUTERS: list[APIRouter] = [router, cluster_router]
 # Machine-0 background tasks; each hook does nothing on other machines.
 START_HOOKS: list[StartHook] = [
     start_preview_purge, start_reservation_purge, start_remote_media_purge, start_thumbnail_purge,

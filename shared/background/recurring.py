@@ -9,8 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
+from shared.cluster.leadership import while_machine_zero
+from shared.ids.machine_id import BACKGROUND_MACHINE_ID
 from shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -32,10 +35,16 @@ async def _run_forever(rt: Runtime, name: str, job: Job, interval_seconds: float
 async def start_recurring(
     rt: Runtime, name: str, job: Job, interval_seconds: float, enabled: bool = True
 ) -> Stop | None:
-    """Start `job` every `interval_seconds` on machine 0; return the coroutine that stops it."""
-    if not rt.runs_background_tasks or not enabled:
+    """Start `job` every `interval_seconds` on machine 0 while it holds its lease (a standby
+    starts it when it takes over, a machine 0 that loses the lease stops it); return the
+    coroutine that stops it."""
+    if rt.machine_id != BACKGROUND_MACHINE_ID or not enabled:
         return None
-    task = asyncio.create_task(_run_forever(rt, name, job, interval_seconds), name=name)
+    def forever() -> Coroutine[Any, Any, None]:
+        return _run_forever(rt, name, job, interval_seconds)
+
+    runner = forever() if rt.presence is None else while_machine_zero(rt.presence, name, forever)
+    task = asyncio.create_task(runner, name=name)
 
     async def stop() -> None:
         task.cancel()
