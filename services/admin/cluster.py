@@ -2,31 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
-from shared.auth.users import UserInfo
+from shared.auth.admin import GlobalAdminDep
 from shared.cluster.membership import cluster_report
 from shared.coordination.leases import LeaseStoreUnavailable
-from shared.matrix.errors import Forbidden, ServiceUnavailable
-from shared.web.deps import RuntimeDep, UserDep
+from shared.matrix.errors import ServiceUnavailable
+from shared.web.deps import RuntimeDep
 
 router = APIRouter()
 
 
-async def require_admin(user: UserDep) -> UserInfo:
-    # TODO(admin-core): use the shared admin dependency once shared/auth/admin.py lands.
-    if not user.is_admin:
-        raise Forbidden("You must be an administrator to see the cluster")
-    return user
-
-
 @router.get("/_matrix/media/unstable/admin/cluster")
 @router.get("/_matrix/media/unstable/io.t2bot.media/admin/cluster")
-async def cluster_status(
-    runtime: RuntimeDep, _admin: Annotated[UserInfo, Depends(require_admin)]
-) -> dict[str, Any]:
+async def cluster_status(runtime: RuntimeDep, _admin: GlobalAdminDep) -> dict[str, Any]:
     """Every live process (machine ID, service, version, host, pid, started, last heartbeat,
     config fingerprint) and the rules it breaks (version skew, no machine 0, ...)."""
     if runtime.presence is None:
