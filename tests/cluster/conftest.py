@@ -16,6 +16,7 @@ from tests.infra.postgres import temporary_database
 from tests.infra.processes import MmrProcess, run_mmr, start_mmr
 from tests.infra.seaweedfs import S3Server
 
+LEASE_SECONDS = 6.0  # short, for failover tests; long enough for a loaded 2-core machine
 WriteConfig = Callable[..., Path]
 Start = Callable[..., MmrProcess]
 
@@ -34,7 +35,7 @@ def write_config(tmp_path: Path, database: str, redis_url: str, s3_server: S3Ser
 
     def write(redis: str | None = None, name: str = "media-repo.yaml", **sections: Any) -> Path:
         raw = cluster_raw_config(tmp_path, database, redis or redis_url, s3_server, bucket)
-        raw["cluster"] = {"leaseSeconds": 3}
+        raw["cluster"] = {"leaseSeconds": LEASE_SECONDS}
         for section, values in sections.items():
             raw[section] = {**raw.get(section, {}), **values}
         path = tmp_path / name

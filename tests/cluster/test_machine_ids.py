@@ -15,7 +15,7 @@ import pytest
 
 from shared.ids.machine_id import MachineIdError, resolve_machine_id
 from shared.version import mmr_version
-from tests.cluster.conftest import Start, WriteConfig, machine_id, upload
+from tests.cluster.conftest import LEASE_SECONDS, Start, WriteConfig, machine_id, upload
 from tests.infra.private_redis import PrivateRedis
 from tests.infra.processes import start_mmr
 
@@ -76,7 +76,7 @@ def test_a_lapsed_lease_stops_new_media_until_redis_is_back(
         node = start("upload", "upload", config, "5")
         assert upload(node, b"before the outage").status_code == 200
         redis.stop()
-        time.sleep(3.5)  # past leaseSeconds (3)
+        time.sleep(LEASE_SECONDS + 0.5)
         refused = upload(node, b"during the outage")
         assert refused.status_code == 503, refused.text
         assert refused.json()["errcode"] == "M_UNKNOWN"
