@@ -19,6 +19,7 @@ from shared.cluster.presence import Claim, ClusterPresence, join_cluster
 from shared.config import HomeserverConfig, MmrConfig
 from shared.coordination.base import Coordinator
 from shared.coordination.factory import make_coordinator
+from shared.coordination.failopen import FailOpenCoordinator
 from shared.db.engine import create_engine, create_sessionmaker
 from shared.db.migrate import run_migrations, wait_for_schema
 from shared.ids.machine_id import BACKGROUND_MACHINE_ID
@@ -126,7 +127,7 @@ async def _connect(
         machine_id=machine_id,
         engine=engine,
         sessions=create_sessionmaker(engine),
-        coordinator=make_coordinator(config.redis.effective_url),
+        coordinator=FailOpenCoordinator(make_coordinator(config.redis.effective_url)),
         datastores=datastores,
         ids=SnowflakeGenerator(machine_id, guard=presence.lease.check_may_mint),
         http=httpx.AsyncClient(timeout=config.timeouts.client_server_timeout_seconds),
