@@ -1,4 +1,5 @@
-"""`mmr cluster status`: the live cluster as a table, with the rules it breaks."""
+"""`mmr cluster status` (the live cluster as a table, with the rules it breaks) and `mmr plan`
+(how many processes a deployment needs)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from rich.table import Table
 
 from shared.cluster.membership import cluster_report
 from shared.cluster.presence import open_lease_store
+from shared.cluster.sizing import MMR_HOMESERVERS_PER_INSTANCE, POOLS, mmr_rule_of_thumb, plan_pools
 from shared.config import ConfigError, MmrConfig, load_config
 from shared.coordination.leases import LeaseStoreUnavailable
 
@@ -21,6 +23,7 @@ cluster_app = typer.Typer(help="The processes of a cluster", no_args_is_help=Tru
 
 def register(app: typer.Typer) -> None:
     app.add_typer(cluster_app, name="cluster")
+    app.command("plan")(plan)
 
 
 async def _members(config: MmrConfig) -> list[dict[str, Any]]:
@@ -87,3 +90,42 @@ def status(
     render(report, Console(width=160))
     if any(p["severity"] == "error" for p in report["problems"]):
         raise typer.Exit(1)
+
+
+def _pairs(text: str | None) -> dict[str, float]:
+    """`upload=40,download=300` -> {"upload": 40.0, "download": 300.0}."""
+    if not text:
+        return {}
+    result = {}
+    for item in text.split(","):
+        name, _, value = item.partition("=")
+        if name.strip() not in POOLS:
+            raise typer.BadParameter(f"{name!r}: choose among {', '.join(POOLS)}")
+        result[name.strip()] = float(value)
+    return result
+
+
+def plan(
+    homeservers: Annotated[int, typer.Option(min=1, help="Homeservers the deployment serves")],
+    rate_per_core: Annotated[str | None, typer.Option(
+        help="Requests/s one core sustains per pool, e.g. upload=40,thumbnail=25")] = None,
+    load_per_homeserver: Annotated[str | None, typer.Option(
+        help="Peak requests/s one homeserver sends per pool, e.g. download=0.5")] = None,
+) -> None:
+    """How many processes to run: matrix-media-repo's rule of thumb and a per-pool model."""
+    console = Console(width=120)
+    console.print(f"matrix-media-repo's rule of thumb (one instance per "
+                  f"{MMR_HOMESERVERS_PER_INSTANCE} homeservers): "
+                  f"{mmr_rule_of_thumb(homeservers)} instance(s) for {homeservers} homeservers")
+    plans = plan_pools(homeservers, _pairs(load_per_homeserver), _pairs(rate_per_core))
+    table = Table(title="mmr model: one core per process, 60% target utilisation, at least 2 each")
+    for column in ("pool", "peak req/s", "replicas", "MACHINE_ID range", "range holds"):
+        table.add_column(column, justify="left" if column in ("pool", "MACHINE_ID range") else "right")
+    table.add_row("admin", "-", "1 (+1 standby)", "0", "1")
+    for p in plans:
+        table.add_row(p.service, f"{p.load:.1f}", str(p.replicas), p.machine_ids,
+                      str(p.capacity) + ("" if p.fits else "  (too small: widen it)"))
+    console.print(table)
+    console.print(f"total: {1 + sum(p.replicas for p in plans)} processes (+1 standby machine 0). "
+                  "The default rates are placeholders: measure yours with bench/ and pass "
+                  "--rate-per-core and --load-per-homeserver.")
