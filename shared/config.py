@@ -317,6 +317,17 @@ class RedisConfig(Section):
     url: str | None = None
     password: str | None = None
 
+    @field_validator("shards")
+    @classmethod
+    def _one_shard(cls, value: list[RedisShard]) -> list[RedisShard]:
+        # matrix-media-repo hashes keys over a ring of shards; mmr talks to one Redis (which may
+        # be a Sentinel-managed or proxied one). Refuse rather than silently use the first.
+        if len(value) > 1:
+            raise ValueError(
+                f"{len(value)} shards given, but mmr uses one Redis: list one shard, or set "
+                "redis.url to a single server (put Redis Cluster/Sentinel behind it)")
+        return value
+
     @property
     def effective_url(self) -> str | None:
         """The URL to connect to, or None when Redis is off (in-process coordination)."""

@@ -72,3 +72,4 @@ def test_the_version_comes_from_pyproject_and_the_changelog_names_each_release()
     for _version, notes in releases:
         assert re.search(r"kind [XYZ]", notes), notes
     assert re.search(r"cut from [0-9a-f]{7,40}", changelog)
+
