@@ -35,6 +35,7 @@ from shared.media.pending import wait_for_pending_media
 from shared.media.remote import fetch_remote_media, is_ignored_host
 from shared.metrics import record as metrics
 from shared.runtime import Runtime
+from shared.storage.base import primed
 from shared.web.conditional import etag_matches
 
 STREAM_CHUNK_BYTES = 256 * 1024
@@ -164,10 +165,10 @@ async def run(rt: Runtime, req: DownloadRequest) -> DownloadResult:
     )
     if byte_range is None:
         headers["Content-Length"] = str(record.size_bytes)
-        body = store.open_stream(record.location, None, STREAM_CHUNK_BYTES)
+        body = await primed(store.open_stream(record.location, None, STREAM_CHUNK_BYTES))
         return MediaStream(record, headers, metrics.metered_download(rt, record.origin, body))
     headers.update(range_headers(byte_range, record.size_bytes))
-    body = store.open_stream(record.location, byte_range, STREAM_CHUNK_BYTES)
+    body = await primed(store.open_stream(record.location, byte_range, STREAM_CHUNK_BYTES))
     return MediaStream(record, headers, metrics.metered_download(rt, record.origin, body), status=206)
 
 

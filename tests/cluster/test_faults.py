@@ -1,4 +1,4 @@
-"""Faults with nothing lost: Redis stopped for 10 s under a running client, then restarted.
+"""Faults with nothing lost: Redis, then S3, stopped for 10 s under a running client.
 
 Downloads, uploads, cold and warm thumbnails and previews keep answering (locks and caches fail
 open to the database and per-process singleflight, waits poll), `/readyz` says `degraded` with
@@ -15,11 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import sqlalchemy as sa
+import yaml
 
 from tests.cluster.conftest import Start, WriteConfig, client
 from tests.infra.fixture_web import FixtureWebServer, page
 from tests.infra.private_redis import PrivateRedis
 from tests.infra.processes import MmrProcess
+from tests.infra.seaweedfs import S3Server
+from tests.infra.tcp_proxy import TcpProxy
 from tests.services.thumbnail.helpers import unique_jpeg
 
 OUTAGE_SECONDS = 10.0
@@ -168,3 +172,69 @@ def _async_upload_wakes_a_waiter(nodes: dict[str, MmrProcess], deadline: float) 
     waiter.join(timeout=60)
     assert result.get("status") == 200, result
     return result["answered"] - put_at
+
+
+def test_s3_stopped_for_10_seconds_fails_only_what_needs_it_clearly(
+    tmp_path: Path, write_config: WriteConfig, start: Start, s3_server: S3Server
+) -> None:
+    host, _, port = s3_server.endpoint.removeprefix("http://").partition(":")
+    with TcpProxy(host, int(port)) as proxy:
+        config = write_config()
+        raw = yaml.safe_load(config.read_text())
+        raw["datastores"][0]["opts"]["endpoint"] = f"http://{proxy.address}"
+        config.write_text(yaml.safe_dump(raw))
+        nodes = {s: start(s, s, config, None if s == "admin" else "auto")
+                 for s in ("admin", "upload", "download")}
+        before = unique_jpeg(64, 48)
+        with client(nodes["upload"]) as http:
+            stored = http.post("/_matrix/media/v3/upload", content=before,
+                               headers={"Content-Type": "image/jpeg"}).json()["content_uri"]
+        proxy.down()
+        began, outcomes = time.monotonic(), Tally()
+        while time.monotonic() - began < OUTAGE_SECONDS:
+            with client(nodes["upload"], timeout=60) as http:
+                up = http.post("/_matrix/media/v3/upload", content=unique_jpeg(64, 48),
+                               headers={"Content-Type": "image/jpeg"})
+                config_answer = http.get("/_matrix/media/v3/config")
+            with client(nodes["download"], timeout=60) as http:
+                down = http.get(f"/_matrix/client/v1/media/download/{_media_path(stored)}")
+            for kind, answer in (("upload", up), ("download", down)):
+                clear = answer.status_code in (502, 503) and "errcode" in answer.json()
+                outcomes.record(kind, clear, f"{answer.status_code} {answer.text[:200]}")
+            outcomes.record("config", config_answer.status_code == 200, config_answer.text[:200])
+        proxy.up()
+        deadline = time.monotonic() + 30
+        while True:
+            with client(nodes["upload"]) as http:
+                after = http.post("/_matrix/media/v3/upload", content=unique_jpeg(64, 48),
+                                  headers={"Content-Type": "image/jpeg"})
+            if after.status_code == 200:
+                break
+            assert time.monotonic() < deadline, after.text
+            time.sleep(0.5)
+        assert _sha_of(nodes["download"], stored) == hashlib.sha256(before).hexdigest()
+        dangling = _rows_without_objects(config, s3_server)
+        with REPORT.open("a") as report:
+            report.write(
+                f"s3 stopped {OUTAGE_SECONDS:.0f}s: sent {sum(outcomes.sent.values())} "
+                f"{outcomes.sent}, unclear failures {sum(len(v) for v in outcomes.failed.values())}"
+                f", records without objects {len(dangling)}\n")
+        assert outcomes.failed == {}, outcomes.failed
+        assert dangling == []
+
+
+def _rows_without_objects(config: Path, s3_server: S3Server) -> list[str]:
+    raw = yaml.safe_load(config.read_text())
+    engine = sa.create_engine(raw["database"]["postgres"].replace("postgres://", "postgresql+psycopg://", 1))
+    with engine.connect() as conn:
+        locations = [row[0] for row in conn.execute(sa.text("SELECT location FROM media"))]
+    engine.dispose()
+    bucket = raw["datastores"][0]["opts"]["bucketName"]
+    s3 = s3_server.client()
+    missing = []
+    for location in locations:
+        try:
+            s3.head_object(Bucket=bucket, Key=location)
+        except Exception:
+            missing.append(location)
+    return missing
