@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from shared.cluster.presence import Claim, ClusterPresence, join_cluster
 from shared.config import HomeserverConfig, MmrConfig
 from shared.coordination.base import Coordinator
+from shared.coordination.envelope import VersionedCoordinator
 from shared.coordination.factory import make_coordinator
 from shared.coordination.failopen import FailOpenCoordinator
 from shared.db.engine import create_engine, create_sessionmaker
@@ -127,7 +128,8 @@ async def _connect(
         machine_id=machine_id,
         engine=engine,
         sessions=create_sessionmaker(engine),
-        coordinator=FailOpenCoordinator(make_coordinator(config.redis.effective_url)),
+        coordinator=FailOpenCoordinator(VersionedCoordinator(
+            make_coordinator(config.redis.effective_url))),
         datastores=datastores,
         ids=SnowflakeGenerator(machine_id, guard=presence.lease.check_may_mint),
         http=httpx.AsyncClient(timeout=config.timeouts.client_server_timeout_seconds),

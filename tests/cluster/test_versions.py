@@ -73,3 +73,24 @@ def test_the_version_comes_from_pyproject_and_the_changelog_names_each_release()
         assert re.search(r"kind [XYZ]", notes), notes
     assert re.search(r"cut from [0-9a-f]{7,40}", changelog)
 
+
+
+async def test_cached_values_and_messages_carry_a_format_version() -> None:
+    from shared.coordination.envelope import VersionedCoordinator
+    from shared.coordination.inprocess import InProcessCoordinator
+
+    raw = InProcessCoordinator()
+    coordinator = VersionedCoordinator(raw)
+    await coordinator.cache_set("k", b"value", 30)
+    assert await raw.cache_get("v1:k") == b"mmr:1\nvalue"
+    assert await coordinator.cache_get("k") == b"value"
+    await raw.cache_set("v1:k", b"mmr:2\n{\"new\": 1}", 30)  # a newer writer's format: a miss
+    assert await coordinator.cache_get("k") is None
+    await raw.cache_set("v1:k", b"unversioned", 30)
+    assert await coordinator.cache_get("k") is None
+    subscription = await coordinator.subscribe("c")
+    await raw.publish("c", b"mmr:7\nfrom the future")
+    await coordinator.publish("c", b"hello")
+    assert await subscription.get(1) is None  # the unknown one is skipped, not a crash
+    assert await subscription.get(1) == b"hello"
+    await subscription.close()
