@@ -28,6 +28,7 @@ from shared.ids.snowflake import SnowflakeGenerator
 from shared.matrix.errors import UnknownHost
 from shared.storage.factory import make_registry
 from shared.storage.registry import DatastoreRegistry
+from shared.storage.stale_spools import sweep_stale_spools
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ class Runtime:
 def _temp_dir(config: MmrConfig) -> Path:
     path = Path(config.repo.temp_path) if config.repo.temp_path else Path(tempfile.gettempdir())
     path.mkdir(parents=True, exist_ok=True)
+    sweep_stale_spools(path)  # what a killed predecessor left
     return path
 
 

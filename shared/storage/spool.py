@@ -84,7 +84,8 @@ class _SpoolWriter:
 
     @classmethod
     def create(cls, temp_dir: Path) -> _SpoolWriter:
-        fd, name = tempfile.mkstemp(dir=temp_dir, prefix="spool-", suffix=".part")
+        # The pid in the name lets a later sweep tell a dead process's leftovers (stale_spools.py).
+        fd, name = tempfile.mkstemp(dir=temp_dir, prefix=f"spool-{os.getpid()}-", suffix=".part")
         return cls(Path(name), os.fdopen(fd, "wb"))
 
     def write(self, chunks: list[bytes]) -> None:
