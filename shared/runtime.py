@@ -28,7 +28,6 @@ from shared.ids.snowflake import SnowflakeGenerator
 from shared.matrix.errors import UnknownHost
 from shared.storage.factory import make_registry
 from shared.storage.registry import DatastoreRegistry
-from shared.storage.stale_spools import sweep_stale_spools
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +86,6 @@ class Runtime:
 def _temp_dir(config: MmrConfig) -> Path:
     path = Path(config.repo.temp_path) if config.repo.temp_path else Path(tempfile.gettempdir())
     path.mkdir(parents=True, exist_ok=True)
-    sweep_stale_spools(path)  # what a killed predecessor left
     return path
 
 

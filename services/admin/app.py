@@ -8,7 +8,6 @@ from services.admin.cluster import router as cluster_router
 from services.admin.recurring.media_purge import start_remote_media_purge, start_thumbnail_purge
 from services.admin.recurring.preview_purge import start_preview_purge
 from services.admin.recurring.reservation_purge import start_reservation_purge
-from services.admin.recurring.spool_sweep import start_spool_sweep
 from services.admin.routes import router
 from shared.config import MmrConfig
 from shared.runtime import Runtime
@@ -20,7 +19,7 @@ ROUTERS: list[APIRouter] = [router, cluster_router]
 # Machine-0 background tasks; each hook does nothing on other machines.
 START_HOOKS: list[StartHook] = [
     start_task_runner, start_preview_purge, start_reservation_purge, start_remote_media_purge,
-    start_thumbnail_purge, start_spool_sweep,
+    start_thumbnail_purge,
 ]
 
 

@@ -39,7 +39,5 @@ async def while_machine_zero(
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         if work.done() and not work.cancelled() and not lost.done():
-            if work.exception() is not None:
-                log.error("%s failed while machine 0 held its lease", name, exc_info=work.exception())
-            return  # the work ended by itself while we held the lease
+            return  # the work finished by itself while we held the lease
         log.warning("machine 0 lease lost: stopped %s", name)

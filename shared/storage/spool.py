@@ -84,8 +84,7 @@ class _SpoolWriter:
 
     @classmethod
     def create(cls, temp_dir: Path) -> _SpoolWriter:
-        # The pid in the name lets a later sweep tell a dead process's leftovers (stale_spools.py).
-        fd, name = tempfile.mkstemp(dir=temp_dir, prefix=f"spool-{os.getpid()}-", suffix=".part")
+        fd, name = tempfile.mkstemp(dir=temp_dir, prefix="spool-", suffix=".part")
         return cls(Path(name), os.fdopen(fd, "wb"))
 
     def write(self, chunks: list[bytes]) -> None:
