@@ -63,7 +63,7 @@ def serve(
 
                 check_workers(service, workers)
                 raise typer.Exit(run_workers(service, config, host or cfg.repo.bind_address,
-                                             port or cfg.repo.port, workers, cfg.repo.log_level))
+                                             port or cfg.repo.port, workers))
             application = build_service_app(service, cfg)
     except StartupError as exc:
         _fail(str(exc))
@@ -73,7 +73,7 @@ def serve(
     typer.echo(f"mmr {service or 'embedded default'} listening on http://{bind}:{listen}")
     if cfg.shared_secret_auth.enabled and loaded is None:
         typer.echo(f"token: {cfg.shared_secret_auth.token}")
-    run_uvicorn(application, bind, listen, cfg.repo.log_level)
+    run_uvicorn(application, bind, listen, cfg.repo)
 
 
 @app.command()

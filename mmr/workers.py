@@ -18,7 +18,7 @@ import sys
 import time
 from types import FrameType
 
-from mmr.serve import StartupError, build_service_app, read_config
+from mmr.serve import StartupError, build_service_app, read_config, run_uvicorn
 from shared.ids.machine_id import AUTO, ENV_VAR
 
 _START_GRACE_SECONDS = 60.0
@@ -51,17 +51,16 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _spawn(fd: int, service: str, config: str | None, log_level: str) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "mmr.workers", "--fd", str(fd), "--log-level", log_level,
-               service, *(["--config", config] if config else [])]
+def _spawn(fd: int, service: str, config: str | None) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "mmr.workers", "--fd", str(fd), service,
+               *(["--config", config] if config else [])]
     return subprocess.Popen(command, pass_fds=(fd,))
 
 
-def run_workers(service: str, config: str | None, host: str, port: int, workers: int,
-                log_level: str) -> int:
+def run_workers(service: str, config: str | None, host: str, port: int, workers: int) -> int:
     """Supervise `workers` children serving `service` on host:port; the exit code."""
     sock = _listen(host, port)
-    children = [_spawn(sock.fileno(), service, config, log_level) for _ in range(workers)]
+    children = [_spawn(sock.fileno(), service, config) for _ in range(workers)]
     started = time.monotonic()
     stopping = False
 
@@ -87,7 +86,7 @@ def run_workers(service: str, config: str | None, host: str, port: int, workers:
                     return code or 1
                 print(f"mmr: worker {child.pid} exited ({code}); restarting it", file=sys.stderr)
                 time.sleep(_RESTART_DELAY_SECONDS)
-                children[index] = _spawn(sock.fileno(), service, config, log_level)
+                children[index] = _spawn(sock.fileno(), service, config)
             time.sleep(0.2)
         for child in children:
             child.wait()
@@ -98,13 +97,10 @@ def run_workers(service: str, config: str | None, host: str, port: int, workers:
 
 def child_main(argv: list[str] | None = None) -> None:
     """One worker: a normal service process serving on the supervisor's socket."""
-    import uvicorn
-
     parser = argparse.ArgumentParser(prog="mmr worker")
     parser.add_argument("service")
     parser.add_argument("--config")
     parser.add_argument("--fd", type=int, required=True)
-    parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor forwards what matters
     try:
@@ -115,8 +111,7 @@ def child_main(argv: list[str] | None = None) -> None:
     except StartupError as exc:
         print(f"mmr: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc
-    uvicorn.run(app, fd=args.fd, log_level=args.log_level, server_header=False,
-                proxy_headers=False, timeout_graceful_shutdown=10)
+    run_uvicorn(app, "", 0, cfg.repo, fd=args.fd)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,10 @@ open to the database and per-process singleflight, waits poll), `/readyz` says `
 from __future__ import annotations
 
 import hashlib
+import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import httpx
 import sqlalchemy as sa
 import yaml
 
-from tests.cluster.conftest import Start, WriteConfig, client
+from tests.cluster.conftest import LEASE_SECONDS, Start, WriteConfig, client, machine_id
 from tests.infra.fixture_web import FixtureWebServer, page
 from tests.infra.private_redis import PrivateRedis
 from tests.infra.processes import MmrProcess
@@ -238,3 +239,62 @@ def _rows_without_objects(config: Path, s3_server: S3Server) -> list[str]:
         except Exception:
             missing.append(location)
     return missing
+
+
+def test_an_upload_process_killed_mid_upload_leaves_nothing_behind(
+    tmp_path: Path, write_config: WriteConfig, start: Start
+) -> None:
+    temp = tmp_path / "tmp"  # repo.tempPath of write_config, shared by the processes here
+    config = write_config()
+    start("admin", "admin", config, None)
+    doomed, survivor = start("up-1", "upload", config), start("up-2", "upload", config)
+    machine_id_of_doomed = machine_id(doomed)
+    sent = threading.Event()
+
+    def slow_body() -> Iterator[bytes]:
+        for _ in range(200):
+            yield b"x" * 65536
+            sent.set()
+            time.sleep(0.05)
+
+    failure: dict[str, BaseException] = {}
+
+    def upload_to_doomed() -> None:
+        try:
+            with client(doomed, timeout=60) as http:
+                http.post("/_matrix/media/v3/upload", content=slow_body(),
+                          headers={"Content-Type": "application/octet-stream"})
+        except httpx.HTTPError as exc:
+            failure["error"] = exc
+
+    uploader = threading.Thread(target=upload_to_doomed)
+    uploader.start()
+    assert sent.wait(30)
+    time.sleep(1.0)
+    assert list(temp.glob("spool-*.part")), "the upload should be spooling"
+    doomed.process.send_signal(signal.SIGKILL)
+    doomed.process.wait()
+    uploader.join(60)
+    assert "error" in failure  # the client saw the connection fail
+    assert _media_rows(config) == 0
+    # Its successor: the same (auto) machine ID once the dead one's lease lapsed, which removes
+    # what its predecessor left at start.
+    time.sleep(LEASE_SECONDS + 1)
+    successor = start("up-3", "upload", config)
+    assert machine_id(successor) == machine_id_of_doomed
+    assert list(temp.glob("spool-*.part")) == []
+    data = unique_jpeg(32, 32)
+    with client(survivor) as http:
+        retried = http.post("/_matrix/media/v3/upload", content=data,
+                            headers={"Content-Type": "image/jpeg"})
+    assert retried.status_code == 200, retried.text
+    assert _media_rows(config) == 1
+
+
+def _media_rows(config: Path) -> int:
+    raw = yaml.safe_load(config.read_text())
+    engine = sa.create_engine(raw["database"]["postgres"].replace("postgres://", "postgresql+psycopg://", 1))
+    with engine.connect() as conn:
+        count = int(conn.execute(sa.text("SELECT count(*) FROM media")).scalar_one())
+    engine.dispose()
+    return count
