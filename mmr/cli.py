@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
+from mmr import cluster_cli, cluster_local
 from mmr.admin_cli import admin_app
-from mmr.cluster_local import cluster_group
 from mmr.embedded import embedded_config
 from mmr.serve import build_embedded_app, build_service_app, read_config, run_uvicorn
 from mmr.services import StartupError
@@ -19,7 +19,8 @@ from shared.db.migrate import run_migrations
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="mmr: a Matrix media repository")
 config_app = typer.Typer(help="Configuration tools")
 app.add_typer(config_app, name="config")
-app.add_typer(cluster_group(), name="cluster")
+cluster_cli.register(app)
+cluster_local.register(cluster_cli.cluster_app)
 app.add_typer(admin_app, name="admin")
 
 ConfigOpt = Annotated[
@@ -45,6 +46,8 @@ def serve(
                                                    "(embedded default)")] = None,
     drain_seconds: Annotated[int, typer.Option(help="On SIGTERM, seconds requests in flight "
                                                "may take to finish")] = 10,
+    workers: Annotated[int, typer.Option(help="Processes of SERVICE on one port, each with its "
+                                         "own leased ID (needs MACHINE_ID=auto)")] = 1,
 ) -> None:
     """Run one service for a cluster, or the embedded default (all services, SQLite, files)."""
     try:
@@ -56,6 +59,12 @@ def serve(
             if loaded is None:
                 raise StartupError(f"`mmr serve {service}` needs --config FILE (or MMR_CONFIG)")
             cfg = loaded
+            if workers != 1:
+                from mmr.workers import check_workers, run_workers
+
+                check_workers(service, workers)
+                raise typer.Exit(run_workers(service, config, host or cfg.repo.bind_address,
+                                             port or cfg.repo.port, workers))
             application = build_service_app(service, cfg)
     except StartupError as exc:
         _fail(str(exc))

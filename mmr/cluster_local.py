@@ -92,9 +92,3 @@ def register(group: typer.Typer) -> None:
     group.command("up")(up)
     group.command("down")(down)
     group.command("await-admin")(await_admin)
-
-
-def cluster_group() -> typer.Typer:
-    group = typer.Typer(help="A cluster of mmr processes", no_args_is_help=True)
-    register(group)
-    return group

@@ -20,9 +20,12 @@ from typing import Protocol, Self, TypeVar
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from shared.cluster.presence import Claim, ClusterPresence, join_cluster
 from shared.config import HomeserverConfig, MmrConfig
 from shared.coordination.base import Coordinator
+from shared.coordination.envelope import VersionedCoordinator
 from shared.coordination.factory import make_coordinator
+from shared.coordination.failopen import FailOpenCoordinator
 from shared.coordination.queue import WorkQueue, make_work_queue
 from shared.db.engine import create_engine, create_sessionmaker
 from shared.db.migrate import run_migrations, wait_for_schema
@@ -71,6 +74,8 @@ class Runtime:
     single_homeserver: bool = False
     # How URL previews resolve host names (None: the system's); tests set a static one.
     resolver: Resolver | None = None
+    # The machine-ID lease and membership heartbeat (shared/cluster/presence.py).
+    presence: ClusterPresence | None = None
     # Run first at close, newest first: what was built on first use.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     _parts: dict[type, Part] = field(default_factory=dict)
@@ -108,7 +113,11 @@ class Runtime:
 
     @property
     def runs_background_tasks(self) -> bool:
-        return self.machine_id == BACKGROUND_MACHINE_ID
+        """May this process run background tasks right now? Only machine 0 while it holds its
+        lease: a standby machine 0, or one whose lease lapsed, may not (shared/cluster/)."""
+        if self.machine_id != BACKGROUND_MACHINE_ID:
+            return False
+        return self.presence is None or self.presence.runs_background_tasks
 
     def homeserver_for_host(self, host: str) -> HomeserverConfig:
         """The homeserver a request's Host selects; UnknownHost when none matches."""
@@ -135,6 +144,8 @@ class Runtime:
         await self.datastores.close()
         await self.coordinator.close()
         await self.engine.dispose()
+        if self.presence is not None:
+            await self.presence.close()
 
 
 def _temp_dir(config: MmrConfig) -> Path:
@@ -144,9 +155,30 @@ def _temp_dir(config: MmrConfig) -> Path:
 
 
 async def build_runtime(
-    config: MmrConfig, service: str, machine_id: int, single_homeserver: bool = False
+    config: MmrConfig,
+    service: str,
+    machine_id: int | None,
+    single_homeserver: bool = False,
+    claim: Claim | None = None,
 ) -> Runtime:
-    """Connect to everything; machine 0 migrates, the others wait for a usable schema."""
+    """Join the cluster, then connect to everything; machine 0 migrates, the others wait for a
+    usable schema.
+
+    Joining claims `machine_id` (None: `MACHINE_ID=auto`), or takes over the `claim` that
+    `mmr serve` made before starting the server.
+    """
+    presence = await join_cluster(config, service, machine_id, claim)
+    try:
+        return await _connect(config, service, presence, single_homeserver)
+    except BaseException:
+        await presence.close()
+        raise
+
+
+async def _connect(
+    config: MmrConfig, service: str, presence: ClusterPresence, single_homeserver: bool
+) -> Runtime:
+    machine_id = presence.machine_id
     if machine_id == BACKGROUND_MACHINE_ID:
         revision = await asyncio.to_thread(run_migrations, config.database.url)
         log.info("database schema at %s", revision)
@@ -164,11 +196,13 @@ async def build_runtime(
         machine_id=machine_id,
         engine=engine,
         sessions=create_sessionmaker(engine),
-        coordinator=make_coordinator(config.redis.effective_url),
+        coordinator=FailOpenCoordinator(VersionedCoordinator(
+            make_coordinator(config.redis.effective_url))),
         datastores=datastores,
-        ids=SnowflakeGenerator(machine_id),
+        ids=SnowflakeGenerator(machine_id, guard=presence.lease.check_may_mint),
         http=httpx.AsyncClient(timeout=config.timeouts.client_server_timeout_seconds),
         temp_dir=temp_dir,
         temp_tag=owner.tag,
         single_homeserver=single_homeserver,
+        presence=presence,
     )

@@ -26,6 +26,7 @@ from shared.matrix.errors import NotFound
 from shared.media.source import SourceRequest, find_source
 from shared.metrics import record as metrics
 from shared.runtime import Runtime
+from shared.storage.base import primed
 from shared.web.conditional import MEDIA_CACHE_CONTROL, NotModified, not_modified
 
 STREAM_CHUNK_BYTES = 256 * 1024
@@ -118,10 +119,10 @@ async def run(rt: Runtime, req: DownloadRequest) -> DownloadResult:
     )
     if byte_range is None:
         headers["Content-Length"] = str(record.size_bytes)
-        body = store.open_stream(record.location, None, STREAM_CHUNK_BYTES)
+        body = await primed(store.open_stream(record.location, None, STREAM_CHUNK_BYTES))
         return MediaStream(record, headers, metrics.metered_download(rt, record.origin, body))
     headers.update(range_headers(byte_range, record.size_bytes))
-    body = store.open_stream(record.location, byte_range, STREAM_CHUNK_BYTES)
+    body = await primed(store.open_stream(record.location, byte_range, STREAM_CHUNK_BYTES))
     return MediaStream(record, headers, metrics.metered_download(rt, record.origin, body), status=206)
 
 

@@ -124,3 +124,25 @@ class RangeNotSatisfiable(ValueError):
 
 class DatastoreUnavailable(Exception):
     """`check_ready` failed: the datastore cannot be reached or written right now."""
+
+
+async def primed(stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """`stream` with its first chunk already read, so that opening errors (object missing, store
+    unreachable) are raised here, before a response has sent its headers, not mid-body."""
+    try:
+        first = await anext(stream)
+    except StopAsyncIteration:
+        first = b""
+
+    async def rest() -> AsyncIterator[bytes]:
+        try:
+            if first:
+                yield first
+            async for chunk in stream:
+                yield chunk
+        finally:
+            close = getattr(stream, "aclose", None)
+            if close is not None:
+                await close()
+
+    return rest()

@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from shared.storage.base import (
     ByteRange,
@@ -179,6 +179,8 @@ class S3Datastore:
             if code == "InvalidRange":
                 raise RangeNotSatisfiable(str(exc)) from exc
             raise
+        except BotoCoreError as exc:  # endpoint unreachable, timed out, connection dropped
+            raise DatastoreUnavailable(f"s3 datastore {self.id!r}: {exc}") from exc
 
     async def delete(self, key: str) -> None:
         object_key = self._object_key(key)

@@ -48,7 +48,16 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     ]
     results = dict(await asyncio.gather(*checks))
     ready = all(v == "ok" for v in results.values())
-    return JSONResponse({"ready": ready, "checks": results}, status_code=200 if ready else 503)
+    if runtime.presence is not None:
+        results["machine_id_lease"] = "ok" if runtime.presence.lease.holds else runtime.presence.lease.role
+    # Coordination (Redis) and the lease only degrade a process: locks and caches fail open, so
+    # the ingress must keep sending it traffic (a Redis blip must not empty every pool).
+    essential = all(v == "ok" for k, v in results.items()
+                    if k not in ("coordination", "machine_id_lease"))
+    status = "ok" if ready and results.get("machine_id_lease", "ok") == "ok" else (
+        "degraded" if essential else "unavailable")
+    return JSONResponse({"ready": essential, "status": status, "checks": results},
+                        status_code=200 if essential else 503)
 
 
 @router.get("/_matrix/media/version")
