@@ -10,13 +10,15 @@ from shared.background.preview_purge import start_preview_purge
 from shared.background.reservation_purge import start_reservation_purge
 from shared.config import MmrConfig
 from shared.runtime import Runtime
+from shared.tasks.runner import start_task_runner
 from shared.web.app import StartHook, make_app
 
 SERVICE = "admin"
 ROUTERS: list[APIRouter] = [router]
 # Machine-0 background tasks; each hook does nothing on other machines.
 START_HOOKS: list[StartHook] = [
-    start_preview_purge, start_reservation_purge, start_remote_media_purge, start_thumbnail_purge,
+    start_task_runner, start_preview_purge, start_reservation_purge, start_remote_media_purge,
+    start_thumbnail_purge,
 ]
 
 

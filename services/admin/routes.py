@@ -1,5 +1,24 @@
-"""admin HTTP routes (endpoints arrive with the admin issue)."""
+"""admin HTTP routes: every admin module's router under both of matrix-media-repo's prefixes.
+
+An admin module defines `router = admin_router()` (from `services.admin.audit`) with paths
+relative to the admin prefix (`/purge/remote`), and is listed in `ADMIN_MODULES`; routes at
+other paths (Synapse-compatible aliases, `/_matrix/media/version`) go in `OTHER_ROUTERS`.
+"""
+
+from __future__ import annotations
 
 from fastapi import APIRouter
 
+from services.admin import audit, tasks_api
+
+ADMIN_PREFIXES = ("/_matrix/media/unstable/admin", "/_matrix/media/unstable/io.t2bot.media/admin")
+
+ADMIN_MODULES: list[APIRouter] = [audit.router, tasks_api.router]
+OTHER_ROUTERS: list[APIRouter] = []
+
 router = APIRouter()
+for _prefix in ADMIN_PREFIXES:
+    for _module_router in ADMIN_MODULES:
+        router.include_router(_module_router, prefix=_prefix)
+for _other in OTHER_ROUTERS:
+    router.include_router(_other)

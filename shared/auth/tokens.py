@@ -35,7 +35,7 @@ def extract_token(
     return None
 
 
-def _token_hash(token: str) -> str:
+def token_hash_of(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -80,7 +80,7 @@ async def authenticate(
     """Resolve a token to a user, or raise 401 `M_MISSING_TOKEN` / `M_UNKNOWN_TOKEN`."""
     if token is None:
         raise MissingToken()
-    token_hash = _token_hash(token)
+    token_hash = token_hash_of(token)
     if _is_shared_secret(config, token):
         return UserInfo(SHARED_SECRET_USER, is_admin=True, is_shared_secret=True, token_hash=token_hash)
     appservice_user = local_appservice_user(config.access_tokens, token, as_user_id)
@@ -88,13 +88,13 @@ async def authenticate(
         return UserInfo(appservice_user, is_admin=appservice_user in config.admins, token_hash=token_hash)
     ttl = config.access_tokens.max_cache_time_seconds
     cache_key = f"whoami:{hs.name}:{token_hash}:{as_user_id or ''}"
-    cached = await _cache_get(coordinator, cache_key) if ttl else None
+    cached = await cache_get_quietly(coordinator, cache_key) if ttl else None
     if cached is not None:
         body = json.loads(cached)
     else:
         body = await _whoami(http, hs, token, as_user_id)
         if ttl:
-            await _cache_set(coordinator, cache_key, json.dumps(body).encode(), ttl)
+            await cache_set_quietly(coordinator, cache_key, json.dumps(body).encode(), ttl)
     user_id = str(body["user_id"])
     return UserInfo(
         user_id=user_id,
@@ -111,7 +111,7 @@ def _str_or_none(value: object) -> str | None:
 
 # The token cache only saves whoami calls: with Redis down, ask the homeserver every time
 # rather than refuse every request.
-async def _cache_get(coordinator: Coordinator, key: str) -> bytes | None:
+async def cache_get_quietly(coordinator: Coordinator, key: str) -> bytes | None:
     try:
         return await coordinator.cache_get(key)
     except (RedisError, OSError) as exc:
@@ -119,7 +119,7 @@ async def _cache_get(coordinator: Coordinator, key: str) -> bytes | None:
         return None
 
 
-async def _cache_set(coordinator: Coordinator, key: str, value: bytes, ttl: float) -> None:
+async def cache_set_quietly(coordinator: Coordinator, key: str, value: bytes, ttl: float) -> None:
     try:
         await coordinator.cache_set(key, value, ttl)
     except (RedisError, OSError) as exc:

@@ -32,6 +32,7 @@ class MediaRow(Base):
     __table_args__ = (
         Index("media_sha256_idx", "sha256"),
         Index("media_user_idx", "user_id"),
+        Index("media_origin_idx", "origin"),
     )
 
 
@@ -100,3 +101,56 @@ class SchemaInfoRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     major: Mapped[int] = mapped_column(Integer)
+
+
+class BackgroundTaskRow(Base):
+    """A background task: created by any admin process, run by machine 0 (`shared/tasks/`)."""
+
+    __tablename__ = "background_tasks"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64))
+    params: Mapped[str] = mapped_column(Text)  # JSON
+    state: Mapped[str | None] = mapped_column(Text)  # JSON: the last checkpoint
+    result: Mapped[str | None] = mapped_column(Text)  # JSON: what the task returned
+    start_ts: Mapped[int] = mapped_column(BigInteger)
+    end_ts: Mapped[int | None] = mapped_column(BigInteger)  # None while unfinished
+    error: Mapped[str | None] = mapped_column(Text)
+    done: Mapped[int] = mapped_column(BigInteger, default=0)
+    total: Mapped[int | None] = mapped_column(BigInteger)
+    created_by: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (Index("background_tasks_end_idx", "end_ts"),)
+
+
+class AdminAuditRow(Base):
+    """One mutating admin call: who, what, when, and how it ended."""
+
+    __tablename__ = "admin_audit"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    ts: Mapped[int] = mapped_column(BigInteger)
+    user_id: Mapped[str | None] = mapped_column(Text)
+    method: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(Text)
+    query: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("admin_audit_ts_idx", "ts"),)
+
+
+class MediaAttributesRow(Base):
+    """Operator-set attributes of one media item (`purpose: pinned` keeps it from every purge)."""
+
+    __tablename__ = "media_attributes"
+
+    origin: Mapped[str] = mapped_column(String(255), primary_key=True)
+    media_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(32))
+
+    __table_args__ = (Index("media_attributes_purpose_idx", "purpose"),)
