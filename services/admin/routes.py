@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from services.admin import audit, tasks_api
+from services.admin import archives_api, audit, datastores_api, tasks_api
 
 ADMIN_PREFIXES = ("/_matrix/media/unstable/admin", "/_matrix/media/unstable/io.t2bot.media/admin")
 
-ADMIN_MODULES: list[APIRouter] = [audit.router, tasks_api.router]
+ADMIN_MODULES: list[APIRouter] = [audit.router, tasks_api.router, datastores_api.router, archives_api.router]
 OTHER_ROUTERS: list[APIRouter] = []
 
 router = APIRouter()

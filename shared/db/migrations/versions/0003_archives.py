@@ -1,14 +1,14 @@
 """Archives: exports (parts, manifest entries), imports (uploaded parts), datastore moves.
 
 Revision ID: 0003_archives
-Revises: 0001
+Revises: 0002_admin
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_archives"
-down_revision = "0001"
+down_revision = "0002_admin"
 branch_labels = None
 depends_on = None
 
