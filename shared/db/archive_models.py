@@ -76,8 +76,9 @@ class ImportPartRow(Base):
 
 
 class DatastoreMoveRow(Base):
-    """An object whose records were switched to another datastore but not yet deleted from its
-    old one: the journal that lets a killed transfer finish its deletes exactly once."""
+    """One object of a transfer: `planned` when the transfer started (the objects it covers are
+    fixed then), `switched` once its records point at the target (the old copy is deleted after
+    a grace period, then the row goes), `failed` when it could not be copied."""
 
     __tablename__ = "datastore_moves"
 
@@ -85,4 +86,7 @@ class DatastoreMoveRow(Base):
     datastore_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     location: Mapped[str] = mapped_column(String(512), primary_key=True)
     target_id: Mapped[str] = mapped_column(String(255))
-    switched_ts: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(16))
+    switched_ts: Mapped[int | None] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("datastore_moves_state_idx", "task_key", "state", "location"),)

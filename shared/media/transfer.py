@@ -1,15 +1,18 @@
 """Move objects from one datastore to another while they are being downloaded.
 
-Each object goes through three idempotent steps, so a transfer killed at any point and resumed
-finishes with every object moved exactly once and nothing lost:
+The objects a transfer covers are fixed when it starts (a plan row each), so downloads that
+update `last_access_ts` meanwhile change nothing. Each object then goes through three
+idempotent steps, so a transfer killed at any point and resumed finishes with every object moved
+exactly once and nothing lost:
 
 1. copy: stream the object from the source into a temp file (checking its hash) and put it in
    the target under the same content-addressed key (a put of an existing key is a no-op);
 2. switch: under the object's hash lock (the one uploads take to reuse stored bytes), point every
-   media and thumbnail row of it at the target, and journal the move, in one transaction;
+   media and thumbnail row of it at the target and mark its plan row `switched`, in one
+   transaction;
 3. delete: once `grace_seconds` have passed since the switch, so that a download which read the
    old row just before it has opened its stream, switch any row that pointed at the old copy
-   meanwhile and delete the old object, then drop the journal entry.
+   meanwhile, delete the old object, then the plan row.
 
 At no moment does a row point at a missing object, so no download fails during the move.
 """
@@ -20,15 +23,21 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict, dataclass
 
 from shared.db.repositories.datastore_objects import (
+    FAILED,
+    PLANNED,
+    SWITCHED,
     StoredObjectRef,
-    count_objects,
+    count_moves,
     forget_move,
-    journal_move,
-    journaled_moves,
-    objects_after,
+    forget_task_moves,
+    moves_in_state,
+    object_at,
+    plan_moves,
+    set_move_state,
     switch_object,
 )
 from shared.media.locks import lock_unless_unavailable
@@ -47,9 +56,8 @@ HASH_LOCK_WAIT_SECONDS = 600
 
 @dataclass
 class TransferState:
-    """The checkpoint: objects before `cursor` (in location order) have been dealt with."""
+    """The checkpoint: counts so far; what is left is in the plan rows."""
 
-    cursor: str = ""
     moved: int = 0
     failed: int = 0
     bytes_moved: int = 0
@@ -57,7 +65,8 @@ class TransferState:
 
     @classmethod
     def from_json(cls, value: dict[str, object] | None) -> TransferState:
-        return cls(**value) if value else cls()  # type: ignore[arg-type]
+        known = {k: v for k, v in (value or {}).items() if k in cls.__dataclass_fields__}
+        return cls(**known)  # type: ignore[arg-type]
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -77,6 +86,11 @@ def _hash_lock(sha256: str) -> str:
 
 def _sha_of(location: str) -> str:
     return location.rsplit("/", 1)[-1]
+
+
+def _lock(rt: Runtime, location: str) -> AbstractAsyncContextManager[bool]:
+    return lock_unless_unavailable(rt.coordinator, _hash_lock(_sha_of(location)),
+                                   HASH_LOCK_TTL_SECONDS, HASH_LOCK_WAIT_SECONDS)
 
 
 async def _copy(rt: Runtime, source: Datastore, target: Datastore, obj: StoredObjectRef) -> bool:
@@ -100,40 +114,56 @@ async def _copy(rt: Runtime, source: Datastore, target: Datastore, obj: StoredOb
 
 
 async def _switch(rt: Runtime, task_key: str, source: Datastore, target: Datastore, location: str) -> None:
-    """Step 2: rows and journal in one transaction, under the hash lock."""
-    lock = lock_unless_unavailable(rt.coordinator, _hash_lock(_sha_of(location)),
-                                   HASH_LOCK_TTL_SECONDS, HASH_LOCK_WAIT_SECONDS)
-    async with lock, rt.sessions() as session:
+    """Step 2: rows and plan row in one transaction, under the hash lock."""
+    async with _lock(rt, location), rt.sessions() as session:
         await switch_object(session, source.id, location, target.id)
-        await journal_move(session, task_key, source.id, location, target.id, int(time.time() * 1000))
+        await set_move_state(session, task_key, source.id, location, SWITCHED, int(time.time() * 1000))
         await session.commit()
 
 
-async def finish_deletes(rt: Runtime, task_key: str, grace_seconds: float, wait: bool) -> int:
-    """Step 3 for every journaled move whose grace has passed (all of them when `wait`)."""
+async def finish_deletes(rt: Runtime, task_key: str, grace_seconds: float, wait: bool) -> None:
+    """Step 3 for every switched object whose grace has passed (all of them when `wait`)."""
+    while True:
+        async with rt.sessions() as session:
+            moves = await moves_in_state(session, task_key, SWITCHED, PAGE_SIZE)
+        if not moves:
+            return
+        for move in moves:
+            delay = (move.switched_ts or 0) / 1000 + grace_seconds - time.time()
+            if delay > 0:
+                if not wait:
+                    return
+                await asyncio.sleep(delay)
+            async with _lock(rt, move.location):
+                async with rt.sessions() as session:
+                    # A row recorded against the old copy after the switch (an upload reusing it).
+                    await switch_object(session, move.datastore_id, move.location, move.target_id)
+                    await session.commit()
+                await rt.datastores.get(move.datastore_id).delete(move.location)
+                async with rt.sessions() as session:
+                    await forget_move(session, task_key, move.datastore_id, move.location)
+                    await session.commit()
+
+
+async def _move_one(rt: Runtime, task_key: str, source: Datastore, target: Datastore,
+                    location: str, state: TransferState) -> None:
     async with rt.sessions() as session:
-        moves = await journaled_moves(session, task_key)
-    done = 0
-    for move in moves:
-        due = move.switched_ts / 1000 + grace_seconds
-        delay = due - time.time()
-        if delay > 0:
-            if not wait:
-                break
-            await asyncio.sleep(delay)
-        source = rt.datastores.get(move.datastore_id)
-        async with lock_unless_unavailable(rt.coordinator, _hash_lock(_sha_of(move.location)),
-                                           HASH_LOCK_TTL_SECONDS, HASH_LOCK_WAIT_SECONDS):
-            async with rt.sessions() as session:
-                # A row recorded against the old copy after the switch (an upload reusing it).
-                await switch_object(session, move.datastore_id, move.location, move.target_id)
-                await session.commit()
-            await source.delete(move.location)
-            async with rt.sessions() as session:
-                await forget_move(session, task_key, move.datastore_id, move.location)
-                await session.commit()
-        done += 1
-    return done
+        obj = await object_at(session, source.id, location)
+    if obj is None:  # purged, or moved by someone else, since the plan was made
+        async with rt.sessions() as session:
+            await forget_move(session, task_key, source.id, location)
+            await session.commit()
+        state.total = (state.total or 1) - 1
+        return
+    if await _copy(rt, source, target, obj):
+        await _switch(rt, task_key, source, target, location)
+        state.moved += 1
+        state.bytes_moved += obj.size_bytes
+    else:
+        async with rt.sessions() as session:
+            await set_move_state(session, task_key, source.id, location, FAILED)
+            await session.commit()
+        state.failed += 1
 
 
 async def transfer_datastore(
@@ -157,27 +187,31 @@ async def transfer_datastore(
         source, target = rt.datastores.get(source_id), rt.datastores.get(target_id)
     except KeyError as exc:
         raise TransferFailed(str(exc)) from exc
+    if state.total is None:
+        # Planning and its checkpoint are one step: a crash before the checkpoint plans again.
+        async with rt.sessions() as session:
+            await forget_task_moves(session, task_key)
+            state.total = await plan_moves(session, task_key, source_id, target_id, before_ts)
+            await session.commit()
+        await checkpoint(state)
     # A killed run may have switched objects it did not get to delete.
     await finish_deletes(rt, task_key, grace_seconds, wait=True)
-    if state.total is None:
-        async with rt.sessions() as session:
-            state.total = await count_objects(session, source_id, before_ts)
-        await checkpoint(state)
+    async with rt.sessions() as session:
+        state.failed = await count_moves(session, task_key, FAILED)
     while True:
         async with rt.sessions() as session:
-            page = await objects_after(session, source_id, before_ts, state.cursor, PAGE_SIZE)
+            page = await moves_in_state(session, task_key, PLANNED, PAGE_SIZE)
         if not page:
             break
-        for obj in page:
-            if await _copy(rt, source, target, obj):
-                await _switch(rt, task_key, source, target, obj.location)
-                state.moved += 1
-                state.bytes_moved += obj.size_bytes
-            else:
-                state.failed += 1
-            state.cursor = obj.location
+        for move in page:
+            await _move_one(rt, task_key, source, target, move.location, state)
             await checkpoint(state)
         await finish_deletes(rt, task_key, grace_seconds, wait=False)
     await finish_deletes(rt, task_key, grace_seconds, wait=True)
+    async with rt.sessions() as session:
+        await forget_task_moves(session, task_key)
+        await session.commit()
+    # Exact even when a kill fell between a switch and its checkpoint.
+    state.moved = (state.total or 0) - state.failed
     await checkpoint(state)
     return state

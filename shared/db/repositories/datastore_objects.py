@@ -6,11 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, distinct, func, select, union_all, update
+from sqlalchemy import ColumnElement, Select, delete, func, insert, literal, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.archive_models import DatastoreMoveRow
 from shared.db.models import MediaRow, ThumbnailRow
+
+PLANNED, SWITCHED, FAILED = "planned", "switched", "failed"
 
 
 @dataclass(frozen=True)
@@ -43,27 +45,49 @@ def _thumbnails_in(datastore_id: str, before_ts: int) -> Select[*tuple[Any, ...]
     ).where(_thumbnails_where(datastore_id, before_ts))
 
 
-async def objects_after(
-    session: AsyncSession, datastore_id: str, before_ts: int, after_location: str, limit: int
-) -> list[StoredObjectRef]:
-    """Distinct objects of `datastore_id` used only before `before_ts` (media by last access,
-    else creation; thumbnails by creation), in location order after `after_location`."""
+def _locations(datastore_id: str, before_ts: int) -> Select[*tuple[Any, ...]]:
     rows = union_all(_media_in(datastore_id, before_ts), _thumbnails_in(datastore_id, before_ts)).subquery()
-    stmt = (
-        select(rows.c.location, func.min(rows.c.sha256), func.max(rows.c.size_bytes),
-               func.min(rows.c.content_type))
-        .where(rows.c.location > after_location)
-        .group_by(rows.c.location)
-        .order_by(rows.c.location)
-        .limit(limit)
-    )
-    result = await session.execute(stmt)
-    return [StoredObjectRef(r[0], r[1], int(r[2]), r[3] or "application/octet-stream") for r in result]
+    return select(rows.c.location).distinct()
 
 
-async def count_objects(session: AsyncSession, datastore_id: str, before_ts: int) -> int:
-    rows = union_all(_media_in(datastore_id, before_ts), _thumbnails_in(datastore_id, before_ts)).subquery()
-    return int((await session.execute(select(func.count(distinct(rows.c.location))))).scalar() or 0)
+async def plan_moves(session: AsyncSession, task_key: str, source_id: str, target_id: str,
+                     before_ts: int) -> int:
+    """Fix the objects a transfer covers: every distinct object of `source_id` used only before
+    `before_ts` (media by last access, else creation; thumbnails by creation). No commit; the
+    number planned. Later downloads change `last_access_ts`, never the plan."""
+    locations = _locations(source_id, before_ts).subquery()
+    await session.execute(insert(DatastoreMoveRow).from_select(
+        ["task_key", "datastore_id", "location", "target_id", "state"],
+        select(literal(task_key), literal(source_id), locations.c.location, literal(target_id),
+               literal(PLANNED)),
+    ))
+    return await count_moves(session, task_key, PLANNED)
+
+
+async def count_moves(session: AsyncSession, task_key: str, state: str) -> int:
+    stmt = select(func.count()).select_from(DatastoreMoveRow).where(
+        DatastoreMoveRow.task_key == task_key, DatastoreMoveRow.state == state)
+    return int((await session.execute(stmt)).scalar() or 0)
+
+
+async def moves_in_state(
+    session: AsyncSession, task_key: str, state: str, limit: int
+) -> list[DatastoreMoveRow]:
+    stmt = (select(DatastoreMoveRow)
+            .where(DatastoreMoveRow.task_key == task_key, DatastoreMoveRow.state == state)
+            .order_by(DatastoreMoveRow.switched_ts, DatastoreMoveRow.location).limit(limit))
+    return list((await session.scalars(stmt)).all())
+
+
+async def object_at(session: AsyncSession, datastore_id: str, location: str) -> StoredObjectRef | None:
+    """What the rows using one object say about it (None when no row uses it any more)."""
+    for model in (MediaRow, ThumbnailRow):
+        stmt = select(model.sha256, model.size_bytes, model.content_type).where(
+            model.datastore_id == datastore_id, model.location == location).limit(1)
+        row = (await session.execute(stmt)).first()
+        if row is not None:
+            return StoredObjectRef(location, row[0], int(row[1]), row[2] or "application/octet-stream")
+    return None
 
 
 @dataclass(frozen=True)
@@ -128,22 +152,18 @@ async def rows_at(session: AsyncSession, datastore_id: str, location: str) -> in
     return total
 
 
-async def journal_move(
-    session: AsyncSession, task_key: str, source_id: str, location: str, target_id: str, ts: int
-) -> None:
-    existing = await session.get(DatastoreMoveRow, (task_key, source_id, location))
-    if existing is None:
-        session.add(DatastoreMoveRow(task_key=task_key, datastore_id=source_id, location=location,
-                                     target_id=target_id, switched_ts=ts))
-
-
-async def journaled_moves(session: AsyncSession, task_key: str) -> list[DatastoreMoveRow]:
-    stmt = select(DatastoreMoveRow).where(DatastoreMoveRow.task_key == task_key).order_by(
-        DatastoreMoveRow.switched_ts)
-    return list((await session.scalars(stmt)).all())
+async def set_move_state(session: AsyncSession, task_key: str, source_id: str, location: str,
+                         state: str, ts: int | None = None) -> None:
+    await session.execute(update(DatastoreMoveRow).where(
+        DatastoreMoveRow.task_key == task_key, DatastoreMoveRow.datastore_id == source_id,
+        DatastoreMoveRow.location == location).values(state=state, switched_ts=ts))
 
 
 async def forget_move(session: AsyncSession, task_key: str, source_id: str, location: str) -> None:
     await session.execute(delete(DatastoreMoveRow).where(
         DatastoreMoveRow.task_key == task_key, DatastoreMoveRow.datastore_id == source_id,
         DatastoreMoveRow.location == location))
+
+
+async def forget_task_moves(session: AsyncSession, task_key: str) -> None:
+    await session.execute(delete(DatastoreMoveRow).where(DatastoreMoveRow.task_key == task_key))

@@ -63,8 +63,10 @@ def upgrade() -> None:
         sa.Column("datastore_id", sa.String(255), primary_key=True),
         sa.Column("location", sa.String(512), primary_key=True),
         sa.Column("target_id", sa.String(255), nullable=False),
-        sa.Column("switched_ts", sa.BigInteger, nullable=False),
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("switched_ts", sa.BigInteger),
     )
+    op.create_index("datastore_moves_state_idx", "datastore_moves", ["task_key", "state", "location"])
     # The transfer looks up rows by where their object lives.
     op.create_index("media_location_idx", "media", ["datastore_id", "location"])
     op.create_index("thumbnails_location_idx", "thumbnails", ["datastore_id", "location"])
