@@ -175,12 +175,14 @@ async def transfer_datastore(
     before_ts: int,
     state: TransferState,
     checkpoint: Checkpoint,
-    grace_seconds: float = DELETE_GRACE_SECONDS,
+    grace_seconds: float | None = None,
 ) -> TransferState:
     """Move every object of `source_id` used only before `before_ts` to `target_id`.
 
     Resumable: pass the last checkpointed `state` (and the same `task_key`) to go on.
+    `grace_seconds` defaults to `DELETE_GRACE_SECONDS`, read at call time.
     """
+    grace_seconds = DELETE_GRACE_SECONDS if grace_seconds is None else grace_seconds
     if source_id == target_id:
         raise TransferFailed("Source and target datastore cannot be the same")
     try:

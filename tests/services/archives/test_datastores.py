@@ -10,18 +10,20 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from shared.config import MmrConfig
 from shared.db.archive_models import DatastoreMoveRow
 from shared.db.models import MediaRow, ThumbnailRow
 from shared.db.repositories.thumbnails import ThumbnailKey, ThumbnailRecord, insert_thumbnail
+from shared.media import transfer
 from shared.storage.keys import content_key
-from tests.conftest import RunningMmr
+from tests.conftest import RunningMmr, new_bucket
 from tests.infra.seaweedfs import S3Server
 from tests.services.archives.helpers import ADMIN, USER_TOKEN, Nodes, upload, wait_task
 
-OBJECTS = 60
+OBJECTS = 30
 
 
 def two_datastores(nodes: Nodes, s3: S3Server, bucket: str) -> MmrConfig:
@@ -70,10 +72,10 @@ async def download_loop(node: RunningMmr, media: dict[str, bytes], stop: asyncio
 
 
 async def test_a_transfer_to_seaweedfs_under_downloads_fails_no_download(
-    nodes: Nodes, s3_server: S3Server, runtime_for: Any, tmp_path: Path
+    nodes: Nodes, s3_server: S3Server, runtime_for: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.conftest import new_bucket
-
+    # Downloads open their stream within milliseconds of reading the row; a second is plenty here.
+    monkeypatch.setattr(transfer, "DELETE_GRACE_SECONDS", 1.0)
     config = two_datastores(nodes, s3_server, new_bucket(s3_server))
     node = nodes.serve(config)
     media: dict[str, bytes] = {}
@@ -99,7 +101,7 @@ async def test_a_transfer_to_seaweedfs_under_downloads_fails_no_download(
         assert estimate["total_bytes"] == estimate["media_bytes"] + len(b"thumbnail bytes")
 
         stop, failures, count = asyncio.Event(), list[str](), [0]
-        loops = [asyncio.create_task(download_loop(node, media, stop, failures, count)) for _ in range(4)]
+        loops = [asyncio.create_task(download_loop(node, media, stop, failures, count)) for _ in range(3)]
         await asyncio.sleep(0.3)
         started = await admin.post(f"{ADMIN}/datastores/local/transfer_to/s3")
         assert started.status_code == 200, started.text
