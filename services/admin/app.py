@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
+from services.admin.recurring.media_purge import start_remote_media_purge, start_thumbnail_purge
+from services.admin.recurring.preview_purge import start_preview_purge
+from services.admin.recurring.reservation_purge import start_reservation_purge
 from services.admin.routes import router
-from shared.background.media_purge import start_remote_media_purge, start_thumbnail_purge
-from shared.background.preview_purge import start_preview_purge
-from shared.background.reservation_purge import start_reservation_purge
 from shared.config import MmrConfig
 from shared.runtime import Runtime
 from shared.tasks.runner import start_task_runner

@@ -2,19 +2,36 @@
 
 An admin module defines `router = admin_router()` (from `services.admin.audit`) with paths
 relative to the admin prefix (`/purge/remote`), and is listed in `ADMIN_MODULES`; routes at
-other paths (Synapse-compatible aliases, `/_matrix/media/version`) go in `OTHER_ROUTERS`.
+other paths (Synapse-compatible aliases) go in `OTHER_ROUTERS`.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from services.admin import archives_api, audit, datastores_api, tasks_api
+from services.admin import (
+    archives_api,
+    attributes_api,
+    audit,
+    compat_api,
+    datastores_api,
+    info_api,
+    purge_api,
+    quarantine_api,
+    tasks_api,
+    usage_api,
+)
 
 ADMIN_PREFIXES = ("/_matrix/media/unstable/admin", "/_matrix/media/unstable/io.t2bot.media/admin")
 
-ADMIN_MODULES: list[APIRouter] = [audit.router, tasks_api.router, datastores_api.router, archives_api.router]
-OTHER_ROUTERS: list[APIRouter] = []
+ADMIN_MODULES: list[APIRouter] = [
+    audit.router, tasks_api.router, purge_api.router, quarantine_api.router,
+    attributes_api.router, usage_api.router, info_api.router, datastores_api.router,
+    archives_api.router,
+]
+OTHER_ROUTERS: list[APIRouter] = [
+    purge_api.download_router, usage_api.synapse_router, compat_api.router,
+]
 
 router = APIRouter()
 for _prefix in ADMIN_PREFIXES:

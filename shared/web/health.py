@@ -49,5 +49,7 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
 
 
 @router.get("/_matrix/media/version")
-async def media_version() -> dict[str, str]:
-    return {"server": "mmr", "version": mmr_version()}
+async def media_version() -> JSONResponse:
+    """matrix-media-repo's shape, so its operators' scripts read it."""
+    return JSONResponse({"Version": mmr_version(), "GitCommit": "", "unstable_features": {}},
+                        headers={"Cache-Control": "no-store"})

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.models import BackgroundTaskRow
@@ -96,3 +96,14 @@ async def finish_task(
         .where(BackgroundTaskRow.id == task_id, BackgroundTaskRow.end_ts.is_(None))
         .values(end_ts=end_ts, result=json.dumps(result) if result is not None else None, error=error)
     )
+
+
+async def delete_finished_tasks_before(session: AsyncSession, name: str, end_before: int) -> int:
+    """Forget finished tasks named `name` that ended before `end_before` (no commit)."""
+    result = await session.execute(
+        delete(BackgroundTaskRow).where(
+            BackgroundTaskRow.name == name, BackgroundTaskRow.end_ts.is_not(None),
+            BackgroundTaskRow.end_ts < end_before,
+        )
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -9,11 +9,12 @@ from typing import Any
 
 from sqlalchemy import select
 
-from shared.background.preview_purge import purge_old_previews, start_preview_purge
+from services.admin.recurring.preview_purge import purge_old_previews, start_preview_purge
 from shared.config import parse_config
 from shared.db.models import UrlPreviewRow
 from shared.db.repositories.previews import CachedPreview, insert_preview
 from shared.runtime import Runtime
+from shared.tasks.runner import TaskRunner
 from tests.conftest import cluster_raw_config, embedded_raw_config, new_bucket
 from tests.infra.seaweedfs import S3Server
 
@@ -55,9 +56,9 @@ async def test_expire_after_days_zero_keeps_everything(tmp_path: Path, runtime_f
 
 
 async def test_machine_zero_purges_at_start_and_other_machines_never(
-    tmp_path: Path, runtime_for: Any, pg_url: str, redis_url: str, s3_server: S3Server
+    tmp_path: Path, runtime_for: Any, fresh_pg: str, redis_url: str, s3_server: S3Server
 ) -> None:
-    config = parse_config(cluster_raw_config(tmp_path, pg_url, redis_url, s3_server,
+    config = parse_config(cluster_raw_config(tmp_path, fresh_pg, redis_url, s3_server,
                                              new_bucket(s3_server), urlPreviews={"expireAfterDays": 1}))
     machine_zero = await runtime_for(config, machine_id=0)
     other = await runtime_for(config, machine_id=3)
@@ -68,6 +69,8 @@ async def test_machine_zero_purges_at_start_and_other_machines_never(
     assert await start_preview_purge(other) is None
     stop = await start_preview_purge(machine_zero, interval_seconds=3600)
     assert stop is not None
+    runner = TaskRunner(machine_zero, poll_seconds=30)  # each round runs as a task
+    runner.start()
     try:
         for _ in range(100):
             if await stored_ages(machine_zero, now, url) == [0]:
@@ -76,3 +79,4 @@ async def test_machine_zero_purges_at_start_and_other_machines_never(
         assert await stored_ages(machine_zero, now, url) == [0]
     finally:
         await stop()
+        await runner.stop()

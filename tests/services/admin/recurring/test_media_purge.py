@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from shared.background.media_purge import (
+from services.admin.recurring.media_purge import (
     DAY_MS,
     purge_old_thumbnails,
     purge_remote_media,

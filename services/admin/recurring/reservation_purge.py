@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
-from shared.background.recurring import Stop, start_recurring
+from services.admin.recurring.schedule import Stop, start_recurring
 from shared.db.repositories.reservations import delete_expired_reservations
 from shared.runtime import Runtime
+from shared.tasks.registry import TaskContext, task
 
 log = logging.getLogger(__name__)
 
 PURGE_INTERVAL_SECONDS = 600.0
+RESERVATION_TASK = "recurring_purge_expired_reservations"
 
 
 async def purge_expired_reservations(rt: Runtime, now_ms: int | None = None) -> int:
@@ -31,4 +34,9 @@ async def purge_expired_reservations(rt: Runtime, now_ms: int | None = None) -> 
 async def start_reservation_purge(
     rt: Runtime, interval_seconds: float = PURGE_INTERVAL_SECONDS
 ) -> Stop | None:
-    return await start_recurring(rt, "reservation-purge", purge_expired_reservations, interval_seconds)
+    return await start_recurring(rt, RESERVATION_TASK, interval_seconds)
+
+
+@task(RESERVATION_TASK)
+async def _reservation_round(ctx: TaskContext) -> dict[str, Any]:
+    return {"total_removed": await purge_expired_reservations(ctx.runtime)}

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
-from shared.background.recurring import Stop, start_recurring
+from services.admin.recurring.schedule import Stop, start_recurring
 from shared.db.repositories.previews import delete_previews_before
 from shared.runtime import Runtime
+from shared.tasks.registry import TaskContext, task
 
 log = logging.getLogger(__name__)
 
 PURGE_INTERVAL_SECONDS = 3600.0
 """Previews are cached per hour, so purging more often than hourly finds nothing new."""
 DAY_MS = 86_400_000
+PREVIEW_TASK = "recurring_purge_previews"
 
 
 async def purge_old_previews(rt: Runtime, now_ms: int | None = None) -> int:
@@ -38,7 +41,10 @@ async def start_preview_purge(
     rt: Runtime, interval_seconds: float = PURGE_INTERVAL_SECONDS
 ) -> Stop | None:
     """Start the periodic purge on machine 0 when previews expire; return its stop coroutine."""
-    return await start_recurring(
-        rt, "preview-purge", purge_old_previews, interval_seconds,
-        enabled=rt.config.url_previews.expire_after_days > 0,
-    )
+    return await start_recurring(rt, PREVIEW_TASK, interval_seconds,
+                                 enabled=rt.config.url_previews.expire_after_days > 0)
+
+
+@task(PREVIEW_TASK)
+async def _preview_round(ctx: TaskContext) -> dict[str, Any]:
+    return {"total_removed": await purge_old_previews(ctx.runtime)}

@@ -7,10 +7,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shared.background.reservation_purge import purge_expired_reservations, start_reservation_purge
+from services.admin.recurring.reservation_purge import (
+    RESERVATION_TASK,
+    purge_expired_reservations,
+    start_reservation_purge,
+)
 from shared.config import parse_config
 from shared.db.repositories.reservations import Reservation, get_reservation, insert_reservation
+from shared.db.repositories.tasks import list_tasks
 from shared.runtime import Runtime
+from shared.tasks.runner import TaskRunner
 from tests.conftest import cluster_raw_config, embedded_raw_config, new_bucket
 from tests.infra.seaweedfs import S3Server
 
@@ -38,9 +44,9 @@ async def test_only_expired_reservations_are_removed(tmp_path: Path, runtime_for
 
 
 async def test_machine_zero_purges_and_other_machines_never(
-    tmp_path: Path, runtime_for: Any, pg_url: str, redis_url: str, s3_server: S3Server
+    tmp_path: Path, runtime_for: Any, fresh_pg: str, redis_url: str, s3_server: S3Server
 ) -> None:
-    config = parse_config(cluster_raw_config(tmp_path, pg_url, redis_url, s3_server,
+    config = parse_config(cluster_raw_config(tmp_path, fresh_pg, redis_url, s3_server,
                                              new_bucket(s3_server)))
     machine_zero = await runtime_for(config, machine_id=0)
     other = await runtime_for(config, machine_id=3)
@@ -50,11 +56,22 @@ async def test_machine_zero_purges_and_other_machines_never(
     assert await start_reservation_purge(other) is None
     stop = await start_reservation_purge(machine_zero, interval_seconds=3600)
     assert stop is not None
+    runner = TaskRunner(machine_zero, poll_seconds=30)  # each round runs as a task
+    runner.start()
     try:
         for _ in range(100):
             if not await exists(machine_zero, media_id):
                 break
             await asyncio.sleep(0.02)
         assert not await exists(machine_zero, media_id)
+        for _ in range(100):  # the round reports as a task, with what it removed
+            async with machine_zero.sessions() as session:
+                rounds = [t for t in await list_tasks(session, include_finished=True)
+                          if t.name == RESERVATION_TASK and t.is_finished]
+            if rounds:
+                break
+            await asyncio.sleep(0.02)
+        assert rounds and rounds[0].error is None and rounds[0].result == {"total_removed": 1}
     finally:
         await stop()
+        await runner.stop()
