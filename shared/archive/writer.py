@@ -37,8 +37,10 @@ from shared.archive.format import (
 from shared.archive.pages import index_html_chunks
 
 BLOCK = 512
-COMPRESS_LEVEL = 1
-"""Media is mostly compressed already; gzip is there for the format, so spend little CPU on it."""
+COMPRESS_LEVEL = 0
+"""Stored (uncompressed) deflate blocks: media is mostly compressed already (JPEG, MP4, ...), and
+deflating it costs about ten times the CPU of the rest of an export for nothing. The result is
+still a plain gzip file, read by MMR, `tar xzf` and 7-Zip alike."""
 WRITE_BATCH_BYTES = 1024 * 1024
 
 

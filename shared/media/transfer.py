@@ -48,6 +48,8 @@ from shared.storage.spool import spool_to_temp
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 50
+CONCURRENT_MOVES = 4
+"""Objects copied at once: each copy mostly waits on the two datastores and the database."""
 COPY_CHUNK_BYTES = 1024 * 1024
 DELETE_GRACE_SECONDS = 5.0
 HASH_LOCK_TTL_SECONDS = 60
@@ -200,14 +202,19 @@ async def transfer_datastore(
     await finish_deletes(rt, task_key, grace_seconds, wait=True)
     async with rt.sessions() as session:
         state.failed = await count_moves(session, task_key, FAILED)
+    slots = asyncio.Semaphore(CONCURRENT_MOVES)
+
+    async def move_one(location: str) -> None:
+        async with slots:
+            await _move_one(rt, task_key, source, target, location, state)
+            await checkpoint(state)
+
     while True:
         async with rt.sessions() as session:
             page = await moves_in_state(session, task_key, PLANNED, PAGE_SIZE)
         if not page:
             break
-        for move in page:
-            await _move_one(rt, task_key, source, target, move.location, state)
-            await checkpoint(state)
+        await asyncio.gather(*(move_one(move.location) for move in page))
         await finish_deletes(rt, task_key, grace_seconds, wait=False)
     await finish_deletes(rt, task_key, grace_seconds, wait=True)
     async with rt.sessions() as session:
