@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 PAGE_SIZE = 50
 CONCURRENT_MOVES = 4
 """Objects copied at once: each copy mostly waits on the two datastores and the database."""
+CHECKPOINT_SECONDS = 0.5
 COPY_CHUNK_BYTES = 1024 * 1024
 DELETE_GRACE_SECONDS = 5.0
 HASH_LOCK_TTL_SECONDS = 60
@@ -108,8 +109,8 @@ async def _copy(rt: Runtime, source: Datastore, target: Datastore, obj: StoredOb
             log.error("transfer: %s/%s has hash %s, rows say %s; not moved", source.id, obj.location,
                       spooled.sha256, obj.sha256)
             return False
-        await target.put_file(obj.location, spooled.path, obj.content_type)
-    if await target.size(obj.location) != spooled.size_bytes:
+        stored = await target.put_file(obj.location, spooled.path, obj.content_type)
+    if stored.size_bytes != spooled.size_bytes:
         log.error("transfer: %s/%s has the wrong size in the target", target.id, obj.location)
         return False
     return True
@@ -203,10 +204,15 @@ async def transfer_datastore(
     async with rt.sessions() as session:
         state.failed = await count_moves(session, task_key, FAILED)
     slots = asyncio.Semaphore(CONCURRENT_MOVES)
+    last_checkpoint = time.monotonic()
 
     async def move_one(location: str) -> None:
+        nonlocal last_checkpoint
         async with slots:
             await _move_one(rt, task_key, source, target, location, state)
+        # Progress only: what is left is in the plan rows, so a lost checkpoint loses nothing.
+        if time.monotonic() - last_checkpoint >= CHECKPOINT_SECONDS:
+            last_checkpoint = time.monotonic()
             await checkpoint(state)
 
     while True:
