@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from mmr.admin_cli import admin_app
 from mmr.serve import (
     StartupError,
     build_embedded_app,
@@ -19,6 +20,7 @@ from shared.config import ConfigError, load_config
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="mmr: a Matrix media repository")
 config_app = typer.Typer(help="Configuration tools")
 app.add_typer(config_app, name="config")
+app.add_typer(admin_app, name="admin")
 
 ConfigOpt = Annotated[
     str | None, typer.Option("--config", "-c", help="YAML file or directory (or MMR_CONFIG)")
