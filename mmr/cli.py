@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from mmr import admin_archives_cli  # noqa: F401  (registers datastores, transfer, export, import)
 from mmr.admin_cli import admin_app
 from mmr.serve import (
     StartupError,
