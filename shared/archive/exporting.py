@@ -24,6 +24,7 @@ from shared.db.repositories.archives import (
     get_export,
     last_export_record_json,
     media_of_entity,
+    part_users,
 )
 from shared.db.repositories.media import MediaRecord
 from shared.runtime import Runtime
@@ -66,6 +67,11 @@ async def _sink(rt: Runtime, export_id: str, part: FinishedPart) -> None:
     stored = await store.put_file(content_key(part.sha256), part.path, PART_CONTENT_TYPE)
     record = PartRecord(part.index, part.file_name, part.size_bytes, part.sha256, store.id, stored.location)
     async with rt.sessions() as session:
+        if await get_export(session, export_id) is None:
+            # Deleted while being written: the part goes (unless identical bytes are another's).
+            if not await part_users(session, store.id, stored.location):
+                await store.delete(stored.location)
+            raise ExportNotFound(export_id)
         await add_export_part(session, export_id, record, [json.dumps(r.to_json()) for r in part.records])
         await session.commit()
 
@@ -111,7 +117,8 @@ async def run_export(rt: Runtime, export_id: str, include_s3_urls: bool, progres
             await writer.discard()
     async with rt.sessions() as session:
         parts = await export_parts(session, export_id)
-    await progress(done, total)
+    # Every item was looked at; the skipped ones (quarantined, bytes missing) are in the result.
+    await progress(total, total)
     return ExportOutcome(parts=len(parts), media=done, skipped=skipped)
 
 
