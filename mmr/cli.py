@@ -66,7 +66,7 @@ def serve(
     typer.echo(f"mmr {service or 'embedded default'} listening on http://{bind}:{listen}")
     if cfg.shared_secret_auth.enabled and loaded is None:
         typer.echo(f"token: {cfg.shared_secret_auth.token}")
-    run_uvicorn(application, bind, listen, cfg.repo.log_level)
+    run_uvicorn(application, bind, listen, cfg.repo)
 
 
 @app.command()

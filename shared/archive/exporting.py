@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from shared.archive.format import MANIFEST_PART_NAME, PART_SUFFIX, ManifestRecord
+from shared.archive.format import MANIFEST_PART_NAME, PART_SUFFIX, ManifestRecord, part_key
 from shared.archive.writer import ArchivedMedia, ArchiveWriter, FinishedPart
 from shared.db.repositories.archives import (
     PartRecord,
@@ -29,7 +29,6 @@ from shared.db.repositories.archives import (
 from shared.db.repositories.media import MediaRecord
 from shared.runtime import Runtime
 from shared.storage.base import ObjectNotFound
-from shared.storage.keys import content_key
 from shared.storage.s3 import S3Datastore
 
 log = logging.getLogger(__name__)
@@ -64,7 +63,7 @@ def _s3_url(rt: Runtime, media: MediaRecord) -> str:
 async def _sink(rt: Runtime, export_id: str, part: FinishedPart) -> None:
     """Store a finished part and record it (with its items) in one transaction."""
     store = rt.datastores.for_kind("archives")
-    stored = await store.put_file(content_key(part.sha256), part.path, PART_CONTENT_TYPE)
+    stored = await store.put_file(part_key("exports", export_id, part.sha256), part.path, PART_CONTENT_TYPE)
     record = PartRecord(part.index, part.file_name, part.size_bytes, part.sha256, store.id, stored.location)
     async with rt.sessions() as session:
         if await get_export(session, export_id) is None:

@@ -52,6 +52,15 @@ def part_file_name(index: int) -> str:
     return part_stem(index) + PART_SUFFIX
 
 
+def part_key(collection: str, owner_id: str, sha256: str) -> str:
+    """Where a stored part lives in the `archives` datastore: `exports/{id}/{sha256}.tgz`.
+
+    Not a bare content key (`ab/cd/<sha256>`) on purpose: those are media objects, which
+    machine 0's orphan sweep removes when no media or thumbnail row points at them.
+    """
+    return f"{collection}/{owner_id}/{sha256}{PART_SUFFIX}"
+
+
 def extension_for(content_type: str | None) -> str:
     essence = (content_type or "").split(";", 1)[0].strip().lower()
     if essence in _EXTENSIONS:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from shared.archive.format import ArchiveFormatError, Manifest, ManifestRecord, mxc_uri
+from shared.archive.format import ArchiveFormatError, Manifest, ManifestRecord, mxc_uri, part_key
 from shared.archive.reader import Member, find_manifest, iter_members
 from shared.db.repositories.archives import (
     ImportPart,
@@ -31,7 +31,6 @@ from shared.db.repositories.media import get_media
 from shared.matrix.errors import CannotOverwrite, Forbidden
 from shared.media.store import store_local_media
 from shared.runtime import Runtime
-from shared.storage.keys import content_key
 from shared.storage.spool import SpooledFile, spool_to_temp
 
 log = logging.getLogger(__name__)
@@ -58,13 +57,15 @@ class ImportOutcome:
 
 async def store_part(rt: Runtime, import_id: str, body: AsyncIterator[bytes]) -> int:
     """Spool an uploaded part and keep it in the `archives` datastore; its index."""
-    spooled = await spool_to_temp(body, rt.temp_dir, None)
-    async with spooled:
-        store = rt.datastores.for_kind("archives")
-        stored = await store.put_file(content_key(spooled.sha256), spooled.path, PART_CONTENT_TYPE)
     async with rt.sessions() as session:
         if await get_import(session, import_id) is None:
             raise ImportNotFound(import_id)
+    spooled = await spool_to_temp(body, rt.temp_dir, None)
+    async with spooled:
+        store = rt.datastores.for_kind("archives")
+        key = part_key("imports", import_id, spooled.sha256)
+        stored = await store.put_file(key, spooled.path, PART_CONTENT_TYPE)
+    async with rt.sessions() as session:
         index = await add_import_part(session, import_id, spooled.size_bytes, spooled.sha256, store.id,
                                       stored.location)
         await session.commit()

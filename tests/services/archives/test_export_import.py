@@ -11,6 +11,7 @@ import httpx
 from sqlalchemy import select
 
 from shared.db.models import MediaRow
+from shared.media.orphans import sweep_orphans
 from tests.conftest import RunningMmr
 from tests.services.archives.helpers import ADMIN, USER, USER_TOKEN, Nodes, upload, wait_task
 from tests.shared.archive.mmr_format import MmrItem, build_mmr_archive, read_archive
@@ -48,11 +49,16 @@ async def export_of(node: RunningMmr, entity_path: str) -> tuple[str, dict[str, 
     return body["export_id"], meta, parts
 
 
-async def test_a_user_export_holds_every_item_of_theirs_in_mmr_format(nodes: Nodes) -> None:
-    node = nodes.serve(nodes.config(archiving={"targetBytesPerPart": PART_BYTES}))
+async def test_a_user_export_holds_every_item_of_theirs_in_mmr_format(nodes: Nodes, runtime_for: Any) -> None:
+    config = nodes.config(archiving={"targetBytesPerPart": PART_BYTES})
+    node = nodes.serve(config)
     ids = [await upload(node, data, ctype, name) for data, ctype, name in FILES]
     other = await upload(node, b"someone else's", "text/plain", "x.txt", user_id="@bridge_carol:localhost")
     export_id, meta, parts = await export_of(node, f"user/{USER}")
+    # Machine 0's orphan sweep (no grace) leaves stored parts alone: they are no media objects.
+    swept = await sweep_orphans(await runtime_for(config), grace_seconds=0)
+    assert swept["orphans"] == 0
+    assert (await export_parts(node.client(), export_id))[1] == parts
 
     assert meta["entity"] == USER
     names = [p["name"] for p in meta["parts"]]
