@@ -8,7 +8,11 @@ from typing import Annotated
 
 import typer
 
-from mmr import cluster_cli, cluster_local
+from mmr import (
+    admin_archives_cli,  # noqa: F401  (registers datastores, transfer, export, import)
+    cluster_cli,
+    cluster_local,
+)
 from mmr.admin_cli import admin_app
 from mmr.embedded import embedded_config
 from mmr.serve import build_embedded_app, build_service_app, read_config, run_uvicorn

@@ -303,6 +303,14 @@ class QuarantineConfig(Section):
     allow_local_admins: bool = True
 
 
+class ArchivingConfig(Section):
+    """Exports and imports of a user's or a server's media (MMR's v2 archives)."""
+
+    enabled: bool = True
+    self_service: bool = False
+    target_bytes_per_part: int = Field(209715200, ge=1)
+
+
 class RedisShard(Section):
     name: str
     addr: str
@@ -408,6 +416,7 @@ class MmrConfig(Section):
     quarantine: QuarantineConfig = Field(default_factory=QuarantineConfig)
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     orphan_sweep: OrphanSweepConfig = Field(default_factory=OrphanSweepConfig)
+    archiving: ArchivingConfig = Field(default_factory=ArchivingConfig)
 
     @field_validator("datastores")
     @classmethod
