@@ -8,6 +8,7 @@ from pathlib import Path
 
 from fastapi import APIRouter
 
+from mmr.services import SERVICES, service_module
 from shared.config import MmrConfig, parse_config
 from shared.web.app import StartHook
 
@@ -43,19 +44,15 @@ def embedded_config(data_dir: Path, server_name: str, homeserver_url: str | None
 
 def all_routers() -> list[APIRouter]:
     """Every service's routes, in one app (the embedded process is all services at once)."""
-    from mmr.serve import service_module
-
     routers: list[APIRouter] = []
-    for name in ("upload", "download", "thumbnail", "preview", "admin"):
+    for name in SERVICES:
         routers.extend(service_module(name).ROUTERS)
     return routers
 
 
 def all_start_hooks() -> list[StartHook]:
     """Every service's start hooks (background tasks: the embedded process is machine 0)."""
-    from mmr.serve import service_module
-
     hooks: list[StartHook] = []
-    for name in ("upload", "download", "thumbnail", "preview", "admin"):
+    for name in SERVICES:
         hooks.extend(getattr(service_module(name), "START_HOOKS", []))
     return hooks

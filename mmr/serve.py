@@ -2,39 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
-import importlib
 import socket
-import sys
 from collections.abc import Callable
-from pathlib import Path
-from types import ModuleType
 
 import uvicorn
 from fastapi import FastAPI
 
+from mmr.embedded import all_routers, all_start_hooks
+from mmr.services import StartupError, service_module
+from shared.cluster.machine_lease import MachineIdInUse, NoFreeMachineId
+from shared.cluster.presence import Claim, claim_machine_id
+from shared.cluster.versions import VersionRefused
 from shared.config import ConfigError, MmrConfig, RepoConfig, config_path_from_env, load_config
+from shared.coordination.leases import LeaseStoreUnavailable
 from shared.ids.machine_id import MachineIdError, resolve_machine_id
 from shared.logging import setup_logging
 from shared.web.app import make_app
 from shared.web.http_protocol import HeadLimits, protocol_with_limits
-
-SERVICES = ("upload", "download", "thumbnail", "preview", "admin")
-
-
-class StartupError(Exception):
-    """The process cannot start; the message says why and how to fix it."""
-
-
-def check_service_name(name: str) -> None:
-    if name not in SERVICES:
-        raise StartupError(f"unknown service {name!r}: choose one of {', '.join(SERVICES)}")
-
-
-def service_module(name: str) -> ModuleType:
-    check_service_name(name)
-    return importlib.import_module(f"services.{name}.app")
 
 
 def read_config(config: str | None) -> MmrConfig | None:
@@ -47,29 +34,40 @@ def read_config(config: str | None) -> MmrConfig | None:
         raise StartupError(f"invalid config {path}:\n{exc}") from exc
 
 
-def machine_id_for(service: str) -> int:
+def machine_id_for(service: str) -> int | None:
+    """The MACHINE_ID asked for; None for `auto`."""
     try:
         return resolve_machine_id(service)
     except MachineIdError as exc:
         raise StartupError(str(exc)) from exc
 
 
+def claim_for(service: str, config: MmrConfig) -> Claim:
+    """Claim this process's machine-ID lease before the server starts, so that a refusal is one
+    clear line and the log lines carry the real (maybe automatic) machine ID."""
+    requested = machine_id_for(service)
+    try:
+        return asyncio.run(claim_machine_id(config, service, requested))
+    except (MachineIdInUse, NoFreeMachineId, VersionRefused) as exc:
+        raise StartupError(str(exc)) from exc
+    except LeaseStoreUnavailable as exc:
+        raise StartupError(f"cannot reach Redis to claim MACHINE_ID (redis.url): {exc}") from exc
+
+
 def build_service_app(service: str, config: MmrConfig) -> FastAPI:
-    machine_id = machine_id_for(service)
-    setup_logging(service, machine_id, config.repo)
+    claim = claim_for(service, config)
+    setup_logging(service, claim.machine_id, config.repo)
     module = service_module(service)
-    app: FastAPI = module.create_app(config=config, machine_id=machine_id)
-    return app
+    return make_app(service, module.ROUTERS, config=config, machine_id=claim.machine_id,
+                    start_hooks=getattr(module, "START_HOOKS", []), claim=claim)
 
 
 def build_embedded_app(config: MmrConfig, single_homeserver: bool) -> FastAPI:
-    from mmr.embedded import all_routers, all_start_hooks
-
-    machine_id = machine_id_for("embedded")
-    setup_logging("embedded", machine_id, config.repo)
+    claim = claim_for("embedded", config)
+    setup_logging("embedded", claim.machine_id, config.repo)
     return make_app(
-        "embedded", all_routers(), config=config, machine_id=machine_id,
-        single_homeserver=single_homeserver, start_hooks=all_start_hooks(),
+        "embedded", all_routers(), config=config, machine_id=claim.machine_id,
+        single_homeserver=single_homeserver, start_hooks=all_start_hooks(), claim=claim,
     )
 
 
@@ -91,36 +89,33 @@ def bind_socket(host: str, port: int) -> socket.socket:
 class _Server(uvicorn.Server):
     """uvicorn, telling us once it serves (the app started and the socket listens)."""
 
-    def __init__(self, config: uvicorn.Config, on_listening: Callable[[], None]) -> None:
+    def __init__(self, config: uvicorn.Config, on_listening: Callable[[], None] | None) -> None:
         super().__init__(config)
         self._on_listening = on_listening
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
-        if self.started:
+        if self.started and self._on_listening is not None:
             self._on_listening()
 
 
-def run_uvicorn(
-    app: FastAPI, sock: socket.socket, repo: RepoConfig, on_listening: Callable[[], None]
-) -> None:
+def run_uvicorn(app: FastAPI, host: str, port: int, repo: RepoConfig, drain_seconds: int = 10,
+                fd: int | None = None, sock: socket.socket | None = None,
+                on_listening: Callable[[], None] | None = None) -> None:
+    """Serve on the pre-bound `sock`, the inherited listening socket `fd` (a `--workers` child)
+    or host:port, until SIGTERM/SIGINT; then stop accepting and give requests in flight (a long
+    upload) up to `drain_seconds` to finish before they are cut. `on_listening` runs once the
+    app has started and the socket serves."""
     # Our httptools protocol: bounded request heads, Matrix JSON for requests it cannot parse.
     http = protocol_with_limits(HeadLimits.from_config(repo))
-    # log_config=None: uvicorn's own loggers propagate to the root logger that setup_logging
-    # configured, so its lines carry the service, machine and request like every other.
-    config = uvicorn.Config(app, log_level=repo.log_level, log_config=None, server_header=False,
-                            proxy_headers=False, timeout_graceful_shutdown=10, http=http)
+    where: dict[str, object] = {"fd": fd} if fd is not None else {"host": host, "port": port}
+    config = uvicorn.Config(app, **where, log_level=repo.log_level,  # type: ignore[arg-type]
+                            server_header=False, proxy_headers=False,
+                            timeout_graceful_shutdown=drain_seconds, http=http,
+                            # uvicorn's own lines (access lines included) go through the
+                            # project's handlers.
+                            log_config=None)
     # uvicorn re-raises Ctrl-C once it has shut down cleanly: that is a clean exit.
     with contextlib.suppress(KeyboardInterrupt):
-        _Server(config, on_listening).run(sockets=[sock])
+        _Server(config, on_listening).run(sockets=[sock] if sock is not None else None)
 
-
-def serve_service_main(service: str) -> None:
-    """Entry for `python -m services.<name>`: same as `mmr serve <name>`."""
-    from mmr.cli import app
-
-    app(["serve", service, *sys.argv[1:]])
-
-
-def data_dir_default() -> Path:
-    return Path("mmr-data")

@@ -10,7 +10,7 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import yaml
 from pydantic import (
@@ -329,14 +329,6 @@ class FederationConfig(Section):
     well_known_cache_hours: float = Field(24, gt=0, le=48)
 
 
-class ArchivingConfig(Section):
-    """MMR's exports and imports of a user's or a server's media (the admin API's archives)."""
-
-    enabled: bool = True
-    self_service: bool = False
-    target_bytes_per_part: int = Field(209715200, ge=1)
-
-
 class IdenticonsConfig(Section):
     enabled: bool = True
 
@@ -389,6 +381,14 @@ class QuarantineConfig(Section):
     allow_local_admins: bool = True
 
 
+class ArchivingConfig(Section):
+    """Exports and imports of a user's or a server's media (MMR's v2 archives)."""
+
+    enabled: bool = True
+    self_service: bool = False
+    target_bytes_per_part: int = Field(209715200, ge=1)
+
+
 class RedisShard(Section):
     name: str
     addr: str
@@ -401,6 +401,17 @@ class RedisConfig(Section):
     url: str | None = None
     password: str | None = None
 
+    @model_validator(mode="after")
+    def _one_shard(self) -> Self:
+        # matrix-media-repo hashes keys over a ring of shards; mmr talks to one Redis (which may
+        # be a Sentinel-managed or proxied one). Refuse rather than silently use the first. With
+        # Redis off the shards are never used (MMR's sample lists three), so they may stay.
+        if self.enabled and len(self.shards) > 1:
+            raise ValueError(
+                f"redis.shards: {len(self.shards)} shards given, but mmr uses one Redis: list one "
+                "shard, or set redis.url to a single server (put Redis Cluster/Sentinel behind it)")
+        return self
+
     @property
     def effective_url(self) -> str | None:
         """The URL to connect to, or None when Redis is off (in-process coordination)."""
@@ -412,6 +423,44 @@ class RedisConfig(Section):
             raise ValueError("redis.enabled is true but neither redis.url nor redis.shards is set")
         auth = f":{self.password}@" if self.password else ""
         return f"redis://{auth}{self.shards[0].addr}/{self.database_number}"
+
+
+# Per-service MACHINE_ID ranges for `MACHINE_ID=auto`, as deploy/k8s assigns them by hand.
+DEFAULT_MACHINE_ID_RANGES = {
+    "upload": "16-127", "download": "128-255", "thumbnail": "256-511", "preview": "512-767",
+}
+
+
+class ClusterConfig(Section):
+    """Machine-ID leases and membership (see shared/cluster/)."""
+
+    lease_seconds: float = Field(30, ge=1)
+    # How often each process renews its lease and membership; 0 means a third of leaseSeconds.
+    heartbeat_seconds: float = Field(0, ge=0)
+    machine_id_ranges: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_MACHINE_ID_RANGES))
+
+    @field_validator("machine_id_ranges")
+    @classmethod
+    def _valid_ranges(cls, value: dict[str, str]) -> dict[str, str]:
+        for service, text in value.items():
+            first, sep, last = text.partition("-")
+            if not (sep and first.strip().isascii() and first.strip().isdigit()
+                    and last.strip().isascii() and last.strip().isdigit()):
+                raise ValueError(f"{service}: a range is written FIRST-LAST, e.g. 16-127")
+            if not 1 <= int(first) <= int(last) <= 1023:
+                raise ValueError(f"{service}: {text} must lie within 1-1023 (0 is machine 0's)")
+        return value
+
+    @property
+    def heartbeat_interval(self) -> float:
+        return self.heartbeat_seconds or self.lease_seconds / 3
+
+    def machine_id_range(self, service: str) -> range | None:
+        text = self.machine_id_ranges.get(service)
+        if text is None:
+            return None
+        first, _, last = text.partition("-")
+        return range(int(first), int(last) + 1)
 
 
 class OrphanSweepConfig(Section):
@@ -443,8 +492,9 @@ class MmrConfig(Section):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     federation: FederationConfig = Field(default_factory=FederationConfig)
     quarantine: QuarantineConfig = Field(default_factory=QuarantineConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     orphan_sweep: OrphanSweepConfig = Field(default_factory=OrphanSweepConfig)
-    archiving: ArchivingConfig = Field(default_factory=ArchivingConfig, json_schema_extra=UNUSED)
+    archiving: ArchivingConfig = Field(default_factory=ArchivingConfig)
     identicons: IdenticonsConfig = Field(default_factory=IdenticonsConfig)
     feature_support: FeatureSupportConfig = Field(default_factory=FeatureSupportConfig)
     plugins: list[PluginConfig] = Field(default_factory=list, json_schema_extra=UNUSED)
@@ -462,7 +512,7 @@ class MmrConfig(Section):
         """What the files set that mmr accepts and ignores, per-domain files included."""
         found = unused_keys(self)
         if len(self.redis.shards) > 1:
-            found.append("redis.shards[1:] (one Redis is used: the first shard)")
+            found.append("redis.shards (redis.enabled is false; when on, mmr takes one shard)")
         for name, domain in sorted(self._domains.items()):
             found += [f"{key} (per-domain file of {name})" for key in unused_keys(domain)]
         return found
@@ -623,11 +673,6 @@ def read_config_layers(path: Path) -> tuple[dict[str, Any], list[tuple[Path, dic
         else:
             merged = _deep_merge(merged, data)
     return merged, domains
-
-
-def read_raw_config(path: Path) -> dict[str, Any]:
-    """The main config of a file or directory, without its per-domain files."""
-    return read_config_layers(path)[0]
 
 
 def _parse_domain(file: Path, raw: Mapping[str, Any]) -> DomainConfig:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from shared.config import RepoConfig
-from shared.web.middleware import request_id_var
+from shared.web.middleware import homeserver_var, request_id_var
 
 
 class _ContextFilter(logging.Filter):
@@ -22,6 +22,7 @@ class _ContextFilter(logging.Filter):
         record.service = self.service
         record.machine_id = self.machine_id
         record.request_id = request_id_var.get()
+        record.homeserver = homeserver_var.get()
         return True
 
 
@@ -30,12 +31,15 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps({
             "ts": self.formatTime(record), "level": record.levelname, "logger": record.name,
             "service": getattr(record, "service", "-"), "machine_id": getattr(record, "machine_id", -1),
-            "request_id": getattr(record, "request_id", "-"), "msg": record.getMessage(),
+            "request_id": getattr(record, "request_id", "-"),
+            "homeserver": getattr(record, "homeserver", "-"), "msg": record.getMessage(),
+            **({"exc": self.formatException(record.exc_info)} if record.exc_info else {}),
         })
 
 
 _TEXT_FORMAT = (
-    "%(asctime)s %(levelname)s [%(service)s/%(machine_id)s %(request_id)s] %(name)s: %(message)s"
+    "%(asctime)s %(levelname)s [%(service)s/%(machine_id)s %(request_id)s %(homeserver)s] "
+    "%(name)s: %(message)s"
 )
 _LEVEL_COLOURS = {"DEBUG": "36", "INFO": "32", "WARNING": "33", "ERROR": "31", "CRITICAL": "35"}
 

@@ -1,7 +1,9 @@
 """Everything a process holds for its lifetime, built once at start and handed to the services.
 
 A `Runtime` is what FastAPI dependencies read from `app.state.runtime`, and what tests build
-around real PostgreSQL, Redis and S3 instances.
+around real PostgreSQL, Redis and S3 instances. What not every process needs is a typed field
+built on first use (`federation`, `access`, `thumbnail_queue`), or, for state a service owns, a
+`part(Kind)` built by `Kind.build(rt)`; each is closed with the runtime.
 """
 
 from __future__ import annotations
@@ -11,25 +13,47 @@ import logging
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from typing import Protocol, Self, TypeVar
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from shared.cluster.presence import Claim, ClusterPresence, join_cluster
 from shared.config import HomeserverConfig, MmrConfig
 from shared.coordination.base import Coordinator
+from shared.coordination.envelope import VersionedCoordinator
 from shared.coordination.factory import make_coordinator
+from shared.coordination.failopen import FailOpenCoordinator
+from shared.coordination.queue import WorkQueue, make_work_queue
 from shared.db.engine import create_engine, create_sessionmaker
 from shared.db.migrate import run_migrations, wait_for_schema
+from shared.federation.context import Federation
 from shared.ids.machine_id import BACKGROUND_MACHINE_ID
 from shared.ids.snowflake import SnowflakeGenerator
 from shared.matrix.errors import UnknownHost
+from shared.media import thumbnail_queue
+from shared.media.access import AccessRecorder
+from shared.net.safe_transport import Resolver
 from shared.storage.factory import make_registry
 from shared.storage.file import FileDatastore
 from shared.storage.leftovers import TempOwner, sweep_own_leftovers
 from shared.storage.registry import DatastoreRegistry
 
 log = logging.getLogger(__name__)
+
+
+class Part(Protocol):
+    """Per-process state a service owns (e.g. the thumbnail worker pool)."""
+
+    @classmethod
+    def build(cls, rt: Runtime) -> Self: ...
+
+    async def close(self) -> None: ...
+
+
+P = TypeVar("P", bound=Part)
 
 
 @dataclass
@@ -48,13 +72,52 @@ class Runtime:
     temp_tag: str = ""
     # The embedded default serves one homeserver whatever Host a request carries.
     single_homeserver: bool = False
-    extras: dict[str, object] = field(default_factory=dict)
-    # Run first at close, newest first: lazily built helpers (federation client, access recorder).
+    # How URL previews resolve host names (None: the system's); tests set a static one.
+    resolver: Resolver | None = None
+    # The machine-ID lease and membership heartbeat (shared/cluster/presence.py).
+    presence: ClusterPresence | None = None
+    # Run first at close, newest first: what was built on first use.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    _parts: dict[type, Part] = field(default_factory=dict)
+
+    @cached_property
+    def federation(self) -> Federation:
+        """This process's federation client and key store (one connection pool per process)."""
+        made = Federation.build(self.config, self.coordinator)
+        self.closers.append(made.close)
+        return made
+
+    @cached_property
+    def access(self) -> AccessRecorder:
+        """Records when media was last served, batched (`rt.access.record(origin, media_id)`)."""
+        made = AccessRecorder(self.sessions, self.config.downloads.access_flush_seconds)
+        self.closers.append(made.close)
+        return made
+
+    @cached_property
+    def thumbnail_queue(self) -> WorkQueue:
+        """New uploads whose thumbnails are made ahead of time (`shared.media.thumbnail_queue`)."""
+        made = make_work_queue(self.config.redis.effective_url, thumbnail_queue.STREAM,
+                               thumbnail_queue.GROUP)
+        self.closers.append(made.close)
+        return made
+
+    def part(self, kind: type[P]) -> P:
+        """The service-owned `kind` of this process, built by `kind.build(self)` on first use."""
+        made = self._parts.get(kind)
+        if made is None:
+            made = self._parts[kind] = kind.build(self)
+            self.closers.append(made.close)
+        assert isinstance(made, kind)
+        return made
 
     @property
     def runs_background_tasks(self) -> bool:
-        return self.machine_id == BACKGROUND_MACHINE_ID
+        """May this process run background tasks right now? Only machine 0 while it holds its
+        lease: a standby machine 0, or one whose lease lapsed, may not (shared/cluster/)."""
+        if self.machine_id != BACKGROUND_MACHINE_ID:
+            return False
+        return self.presence is None or self.presence.runs_background_tasks
 
     def homeserver_for_host(self, host: str) -> HomeserverConfig:
         """The homeserver a request's Host selects; UnknownHost when none matches."""
@@ -81,6 +144,8 @@ class Runtime:
         await self.datastores.close()
         await self.coordinator.close()
         await self.engine.dispose()
+        if self.presence is not None:
+            await self.presence.close()
 
 
 def _temp_dir(config: MmrConfig) -> Path:
@@ -90,9 +155,30 @@ def _temp_dir(config: MmrConfig) -> Path:
 
 
 async def build_runtime(
-    config: MmrConfig, service: str, machine_id: int, single_homeserver: bool = False
+    config: MmrConfig,
+    service: str,
+    machine_id: int | None,
+    single_homeserver: bool = False,
+    claim: Claim | None = None,
 ) -> Runtime:
-    """Connect to everything; machine 0 migrates, the others wait for a usable schema."""
+    """Join the cluster, then connect to everything; machine 0 migrates, the others wait for a
+    usable schema.
+
+    Joining claims `machine_id` (None: `MACHINE_ID=auto`), or takes over the `claim` that
+    `mmr serve` made before starting the server.
+    """
+    presence = await join_cluster(config, service, machine_id, claim)
+    try:
+        return await _connect(config, service, presence, single_homeserver)
+    except BaseException:
+        await presence.close()
+        raise
+
+
+async def _connect(
+    config: MmrConfig, service: str, presence: ClusterPresence, single_homeserver: bool
+) -> Runtime:
+    machine_id = presence.machine_id
     unused = config.unused_keys()
     if unused:
         log.warning("config: accepted but not used by mmr (see the README): %s", ", ".join(unused))
@@ -113,11 +199,13 @@ async def build_runtime(
         machine_id=machine_id,
         engine=engine,
         sessions=create_sessionmaker(engine),
-        coordinator=make_coordinator(config.redis.effective_url),
+        coordinator=FailOpenCoordinator(VersionedCoordinator(
+            make_coordinator(config.redis.effective_url))),
         datastores=datastores,
-        ids=SnowflakeGenerator(machine_id),
+        ids=SnowflakeGenerator(machine_id, guard=presence.lease.check_may_mint),
         http=httpx.AsyncClient(timeout=config.timeouts.client_server_timeout_seconds),
         temp_dir=temp_dir,
         temp_tag=owner.tag,
         single_homeserver=single_homeserver,
+        presence=presence,
     )

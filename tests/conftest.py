@@ -5,6 +5,7 @@ Every fixture here starts (or finds) the real thing and fails, never skips, when
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -30,6 +31,13 @@ from tests.infra.synapse_fixtures import (  # noqa: F401  (session fixtures shar
 
 TEST_SECRET = "test-shared-secret"
 SERVER_NAME = "localhost"
+# Machine IDs are leased per database: helpers that start several runtimes on the session's
+# database give each its own, as a real cluster must.
+_spare_machine_ids = itertools.cycle(range(800, 1024))
+
+
+def spare_machine_id() -> int:
+    return next(_spare_machine_ids)
 
 
 @pytest.fixture(scope="session")
@@ -135,8 +143,9 @@ async def runtime_for() -> AsyncIterator[Any]:
     """Build extra runtimes in the test's loop (as another process would) to inspect state."""
     made: list[Runtime] = []
 
-    async def build(config: MmrConfig, machine_id: int = 5) -> Runtime:
-        runtime = await build_runtime(config, "test", machine_id)
+    async def build(config: MmrConfig, machine_id: int | None = None) -> Runtime:
+        chosen = spare_machine_id() if machine_id is None else machine_id
+        runtime = await build_runtime(config, "test", chosen)
         made.append(runtime)
         return runtime
 

@@ -1,5 +1,5 @@
 """`python -m services.admin --config FILE`: run the admin service alone."""
 
-from mmr.serve import serve_service_main
+from mmr.cli import serve_service_main
 
 serve_service_main("admin")

@@ -8,7 +8,6 @@ from services.admin.answers import check_server_name, no_store
 from services.admin.audit import admin_router
 from shared.auth.admin import GlobalAdminDep
 from shared.federation.client import FederationUnavailable
-from shared.federation.context import federation_for
 from shared.matrix.errors import MatrixError
 from shared.web.deps import RuntimeDep
 
@@ -18,7 +17,7 @@ router = admin_router()
 @router.get("/federation/test/{server_name}")
 async def federation_test(server_name: str, rt: RuntimeDep, _caller: GlobalAdminDep) -> JSONResponse:
     check_server_name(server_name)
-    client = federation_for(rt).client
+    client = rt.federation.client
     try:
         target = await client.discovery.resolve(server_name)
         status, body = await client.json_request(server_name, "/_matrix/federation/v1/version")

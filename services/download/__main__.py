@@ -1,5 +1,5 @@
 """`python -m services.download --config FILE`: run the download service alone."""
 
-from mmr.serve import serve_service_main
+from mmr.cli import serve_service_main
 
 serve_service_main("download")

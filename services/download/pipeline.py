@@ -10,32 +10,24 @@ from __future__ import annotations
 import asyncio
 import mimetypes
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.download.serving import (
-    CACHE_CONTROL,
-    Preconditions,
-    etag_for,
-    range_headers,
-    requested_range,
-)
+from services.download.serving import Preconditions, etag_for, range_headers, requested_range
 from shared.config import HomeserverConfig
-from shared.db.repositories.media import MediaRecord, get_media
+from shared.db.repositories.media import MediaRecord
 from shared.federation.multipart import (
     multipart_content_type,
     new_boundary,
     write_media_multipart,
 )
-from shared.ids.media_id import is_valid_media_id, is_valid_server_name
 from shared.matrix.disposition import media_headers, served_content_type
-from shared.matrix.errors import FrozenOnLegacyRoute, NotFound
-from shared.media.access import record_access
-from shared.media.pending import wait_for_pending_media
-from shared.media.remote import fetch_remote_media, is_ignored_host
+from shared.matrix.errors import NotFound
+from shared.media.source import SourceRequest, find_source
 from shared.metrics import record as metrics
 from shared.runtime import Runtime
-from shared.web.conditional import etag_matches
+from shared.storage.base import primed
+from shared.web.conditional import MEDIA_CACHE_CONTROL, NotModified, not_modified
 
 STREAM_CHUNK_BYTES = 256 * 1024
 """Bytes per datastore read: a worker-thread hop per chunk costs more than the memory saved by
@@ -73,11 +65,6 @@ class Redirect:
     headers: dict[str, str]
 
 
-@dataclass(frozen=True)
-class NotModified:
-    headers: dict[str, str]
-
-
 DownloadResult = MediaStream | Redirect | NotModified
 
 
@@ -94,63 +81,29 @@ class FederationAnswer:
     body: AsyncIterator[bytes]
 
 
-def validate_ids(server_name: str, media_id: str) -> None:
-    """The spec's allow-list, checked before any storage or network access."""
-    if not is_valid_server_name(server_name) or not is_valid_media_id(media_id):
-        raise NotFound("Invalid server name or media ID")
-
-
-async def find_local(
-    rt: Runtime, server_name: str, media_id: str, timeout_ms: int | None
-) -> MediaRecord:
-    async with rt.sessions() as session:
-        record = await get_media(session, server_name, media_id)
-    if record is None:
-        # Created by /create but not uploaded yet: wait for the PUT (504 after timeout_ms).
-        record = await wait_for_pending_media(rt, server_name, media_id, timeout_ms)
-    if record is None:
-        raise NotFound()
-    return record
-
-
-async def find_servable(rt: Runtime, req: DownloadRequest) -> MediaRecord:
-    # Step 1: reject IDs outside the spec's allow-list before touching anything; our own name
-    # in another case (`LOCALHOST`) is ours.
-    validate_ids(req.server_name, req.media_id)
-    req = replace(req, server_name=rt.canonical_server_name(req.server_name))
-    # Step 2: media of ignored hosts is not served.
-    if is_ignored_host(rt, req.server_name):
-        raise NotFound("Media from this server is not served here")
-    # Step 3: our own media (maybe still being uploaded), or remote media (fetched once).
-    if rt.is_local_server(req.server_name):
-        record = await find_local(rt, req.server_name, req.media_id, req.timeout_ms)
-    else:
-        # Frozen legacy routes never fill the cache: what they fetched they could not serve.
-        frozen = rt.config.repo.freeze_unauthenticated_media and not req.authenticated_route
-        record = await fetch_remote_media(
-            rt, req.server_name, req.media_id,
-            allow_remote=req.allow_remote and not frozen, via=req.via,
-        )
-    # Step 4: media uploaded while the legacy endpoints are frozen is served only when authenticated.
-    if record.authenticated and not req.authenticated_route:
-        raise FrozenOnLegacyRoute("download")
-    return record
+def _source_request(req: DownloadRequest) -> SourceRequest:
+    return SourceRequest(req.server_name, req.media_id, authenticated_route=req.authenticated_route,
+                         allow_remote=req.allow_remote, timeout_ms=req.timeout_ms, via=req.via)
 
 
 async def run(rt: Runtime, req: DownloadRequest) -> DownloadResult:
-    record = await find_servable(rt, req)
+    # Steps 1-4 (`shared.media.source`, shared with thumbnails): valid IDs of a served host; our
+    # own media (maybe still being uploaded) or remote media (fetched once); frozen media is
+    # not there for the legacy routes.
+    record = await find_source(rt, _source_request(req))
     # Step 5: quarantined media is gone for clients (or replaced by the configured image).
     if record.quarantined:
         return await quarantine_replacement(rt)
-    # Step 6: the headers every answer carries; the content hash is a strong ETag.
+    # Step 6: the headers every answer carries; the content hash is a strong ETag, and a
+    # request that has these bytes already gets a 304.
     etag = etag_for(record)
-    validators = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
-    if etag_matches(req.preconditions.if_none_match, etag):
-        return NotModified(validators)
+    validators = {"ETag": etag, "Cache-Control": MEDIA_CACHE_CONTROL}
     content_type = served_content_type(record.content_type)
     headers = {**media_headers(content_type, req.file_name or record.upload_name), **validators}
+    if (unchanged := not_modified(req.preconditions.if_none_match, headers)) is not None:
+        return unchanged
     # Step 7: note the access for retention purges (batched, written off the request path).
-    record_access(rt, record.origin, record.media_id)
+    rt.access.record(record.origin, record.media_id)
     # Step 8: a public object URL (S3 publicBaseUrl) is a redirect where redirects are allowed.
     store = rt.datastores.get(record.datastore_id)
     public_url = store.public_url(record.location) if req.allow_redirect else None
@@ -166,10 +119,10 @@ async def run(rt: Runtime, req: DownloadRequest) -> DownloadResult:
     )
     if byte_range is None:
         headers["Content-Length"] = str(record.size_bytes)
-        body = store.open_stream(record.location, None, STREAM_CHUNK_BYTES)
+        body = await primed(store.open_stream(record.location, None, STREAM_CHUNK_BYTES))
         return MediaStream(record, headers, metrics.metered_download(rt, record.origin, body))
     headers.update(range_headers(byte_range, record.size_bytes))
-    body = store.open_stream(record.location, byte_range, STREAM_CHUNK_BYTES)
+    body = await primed(store.open_stream(record.location, byte_range, STREAM_CHUNK_BYTES))
     return MediaStream(record, headers, metrics.metered_download(rt, record.origin, body), status=206)
 
 
@@ -196,16 +149,16 @@ async def _read_file(path: Path, chunk_size: int = 65536) -> AsyncIterator[bytes
 
 async def run_federation(rt: Runtime, req: FederationDownloadRequest) -> FederationAnswer:
     """Our own media for another server: `{}` then the bytes (or a `Location`), as multipart."""
-    server_name = req.homeserver.name
-    # Step 1: only valid IDs of this homeserver's own media; no remote media, ever.
-    validate_ids(server_name, req.media_id)
-    # Step 2: the record, waiting for a pending async upload up to timeout_ms (then 504).
-    record = await find_local(rt, server_name, req.media_id, req.timeout_ms)
+    # Steps 1-2: only valid IDs of this homeserver's own media (no remote media, ever), waiting
+    # for a pending async upload up to timeout_ms (then 504).
+    source = SourceRequest(req.homeserver.name, req.media_id, authenticated_route=True,
+                           allow_remote=False, timeout_ms=req.timeout_ms)
+    record = await find_source(rt, source)
     # Step 3: quarantined media does not leave the server.
     if record.quarantined:
         raise NotFound()
     # Step 4: note the access, as for clients.
-    record_access(rt, record.origin, record.media_id)
+    rt.access.record(record.origin, record.media_id)
     # Step 5: part 2 is a Location for public objects, else the bytes with their headers.
     store = rt.datastores.get(record.datastore_id)
     boundary = new_boundary()

@@ -8,6 +8,7 @@ from fastapi.responses import StreamingResponse
 from services.download import pipeline
 from services.download.serving import Preconditions
 from shared.runtime import Runtime
+from shared.web.conditional import NotModified
 from shared.web.deps import HomeserverDep, RuntimeDep, UserDep
 from shared.web.federation import FederationOriginDep
 from shared.web.ratelimit import charge_download, limit_by_ip
@@ -18,7 +19,7 @@ router = APIRouter()
 async def _respond(
     request: Request, runtime: Runtime, result: pipeline.DownloadResult
 ) -> Response:
-    if isinstance(result, pipeline.NotModified):
+    if isinstance(result, NotModified):
         return Response(status_code=304, headers=result.headers)
     if isinstance(result, pipeline.Redirect):
         return Response(status_code=307, headers={**result.headers, "Location": result.location})

@@ -1,4 +1,5 @@
-"""HTTP semantics of serving immutable media: ETag and 304, single byte ranges and 416.
+"""HTTP semantics of serving immutable media: single byte ranges and 416 (ETags and 304 are
+`shared.web.conditional`, shared with thumbnails).
 
 Pure functions over header values, so the pipeline reads as steps and these rules as rules.
 """
@@ -12,10 +13,6 @@ from shared.db.repositories.media import MediaRecord
 from shared.matrix.errors import MatrixError
 from shared.storage.base import ByteRange
 from shared.web.conditional import strong_etag
-
-CACHE_CONTROL = "private, max-age=259200"
-"""Three days, as matrix-media-repo sends: media never changes, but it can be quarantined, so a
-shared cache must not keep it and a client should ask again after a while."""
 
 _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
 

@@ -1,5 +1,5 @@
 """`python -m services.preview --config FILE`: run the preview service alone."""
 
-from mmr.serve import serve_service_main
+from mmr.cli import serve_service_main
 
 serve_service_main("preview")

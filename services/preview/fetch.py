@@ -18,19 +18,15 @@ import httpx
 
 from services.preview.safety import UrlDenyList, check_allowed
 from shared.config import MmrConfig
+from shared.matrix.disposition import media_type as content_media_type
 from shared.matrix.errors import Forbidden, MatrixError, NotFound, TooLarge, UpstreamError
 from shared.net.ip_policy import IpPolicy
-from shared.net.safe_transport import AddressBlocked, Resolver, SafeTransport
+from shared.net.safe_transport import AddressBlocked, SafeTransport
 from shared.runtime import Runtime
 from shared.storage.spool import SpooledFile, SpoolTooLarge, spool_to_temp
 
-RESOLVER_EXTRA = "preview.resolver"
-"""`Runtime.extras` key of a `shared.net` Resolver to use instead of the system's (tests)."""
-_NET_EXTRA = "preview.net"
-
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 HTML_TYPES = ("text/html", "application/xhtml+xml")
-JSON_TYPES = ("application/json", "text/json", "text/javascript")
 HTML_ACCEPT = "text/html,application/xhtml+xml;q=0.9,image/*;q=0.8,*/*;q=0.5"
 
 
@@ -47,17 +43,6 @@ class FetchSettings:
     max_redirects: int
     timeout_seconds: float
     file_preview_types: tuple[str, ...]
-
-
-def settings_for(rt: Runtime) -> FetchSettings:
-    """Built once per runtime: parsing networks and loading CA certificates is not free."""
-    cached = rt.extras.get(_NET_EXTRA)
-    # Rebuilt when a SIGHUP reload replaced the preview settings.
-    if isinstance(cached, tuple) and cached[0] is rt.config.url_previews:
-        return cached[1]
-    settings = build_settings(rt.config)
-    rt.extras[_NET_EXTRA] = (rt.config.url_previews, settings)
-    return settings
 
 
 def build_settings(config: MmrConfig) -> FetchSettings:
@@ -80,10 +65,9 @@ def build_settings(config: MmrConfig) -> FetchSettings:
 def make_client(rt: Runtime, settings: FetchSettings, language: str) -> httpx.AsyncClient:
     """A client for one preview. Not pooled across previews: nothing to reuse between sites,
     and a short-lived client cannot carry a connection from one user's preview to another's."""
-    resolver = rt.extras.get(RESOLVER_EXTRA)
     transport = SafeTransport(
         settings.policy,
-        resolver if isinstance(resolver, Resolver) else None,
+        rt.resolver,
         verify=settings.verify,
         limits=httpx.Limits(max_connections=4, max_keepalive_connections=2),
     )
@@ -98,7 +82,7 @@ def make_client(rt: Runtime, settings: FetchSettings, language: str) -> httpx.As
 
 def media_type(response: httpx.Response) -> str:
     """`type/subtype` of the response, lower case, without parameters ('' when absent)."""
-    return response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return content_media_type(response.headers.get("content-type"))
 
 
 def header_charset(response: httpx.Response) -> str | None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from shared.media.store import store_local_media
+from shared.media.store import MediaWrite, store_media
 from shared.runtime import Runtime
 from shared.storage.spool import SpooledFile
 
@@ -30,12 +30,12 @@ async def store_image(
     rt: Runtime, spooled: SpooledFile, content_type: str, server_name: str, user_id: str,
     filename: str | None,
 ) -> dict[str, Any]:
-    """Store the image through the normal local-media path; return its og:image keys."""
+    """Store the image as the user's local media, like an upload (their quota holds, quarantined
+    bytes are refused); return its og:image keys."""
     dimensions = await asyncio.to_thread(image_dimensions, spooled.path)
-    record = await store_local_media(
-        rt, server_name=server_name, user_id=user_id, content_type=content_type,
-        filename=filename, spooled=spooled,
-    )
+    write = MediaWrite(kind="local", origin=server_name, content_type=content_type,
+                       filename=filename, user_id=user_id)
+    record = await store_media(rt, write, spooled)
     keys: dict[str, Any] = {
         "og:image": record.mxc,
         "og:image:type": content_type,

@@ -23,7 +23,6 @@ PROVIDERS_FILE = "oembed_providers.json"
 
 @dataclass(frozen=True)
 class OEmbedEndpoint:
-    provider_name: str
     url: str
     schemes: tuple[re.Pattern[str], ...]
 
@@ -41,7 +40,7 @@ def parse_providers(data: list[dict[str, Any]]) -> tuple[OEmbedEndpoint, ...]:
         for endpoint in provider.get("endpoints", []):
             schemes = tuple(_scheme_pattern(s) for s in endpoint.get("schemes", []))
             if schemes and endpoint.get("url"):
-                endpoints.append(OEmbedEndpoint(provider["provider_name"], endpoint["url"], schemes))
+                endpoints.append(OEmbedEndpoint(endpoint["url"], schemes))
     return tuple(endpoints)
 
 

@@ -21,13 +21,14 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
 from services.preview import fetch, html, oembed
 from services.preview.images import store_image
 from services.preview.safety import check_allowed, parse_preview_url
+from shared.config import UrlPreviewsConfig
 from shared.coordination.singleflight import singleflight
 from shared.db.repositories.previews import MAX_LANGUAGE_LENGTH, CachedPreview, get_preview, insert_preview
 from shared.matrix.errors import MatrixError, NotFound, Unrecognized
@@ -38,7 +39,6 @@ HOUR_MS = 3_600_000
 MEMO_SECONDS = 3600.0
 """How long an outcome stays in the coordinator's cache in front of the database: about as long
 as its hour bucket is the one asked for."""
-_WORKERS_EXTRA = "preview.workers"
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ async def run(rt: Runtime, req: PreviewRequest) -> dict[str, Any]:
     if not config.enabled:
         raise Unrecognized("URL previews are disabled on this server")
     # Step 2: screen the URL before any lookup or fetch.
-    settings = fetch.settings_for(rt)
+    settings = rt.part(PreviewContext).settings_for(rt)
     url = parse_preview_url(req.url)
     check_allowed(url, settings.deny_list, settings.allowed_ports)
     language = (req.language or config.default_language).strip()[:MAX_LANGUAGE_LENGTH]
@@ -154,19 +154,37 @@ async def run(rt: Runtime, req: PreviewRequest) -> dict[str, Any]:
     return _answer(outcome)
 
 
-def _workers(rt: Runtime) -> asyncio.Semaphore:
-    """At most `urlPreviews.numWorkers` fetches at once in this process."""
-    workers = rt.extras.get(_WORKERS_EXTRA)
-    if not isinstance(workers, asyncio.Semaphore):
-        workers = asyncio.Semaphore(rt.config.url_previews.num_workers)
-        rt.extras[_WORKERS_EXTRA] = workers
-    return workers
+@dataclass
+class PreviewContext:
+    """What the preview service holds for its lifetime (`rt.part(PreviewContext)`)."""
+
+    # Built once per `urlPreviews` section: parsing networks and loading CA certificates is not
+    # free. `built_for` is the section they were built from: a SIGHUP reload replaces it.
+    settings: fetch.FetchSettings
+    built_for: UrlPreviewsConfig
+    # At most `urlPreviews.numWorkers` fetches at once in this process (a restart changes it).
+    workers: asyncio.Semaphore
+
+    @classmethod
+    def build(cls, rt: Runtime) -> Self:
+        return cls(fetch.build_settings(rt.config), rt.config.url_previews,
+                   asyncio.Semaphore(rt.config.url_previews.num_workers))
+
+    def settings_for(self, rt: Runtime) -> fetch.FetchSettings:
+        """The settings of the running config, rebuilt when a reload replaced `urlPreviews`."""
+        if self.built_for is not rt.config.url_previews:
+            self.settings = fetch.build_settings(rt.config)
+            self.built_for = rt.config.url_previews
+        return self.settings
+
+    async def close(self) -> None:
+        return None
 
 
 async def _generate_outcome(rt: Runtime, job: _Job) -> CachedPreview:
     """The preview, or the Matrix error it ended in (both are cached)."""
     try:
-        async with _workers(rt):
+        async with rt.part(PreviewContext).workers:
             return CachedPreview(preview=await _generate(rt, job))
     except MatrixError as exc:
         return CachedPreview(error_status=exc.status, error_code=exc.errcode, error_message=exc.error)

@@ -1,31 +1,37 @@
-"""What the thumbnail service holds for its lifetime: the worker pool and a cache of small
-thumbnails, started by the app's start hook and reached through the runtime."""
+"""What the thumbnail service holds for its lifetime (`rt.part(ThumbnailContext)`): the worker
+pool, a cache of small thumbnails' bytes, and which stored thumbnail answered recent requests."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass, field
+from typing import Self
 
-from services.thumbnail.formats import image_decoders
-from services.thumbnail.workers import WorkerLimits, WorkerPool
+from services.thumbnail.worker.formats import image_decoders
+from services.thumbnail.worker.pool import WorkerLimits, WorkerPool
+from services.thumbnail.worker.render import render_thumbnail
+from shared.coordination.base import Coordinator, CoordinatorUnavailable, Subscription
 from shared.db.repositories.thumbnails import ThumbnailRecord
+from shared.media.changes import CHANNEL, media_changes
 from shared.runtime import Runtime
+from shared.stopping import cancel_and_wait
 
-CONTEXT_KEY = "thumbnail"
-THUMBNAIL_JOB = "services.thumbnail.thumbnailer:make_thumbnail"
-WORKER_PRELOAD = ("services.thumbnail.thumbnailer",)
+log = logging.getLogger(__name__)
+
 CACHE_MAX_BYTES = 64 * 1024 * 1024
 CACHE_MAX_ENTRY_BYTES = 512 * 1024
-ANSWER_TTL_SECONDS = 5.0
+LOOKUP_TTL_SECONDS = 5.0
 """How long a process answers a repeated request without asking the database again. Changes
 (quarantine, purge) are announced and forgotten at once; this bounds a lost announcement."""
-ANSWER_MAX_ENTRIES = 50_000
+LOOKUP_MAX_ENTRIES = 50_000
 
 
 class BytesCache:
-    """Recently served thumbnails by location, least recently used out first.
+    """Recently served thumbnails' bytes by location, least recently used out first.
 
     Safe without invalidation: locations are content addressed, so the bytes at one never change.
     """
@@ -52,24 +58,28 @@ class BytesCache:
             self._size -= len(evicted)
 
 
-class AnswerCache:
+class RecentLookups:
     """Which stored thumbnail answered a request, for a few seconds, per media item.
 
-    Keys start with (origin, media_id) so a change to one media item forgets all its entries.
+    Keys start with (origin, media_id) so a change to one media item forgets all its entries. It
+    remembers only while it hears those changes: until `listen` has subscribed (and after the
+    subscription ends) every request asks the database.
     """
 
-    def __init__(self, ttl_seconds: float = ANSWER_TTL_SECONDS,
-                 max_entries: int = ANSWER_MAX_ENTRIES) -> None:
+    def __init__(self, ttl_seconds: float = LOOKUP_TTL_SECONDS,
+                 max_entries: int = LOOKUP_MAX_ENTRIES) -> None:
         self.ttl_seconds = ttl_seconds
         self.max_entries = max_entries
-        # Off until the process listens for media changes (the start hook turns it on): without
-        # a listener every request asks the database.
-        self.enabled = False
         self._entries: OrderedDict[tuple[str, str], dict[Hashable, tuple[float, ThumbnailRecord]]]
         self._entries = OrderedDict()
+        self._listener: asyncio.Task[None] | None = None
+
+    @property
+    def listening(self) -> bool:
+        return self._listener is not None and not self._listener.done()
 
     def get(self, media: tuple[str, str], request: Hashable) -> ThumbnailRecord | None:
-        if not self.enabled:
+        if not self.listening:
             return None
         found = self._entries.get(media, {}).get(request)
         if found is None or found[0] < time.monotonic():
@@ -77,7 +87,7 @@ class AnswerCache:
         return found[1]
 
     def put(self, media: tuple[str, str], request: Hashable, answer: ThumbnailRecord) -> None:
-        if not self.enabled:
+        if not self.listening:
             return
         self._entries.setdefault(media, {})[request] = (time.monotonic() + self.ttl_seconds, answer)
         self._entries.move_to_end(media)
@@ -87,34 +97,51 @@ class AnswerCache:
     def forget(self, media: tuple[str, str]) -> None:
         self._entries.pop(media, None)
 
+    async def listen(self, coordinator: Coordinator) -> None:
+        """Hear media changes (`shared.media.changes`) and start remembering; a no-op (every
+        request then reads the database) when pub/sub is unavailable."""
+        if self._listener is not None:
+            return
+        try:
+            subscription = await coordinator.subscribe(CHANNEL)
+        except CoordinatorUnavailable as exc:
+            log.warning("not listening for media changes, every thumbnail request reads the "
+                        "database: %r", exc)
+            return
+        self._listener = asyncio.create_task(self._forget_changed(subscription),
+                                             name="thumbnail-changes")
+
+    async def _forget_changed(self, subscription: Subscription) -> None:
+        try:
+            async for origin, media_id in media_changes(subscription):
+                self.forget((origin, media_id))
+        finally:
+            self._entries.clear()
+            await subscription.close()
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            await cancel_and_wait(self._listener)
+            self._listener = None
+
 
 @dataclass
 class ThumbnailContext:
     pool: WorkerPool
     image_formats: tuple[str, ...]
     cache: BytesCache = field(default_factory=BytesCache)
-    answers: AnswerCache = field(default_factory=AnswerCache)
+    lookups: RecentLookups = field(default_factory=RecentLookups)
 
+    @classmethod
+    def build(cls, rt: Runtime) -> Self:
+        config = rt.config.thumbnails
+        limits = WorkerLimits(
+            timeout_seconds=config.worker_timeout_seconds, memory_bytes=config.worker_memory_bytes
+        )
+        # Workers fork from a server that has already imported the renderer and its decoders.
+        pool = WorkerPool(config.num_workers, limits, preload=(render_thumbnail.__module__,))
+        return cls(pool=pool, image_formats=image_decoders(config.types))
 
-def context_of(rt: Runtime) -> ThumbnailContext:
-    """This process's thumbnail context, made on first use and closed with the runtime.
-
-    The start hook makes it at start; making it here too keeps thumbnails working in an app
-    assembled without the hook (only pre-generation needs the hook).
-    """
-    context = rt.extras.get(CONTEXT_KEY)
-    if isinstance(context, ThumbnailContext):
-        return context
-    made = new_context(rt)
-    rt.extras[CONTEXT_KEY] = made
-    rt.closers.append(made.pool.close)
-    return made
-
-
-def new_context(rt: Runtime) -> ThumbnailContext:
-    config = rt.config.thumbnails
-    limits = WorkerLimits(
-        timeout_seconds=config.worker_timeout_seconds, memory_bytes=config.worker_memory_bytes
-    )
-    pool = WorkerPool(config.num_workers, limits, preload=WORKER_PRELOAD)
-    return ThumbnailContext(pool=pool, image_formats=image_decoders(config.types))
+    async def close(self) -> None:
+        await self.lookups.stop()
+        await self.pool.close()

@@ -9,14 +9,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 
-from services.thumbnail import answers
-from services.thumbnail.answers import ThumbnailAnswer
-from services.thumbnail.context import ThumbnailContext, context_of
-from services.thumbnail.formats import normalise, thumbnailable
-from services.thumbnail.generation import GenerationRequest, stored_or_generated
-from services.thumbnail.jobs import SourceTooLarge, ThumbnailFailure
+from services.thumbnail import responses
+from services.thumbnail.context import ThumbnailContext
+from services.thumbnail.generate import GenerationRequest, stored_or_generated
+from services.thumbnail.responses import ThumbnailResponse
 from services.thumbnail.sizing import Method, Target, snap
-from services.thumbnail.workers import (
+from services.thumbnail.worker.formats import thumbnailable
+from services.thumbnail.worker.jobs import SourceTooLarge, ThumbnailFailure
+from services.thumbnail.worker.pool import (
     WorkerCrashed,
     WorkerFailure,
     WorkerLost,
@@ -27,18 +27,18 @@ from services.thumbnail.workers import (
 from shared.config import HomeserverConfig, ThumbnailsConfig
 from shared.db.repositories.media import MediaRecord, get_media
 from shared.db.repositories.thumbnails import ThumbnailKey, ThumbnailRecord, get_thumbnail
-from shared.ids.media_id import is_valid_media_id, is_valid_server_name
-from shared.matrix.errors import BadRequest, FrozenOnLegacyRoute, MatrixError, NotFound, TooLarge
-from shared.media.access import record_access
-from shared.media.pending import wait_for_pending_media
-from shared.media.remote import fetch_remote_media, is_ignored_host
+from shared.matrix.disposition import media_type
+from shared.matrix.errors import BadRequest, MatrixError, TooLarge
+from shared.media import source
+from shared.media.source import SourceRequest
 from shared.runtime import Runtime
+from shared.web.conditional import NotModified, not_modified
 
 log = logging.getLogger(__name__)
 
 LOST_WORKER_RETRY_AFTER_SECONDS = 5
 
-__all__ = ["ThumbnailAnswer", "ThumbnailParams", "ThumbnailRequest", "run"]
+__all__ = ["ThumbnailParams", "ThumbnailRequest", "ThumbnailResponse", "run"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,14 @@ class ThumbnailRequest:
     authenticated_route: bool
     # The homeserver the request came through: its signing key signs a remote fetch.
     via: HomeserverConfig | None = None
+    if_none_match: str | None = None
+
+    @property
+    def source(self) -> SourceRequest:
+        return SourceRequest(self.server_name, self.media_id,
+                             authenticated_route=self.authenticated_route,
+                             allow_remote=self.allow_remote, timeout_ms=self.params.timeout_ms,
+                             via=self.via, endpoint="thumbnail")
 
 
 def _wants_animation(config: ThumbnailsConfig, asked: bool | None) -> bool:
@@ -84,23 +92,6 @@ async def _look_up(
         return record, await get_thumbnail(session, key)
 
 
-async def _find_source(rt: Runtime, req: ThumbnailRequest) -> MediaRecord:
-    """Media not recorded yet: a pending async upload (waited for), or remote media to fetch."""
-    if rt.is_local_server(req.server_name):
-        record = await wait_for_pending_media(
-            rt, req.server_name, req.media_id, req.params.timeout_ms
-        )
-        if record is None:
-            raise NotFound()
-        return record
-    # Frozen legacy routes never fill the cache: what they fetched they could not serve.
-    frozen = rt.config.repo.freeze_unauthenticated_media and not req.authenticated_route
-    return await fetch_remote_media(
-        rt, req.server_name, req.media_id, allow_remote=req.allow_remote and not frozen,
-        via=req.via,
-    )
-
-
 def _as_matrix_error(exc: ThumbnailFailure | WorkerFailure, remote: bool) -> MatrixError:
     """The spec's answers: 413 M_TOO_LARGE (502 for remote media) for what is too big or too
     costly to thumbnail, 400 M_UNKNOWN for what cannot be thumbnailed."""
@@ -119,7 +110,7 @@ def _as_matrix_error(exc: ThumbnailFailure | WorkerFailure, remote: bool) -> Mat
 async def _generate(
     rt: Runtime, ctx: ThumbnailContext, record: MediaRecord, target: Target, animated: bool
 ) -> ThumbnailRecord:
-    content_type = normalise(record.content_type)
+    content_type = media_type(record.content_type)
     if not thumbnailable(content_type, rt.config.thumbnails.types):
         raise BadRequest(f"Thumbnails of {content_type or 'this media'} are not supported")
     try:
@@ -128,37 +119,36 @@ async def _generate(
         raise _as_matrix_error(exc, remote=not rt.is_local_server(record.origin)) from exc
 
 
-async def run(rt: Runtime, req: ThumbnailRequest) -> ThumbnailAnswer:
+async def run(rt: Runtime, req: ThumbnailRequest) -> ThumbnailResponse | NotModified:
     config = rt.config.thumbnails
-    # Step 1: IDs outside the spec's allow-list name no media; ignored hosts' media is not served.
-    if not is_valid_server_name(req.server_name) or not is_valid_media_id(req.media_id):
-        raise NotFound("Invalid server name or media ID")
-    if is_ignored_host(rt, req.server_name):
-        raise NotFound("Media from this server is not served here")
-    req = replace(req, server_name=rt.canonical_server_name(req.server_name))  # `LOCALHOST` is ours
+    # Step 1 (`shared.media.source`, shared with downloads): valid IDs of a served host; our
+    # own name in another case (`LOCALHOST`) is ours.
+    req = replace(req, server_name=source.check_request(rt, req.source).server_name)
     # Step 2: snap the request to the size thumbnails are made and stored at.
     asked = req.params
     target = snap(asked.width, asked.height, asked.method, config.sizes, config.dynamic_sizing)
     animated = _wants_animation(config, asked.animated)
-    ctx = context_of(rt)
+    ctx = rt.part(ThumbnailContext)
     media = (req.server_name, req.media_id)
     question = (target, animated, req.authenticated_route)
     # Step 3: a request answered a moment ago is answered the same way, without the database.
-    thumb = ctx.answers.get(media, question)
+    thumb = ctx.lookups.get(media, question)
     if thumb is None:
         # Step 4: the source's record and, when it was made before, the thumbnail's.
         record, thumb = await _look_up(rt, req, target, animated)
-        # Step 5: not recorded yet: wait for an async upload, or fetch remote media once.
-        record = record or await _find_source(rt, req)
-        # Step 6: media uploaded while the legacy routes are frozen does not exist for them.
-        if record.authenticated and not req.authenticated_route:
-            raise FrozenOnLegacyRoute("thumbnail")
-        # Step 7: quarantined media gets the placeholder image (or nothing).
+        # Step 5 (`shared.media.source`): not recorded yet: wait for an async upload, or fetch
+        # remote media once; media frozen for the legacy routes is not there for them.
+        record = await source.servable(rt, req.source, record)
+        # Step 6: quarantined media gets the placeholder image (or nothing).
         if record.quarantined:
-            return await answers.placeholder(rt, target)
-        # Step 8: a missing thumbnail is made once cluster-wide (types the operator allows).
+            return await responses.placeholder(rt, target)
+        # Step 7: a missing thumbnail is made once cluster-wide (types the operator allows).
         thumb = thumb or await _generate(rt, ctx, record, target, animated)
-        ctx.answers.put(media, question, thumb)
+        ctx.lookups.put(media, question, thumb)
+    # Step 8: a client that has these bytes already gets a 304.
+    headers = responses.stored_headers(thumb)
+    if (unchanged := not_modified(req.if_none_match, headers)) is not None:
+        return unchanged
     # Step 9: note the access for retention, then the bytes (or a redirect to them).
-    record_access(rt, req.server_name, req.media_id)
-    return await answers.stored(rt, ctx, thumb, req.allow_redirect)
+    rt.access.record(req.server_name, req.media_id)
+    return await responses.stored(rt, ctx, thumb, headers, req.allow_redirect)

@@ -8,20 +8,20 @@ being pre-generated waits for that work instead of repeating it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
 
-from services.thumbnail.context import context_of
-from services.thumbnail.formats import normalise, thumbnailable
-from services.thumbnail.generation import GenerationRequest, stored_or_generated
-from services.thumbnail.jobs import ThumbnailFailure
+from services.thumbnail.context import ThumbnailContext
+from services.thumbnail.generate import GenerationRequest, stored_or_generated
 from services.thumbnail.sizing import snap
-from services.thumbnail.workers import WorkerFailure
+from services.thumbnail.worker.formats import thumbnailable
+from services.thumbnail.worker.jobs import ThumbnailFailure
+from services.thumbnail.worker.pool import WorkerFailure
 from shared.db.repositories.media import get_media
-from shared.media.thumbnail_queue import PregenerationRequest, thumbnail_queue
+from shared.matrix.disposition import media_type
+from shared.media.thumbnail_queue import PregenerationRequest, pregeneration_requests
 from shared.runtime import Runtime
+from shared.stopping import Stop, stopper
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +33,9 @@ async def pregenerate(rt: Runtime, request: PregenerationRequest) -> int:
         record = await get_media(session, request.origin, request.media_id)
     if record is None or record.quarantined:
         return 0
-    if not thumbnailable(normalise(record.content_type), config.types):
+    if not thumbnailable(media_type(record.content_type), config.types):
         return 0
-    ctx = context_of(rt)
+    ctx = rt.part(ThumbnailContext)
     made = 0
     for size in config.sizes:
         target = snap(size.width, size.height, size.method or "scale", config.sizes,
@@ -52,7 +52,7 @@ async def pregenerate(rt: Runtime, request: PregenerationRequest) -> int:
 
 async def _consume(rt: Runtime) -> None:
     consumer = f"machine-{rt.machine_id}-{uuid.uuid4().hex[:8]}"
-    async for request in thumbnail_queue(rt).consume(consumer):
+    async for request in pregeneration_requests(rt, consumer):
         try:
             await pregenerate(rt, request)
         except Exception:
@@ -60,12 +60,5 @@ async def _consume(rt: Runtime) -> None:
                           request.origin, request.media_id)
 
 
-async def start_pregeneration(rt: Runtime) -> Callable[[], Awaitable[None]]:
-    task = asyncio.create_task(_consume(rt), name="thumbnail-pregeneration")
-
-    async def stop() -> None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    return stop
+async def start_pregeneration(rt: Runtime) -> Stop:
+    return stopper(asyncio.create_task(_consume(rt), name="thumbnail-pregeneration"))

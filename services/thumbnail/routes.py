@@ -21,7 +21,7 @@ from shared.federation.multipart import (
 )
 from shared.matrix.errors import InvalidParam, MissingParam, NotFound
 from shared.runtime import Runtime
-from shared.web.conditional import etag_matches, not_modified_headers
+from shared.web.conditional import NotModified
 from shared.web.deps import HomeserverDep, RuntimeDep, get_homeserver, get_runtime, get_user
 from shared.web.federation import FederationOriginDep
 from shared.web.ratelimit import charge_download, limit_by_ip
@@ -80,15 +80,14 @@ def _params(request: Request) -> pipeline.ThumbnailParams:
 
 
 async def _respond(
-    request: Request, runtime: Runtime, answer: pipeline.ThumbnailAnswer
+    request: Request, runtime: Runtime, answer: pipeline.ThumbnailResponse | NotModified
 ) -> Response:
-    """The client form; the bytes sent (a redirect sends none) count against the client's
-    download budget."""
+    """The client form; the bytes sent (a redirect or a 304 sends none) count against the
+    client's download budget."""
+    if isinstance(answer, NotModified):
+        return Response(status_code=304, headers=answer.headers)
     if answer.location is not None:
         return RedirectResponse(answer.location, status_code=307)
-    etag = answer.headers.get("ETag")
-    if etag and etag_matches(request.headers.get("if-none-match"), etag):
-        return Response(status_code=304, headers=not_modified_headers(answer.headers))
     await charge_download(request, runtime, int(answer.headers.get("Content-Length", 0)))
     if answer.body is None or isinstance(answer.body, bytes):
         return Response(answer.body, headers=answer.headers)
@@ -103,8 +102,9 @@ def _stream(body: bytes | AsyncIterator[bytes] | None) -> AsyncIterator[bytes] |
     return _once(body) if isinstance(body, bytes) else body
 
 
-def _respond_multipart(answer: pipeline.ThumbnailAnswer) -> Response:
+def _respond_multipart(answer: pipeline.ThumbnailResponse | NotModified) -> Response:
     """The federation form: `{}` metadata, then the same bytes a client gets (or a Location)."""
+    assert not isinstance(answer, NotModified)  # federation requests carry no If-None-Match
     boundary = new_boundary()
     if answer.location is not None:
         parts = write_media_multipart(boundary, {"Location": answer.location}, None)
@@ -141,6 +141,7 @@ async def get_thumbnail(
     req = pipeline.ThumbnailRequest(
         server_name, media_id, _params(request), allow_remote=True, allow_redirect=True,
         authenticated_route=True, via=caller.homeserver,
+        if_none_match=request.headers.get("if-none-match"),
     )
     return await _respond(request, caller.runtime, await pipeline.run(caller.runtime, req))
 
@@ -154,7 +155,7 @@ async def legacy_get_thumbnail(
         server_name, media_id, _params(request),
         allow_remote=True if allow_remote is None else allow_remote,
         allow_redirect=bool(_boolean(request.query_params, "allow_redirect")),
-        authenticated_route=False, via=hs,
+        authenticated_route=False, via=hs, if_none_match=request.headers.get("if-none-match"),
     )
     return await _respond(request, runtime, await pipeline.run(runtime, req))
 

@@ -1,5 +1,5 @@
 """`python -m services.upload --config FILE`: run the upload service alone."""
 
-from mmr.serve import serve_service_main
+from mmr.cli import serve_service_main
 
 serve_service_main("upload")

@@ -13,21 +13,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from services.upload import reservations
-from services.upload.limits import (
-    check_content_type,
-    check_declared_size,
-    check_final_size,
-    check_quota,
-    quota_for,
-    quota_guard,
-    too_large,
-)
+from services.upload.limits import check_content_type, check_declared_size, check_final_size, too_large
 from shared.auth.users import UserInfo
 from shared.config import QuotaUserConfig, UploadsConfig
 from shared.db.repositories.media import MediaRecord
 from shared.matrix.errors import MatrixError
 from shared.media.pending import announce_uploaded
-from shared.media.store import store_local_media
+from shared.media.quota import check_quota, quota_for
+from shared.media.store import MediaWrite, store_media
 from shared.media.thumbnail_queue import request_pregeneration
 from shared.runtime import Runtime
 from shared.storage.spool import SpooledFile, SpoolTooLarge, spool_to_temp
@@ -66,21 +59,14 @@ async def _spool(rt: Runtime, req: UploadRequest, max_bytes: int) -> SpooledFile
         raise too_large(max_bytes) from exc
 
 
-async def _store(
-    rt: Runtime, req: UploadRequest, quota: QuotaUserConfig | None, spooled: SpooledFile,
-    media_id: str | None,
-) -> MediaRecord:
+async def _store(rt: Runtime, req: UploadRequest, spooled: SpooledFile, media_id: str | None) -> MediaRecord:
+    write = MediaWrite(
+        kind="local", origin=req.server_name, content_type=req.content_type,
+        filename=req.filename, user_id=req.user.user_id, media_id=media_id,
+        fills_reservation=media_id is not None,
+    )
     try:
-        async with quota_guard(rt, quota, req.user.user_id, spooled.size_bytes):
-            record = await store_local_media(
-                rt,
-                server_name=req.server_name,
-                user_id=req.user.user_id,
-                content_type=req.content_type,
-                filename=req.filename,
-                spooled=spooled,
-                media_id=media_id,
-            )
+        record = await store_media(rt, write, spooled)
     except MatrixError:
         raise
     except Exception as exc:
@@ -89,8 +75,6 @@ async def _store(
     # Thumbnails of the configured sizes are made by the thumbnail pool, never in this request.
     await request_pregeneration(rt, record)
     return record
-
-
 
 
 def _limits(rt: Runtime, req: UploadRequest) -> tuple[UploadsConfig, QuotaUserConfig | None]:
@@ -110,7 +94,7 @@ async def run(rt: Runtime, req: UploadRequest) -> MediaRecord:
         check_final_size(limits, spooled.size_bytes)
         # Step 4: store the bytes once (lock on the hash; quarantined bytes refused) and record
         # the media, inside the quota.
-        return await _store(rt, req, quota, spooled, media_id=None)
+        return await _store(rt, req, spooled, media_id=None)
 
 
 async def run_put(rt: Runtime, req: UploadRequest, origin: str, media_id: str) -> MediaRecord:
@@ -127,7 +111,7 @@ async def run_put(rt: Runtime, req: UploadRequest, origin: str, media_id: str) -
             check_final_size(limits, spooled.size_bytes)
             # Step 5: store once (quarantined bytes refused) and record; the row replaces the
             # reservation in one transaction.
-            record = await _store(rt, req, quota, spooled, media_id=media_id)
+            record = await _store(rt, req, spooled, media_id=media_id)
     # Step 6: wake downloads and thumbnails waiting for this ID, on any machine.
     await announce_uploaded(rt.coordinator, origin, media_id)
     return record

@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
-from services.upload.limits import check_pending_quota, quota_for
 from shared.config import UploadsConfig
 from shared.coordination.base import LockNotAcquired
 from shared.db.repositories.media import get_media
@@ -27,6 +26,7 @@ from shared.db.repositories.reservations import (
 from shared.ids.media_id import is_valid_media_id, with_new_media_id
 from shared.matrix.errors import CannotOverwrite, Forbidden, LimitExceeded, NotFound
 from shared.media.locks import lock_unless_unavailable
+from shared.media.quota import check_pending_quota, quota_for
 from shared.runtime import Runtime
 
 CREATE_LOCK_TTL_SECONDS = 30

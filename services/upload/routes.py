@@ -7,11 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 
 from services.upload import client_api, pipeline, reservations
-from services.upload.limits import quota_for
 from shared.auth.tokens import extract_token
 from shared.auth.users import UserInfo
 from shared.config import MmrConfig
 from shared.matrix.errors import InvalidParam
+from shared.media.quota import quota_for
 from shared.web.deps import HomeserverDep, RuntimeDep, UserDep
 from shared.web.ratelimit import limit_by_ip, limit_by_user
 

@@ -10,19 +10,12 @@ import time
 from collections.abc import Mapping
 
 import httpx
-from redis.exceptions import RedisError
 
 from shared.auth.appservices import local_appservice_user
 from shared.auth.users import SHARED_SECRET_USER, UserInfo
 from shared.config import HomeserverConfig, MmrConfig
-from shared.coordination.base import Coordinator
-from shared.matrix.errors import (
-    Forbidden,
-    MatrixError,
-    MissingToken,
-    UnknownToken,
-    UpstreamError,
-)
+from shared.coordination.base import Coordinator, CoordinatorUnavailable
+from shared.matrix.errors import Forbidden, MatrixError, MissingToken, UnknownToken, UpstreamError
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +193,7 @@ def _str_or_none(value: object) -> str | None:
 async def cache_get_quietly(coordinator: Coordinator, key: str) -> bytes | None:
     try:
         return await coordinator.cache_get(key)
-    except (RedisError, OSError) as exc:
+    except CoordinatorUnavailable as exc:
         log.warning("token cache unavailable, asking the homeserver: %r", exc)
         return None
 
@@ -208,12 +201,12 @@ async def cache_get_quietly(coordinator: Coordinator, key: str) -> bytes | None:
 async def _cache_delete(coordinator: Coordinator, key: str) -> None:
     try:
         await coordinator.cache_delete(key)
-    except (RedisError, OSError) as exc:
+    except CoordinatorUnavailable as exc:
         log.warning("token cache unavailable, not deleting %s: %r", key, exc)
 
 
 async def cache_set_quietly(coordinator: Coordinator, key: str, value: bytes, ttl: float) -> None:
     try:
         await coordinator.cache_set(key, value, ttl)
-    except (RedisError, OSError) as exc:
+    except CoordinatorUnavailable as exc:
         log.warning("token cache unavailable, not caching: %r", exc)

@@ -16,6 +16,15 @@ class LockNotAcquired(Exception):
     """A lock could not be taken within the wait time."""
 
 
+class CoordinatorUnavailable(Exception):
+    """The coordination backend (Redis) cannot be reached or did not answer in time.
+
+    Every `Coordinator` method raises this, never its backend's own errors, so no code outside
+    `shared/coordination/` needs to know which backend it has. `rate_limit` and `leaky_bucket`
+    never raise it: they fail open.
+    """
+
+
 class Subscription(Protocol):
     """Messages published on one channel, from any process, after subscribing."""
 

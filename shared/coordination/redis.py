@@ -17,19 +17,20 @@ interrupted, so work protected by a lock must still be safe to run twice (idempo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
-from .base import LockNotAcquired, Subscription
+from .base import CoordinatorUnavailable, LockNotAcquired, Subscription
 from .ratelimit import RateLimitedCoordinator, RedisRateLimiter, ThrottledLog
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,19 @@ _POLL_MAX_SECONDS = 0.1
 _SUBSCRIBE_CONFIRM_SECONDS = 5.0
 
 
+REDIS_ERRORS = (RedisError, OSError)
+"""What redis-py raises when Redis cannot be reached (TimeoutError is an OSError)."""
+
+
+@contextmanager
+def _reaching_redis(what: str) -> Iterator[None]:
+    """Turn Redis's own errors into the coordinator's `CoordinatorUnavailable`."""
+    try:
+        yield
+    except REDIS_ERRORS as exc:
+        raise CoordinatorUnavailable(f"Redis unavailable ({what}): {exc!r}") from exc
+
+
 def _ms(seconds: float) -> int:
     # PX/PEXPIRE need a positive integer; round up so a tiny TTL does not become "no TTL".
     return max(1, int(seconds * 1000 + 0.999))
@@ -75,10 +89,11 @@ class RedisSubscription:
         returns is guaranteed to reach this subscriber."""
         deadline = time.monotonic() + _SUBSCRIBE_CONFIRM_SECONDS
         while time.monotonic() < deadline:
-            msg = await self._pubsub.get_message(timeout=deadline - time.monotonic())
+            with _reaching_redis("subscribe"):
+                msg = await self._pubsub.get_message(timeout=deadline - time.monotonic())
             if msg is not None and msg["type"] == "subscribe":
                 return
-        raise TimeoutError(f"Redis did not confirm SUBSCRIBE to {self._channel!r}")
+        raise CoordinatorUnavailable(f"Redis did not confirm SUBSCRIBE to {self._channel!r}")
 
     async def get(self, timeout: float) -> bytes | None:
         deadline = time.monotonic() + timeout
@@ -86,10 +101,10 @@ class RedisSubscription:
             remaining = max(0.0, deadline - time.monotonic())
             try:
                 msg = await self._pubsub.get_message(timeout=remaining)
-            except (RedisError, OSError, RuntimeError):
+            except (*REDIS_ERRORS, RuntimeError) as exc:
                 if self._closed:  # closed by another task while we were reading
                     return None
-                raise
+                raise CoordinatorUnavailable(f"Redis subscription lost: {exc!r}") from exc
             if msg is not None and msg["type"] == "message":
                 data: bytes = msg["data"]
                 return data
@@ -105,7 +120,7 @@ class RedisSubscription:
         while not self._closed:
             try:
                 msg = await self.get(timeout=1.0)
-            except (RedisError, OSError) as exc:
+            except CoordinatorUnavailable as exc:
                 self._log.warning("subscription to %r failed, retrying: %r", self._channel, exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -121,7 +136,7 @@ class RedisSubscription:
         self._owner._subscriptions.discard(self)
         try:
             await self._pubsub.aclose()
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             logger.debug("error closing subscription to %r: %r", self._channel, exc)
 
 
@@ -219,7 +234,8 @@ class RedisCoordinator(RateLimitedCoordinator):
 
     async def _try_set(self, key: str, token: str, ttl_ms: int) -> bool:
         try:
-            return bool(await self._client.set(key, token, nx=True, px=ttl_ms))
+            with _reaching_redis("lock"):
+                return bool(await self._client.set(key, token, nx=True, px=ttl_ms))
         except asyncio.CancelledError:
             # The SET may have reached Redis before we were cancelled; nobody would release it.
             self._spawn(self._release_key(key, token))
@@ -233,7 +249,7 @@ class RedisCoordinator(RateLimitedCoordinator):
     async def _release_key(self, key: str, token: str) -> None:
         try:
             await self._release_script(keys=[key], args=[token])
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             logger.warning("could not release lock %s (it will expire): %r", key, exc)
 
     async def _renew_while_held(
@@ -248,7 +264,7 @@ class RedisCoordinator(RateLimitedCoordinator):
                 return
             try:
                 renewed = await self._renew_script(keys=[key], args=[token, _ms(ttl_seconds)])
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 # Keep trying: the lock is still ours until its TTL runs out.
                 logger.warning("could not renew lock %s: %r", key, exc)
                 continue
@@ -259,16 +275,19 @@ class RedisCoordinator(RateLimitedCoordinator):
     # -- pub/sub -------------------------------------------------------------------------------
 
     async def publish(self, channel: str, message: bytes) -> None:
-        await self._client.publish(self._channel(channel), message)
+        with _reaching_redis("publish"):
+            await self._client.publish(self._channel(channel), message)
 
     async def subscribe(self, channel: str) -> Subscription:
         pubsub = self._client.pubsub()
         sub = RedisSubscription(pubsub, channel, self)
         try:
-            await pubsub.subscribe(self._channel(channel))
+            with _reaching_redis("subscribe"):
+                await pubsub.subscribe(self._channel(channel))
             await sub.wait_subscribed()
         except BaseException:
-            await pubsub.aclose()
+            with contextlib.suppress(*REDIS_ERRORS):
+                await pubsub.aclose()
             raise
         self._subscriptions.add(sub)
         return sub
@@ -276,7 +295,8 @@ class RedisCoordinator(RateLimitedCoordinator):
     # -- cache ---------------------------------------------------------------------------------
 
     async def cache_get(self, key: str) -> bytes | None:
-        value = await self._client.get(self._cache_key(key))
+        with _reaching_redis("cache"):
+            value = await self._client.get(self._cache_key(key))
         # The client does not decode responses, so this is bytes; the check is for the type checker.
         return value.encode() if isinstance(value, str) else value
 
@@ -285,15 +305,18 @@ class RedisCoordinator(RateLimitedCoordinator):
             # Already expired; Redis rejects a zero/negative PX.
             await self.cache_delete(key)
             return
-        await self._client.set(self._cache_key(key), value, px=_ms(ttl_seconds))
+        with _reaching_redis("cache"):
+            await self._client.set(self._cache_key(key), value, px=_ms(ttl_seconds))
 
     async def cache_delete(self, key: str) -> None:
-        await self._client.delete(self._cache_key(key))
+        with _reaching_redis("cache"):
+            await self._client.delete(self._cache_key(key))
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def check_ready(self) -> None:
-        await self._client.ping()
+        with _reaching_redis("ping"):
+            await self._client.ping()
 
     async def close(self) -> None:
         for sub in list(self._subscriptions):

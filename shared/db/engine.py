@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -48,6 +47,3 @@ def sync_url(async_url: str) -> str:
     """The same database for a synchronous engine (migrations run synchronously)."""
     return async_url.replace("sqlite+aiosqlite", "sqlite")
 
-
-def is_sqlite(engine: AsyncEngine | Engine) -> bool:
-    return engine.dialect.name == "sqlite"

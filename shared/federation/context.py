@@ -1,54 +1,46 @@
-"""The per-process federation helpers of a `Runtime`, built on first use and closed with it."""
+"""A process's federation helpers: one client (one connection pool), the key store, the signers.
+
+Built on first use as `Runtime.federation` and closed with the runtime.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from shared.config import HomeserverConfig
+from shared.config import HomeserverConfig, MmrConfig
+from shared.coordination.base import Coordinator
 from shared.federation.client import FederationClient, Signer
 from shared.federation.keys import KeyStore
 from shared.federation.xmatrix import load_signing_key
-from shared.runtime import Runtime
-
-_EXTRAS_KEY = "federation"
 
 
 @dataclass
 class Federation:
     client: FederationClient
     keys: KeyStore
-    signers: dict[str, Signer]
+    homeservers: list[HomeserverConfig]
+    signers: dict[str, Signer] = field(default_factory=dict)
 
+    @classmethod
+    def build(cls, config: MmrConfig, coordinator: Coordinator) -> Federation:
+        client = FederationClient(config.federation, config.timeouts, coordinator)
+        keys = KeyStore(client, coordinator, list(config.federation.trusted_key_servers))
+        return cls(client=client, keys=keys, homeservers=list(config.homeservers))
 
-def federation_for(rt: Runtime) -> Federation:
-    """This process's federation client and key store (one connection pool per process)."""
-    existing = rt.extras.get(_EXTRAS_KEY)
-    if isinstance(existing, Federation):
-        return existing
-    config = rt.config.federation
-    client = FederationClient(config, rt.config.timeouts, rt.coordinator)
-    federation = Federation(
-        client=client,
-        keys=KeyStore(client, rt.coordinator, list(config.trusted_key_servers)),
-        signers={},
-    )
-    rt.extras[_EXTRAS_KEY] = federation
-    rt.closers.append(client.close)
-    return federation
+    def signer_for(self, via: HomeserverConfig | None = None) -> Signer | None:
+        """The signer for requests made on behalf of `via` (default: the first homeserver with a
+        signing key); None when no homeserver has one, so only unauthenticated endpoints are
+        usable."""
+        candidates = [via] if via is not None and via.signing_key_path else [
+            hs for hs in self.homeservers if hs.signing_key_path
+        ]
+        if not candidates:
+            return None
+        hs = candidates[0]
+        if hs.name not in self.signers:
+            assert hs.signing_key_path is not None
+            self.signers[hs.name] = Signer(hs.name, load_signing_key(hs.signing_key_path))
+        return self.signers[hs.name]
 
-
-def signer_for(rt: Runtime, via: HomeserverConfig | None = None) -> Signer | None:
-    """The signer for requests made on behalf of `via` (default: the first homeserver with a
-    signing key); None when no homeserver has one, so only unauthenticated endpoints are usable.
-    """
-    candidates = [via] if via is not None and via.signing_key_path else [
-        hs for hs in rt.config.homeservers if hs.signing_key_path
-    ]
-    if not candidates:
-        return None
-    hs = candidates[0]
-    signers = federation_for(rt).signers
-    if hs.name not in signers:
-        assert hs.signing_key_path is not None
-        signers[hs.name] = Signer(hs.name, load_signing_key(hs.signing_key_path))
-    return signers[hs.name]
+    async def close(self) -> None:
+        await self.client.close()

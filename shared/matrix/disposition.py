@@ -25,13 +25,18 @@ CONTENT_SECURITY_POLICY = (
 _TOKEN_SAFE = set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
+def media_type(content_type: str | None) -> str:
+    """`Image/PNG; charset=x` -> `image/png` ('' for none): what every type rule matches."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
 def served_content_type(stored: str | None) -> str:
     return stored.strip() if stored and stored.strip() else DEFAULT_CONTENT_TYPE
 
 
 def is_inline(content_type: str) -> bool:
     """Matched lower-cased and without parameters (`Text/Plain; charset=utf-8` is inline)."""
-    return content_type.split(";", 1)[0].strip().lower() in INLINE_CONTENT_TYPES
+    return media_type(content_type) in INLINE_CONTENT_TYPES
 
 
 def clean_filename(name: str | None) -> str | None:

@@ -1,1 +1,2 @@
-"""Media operations several services share (storing bytes as local media, ...)."""
+"""Media operations several services share: the one writer (`store`), the one source finder
+(`source`), remote fetches, quotas, pending async uploads, access times, change announcements."""

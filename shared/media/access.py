@@ -8,35 +8,38 @@ one bulk UPDATE every `downloads.accessFlushSeconds`; at most that much is lost 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from shared.db.repositories.media import record_last_access
-from shared.runtime import Runtime
+from shared.stopping import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
-_EXTRAS_KEY = "access_recorder"
-
 
 class AccessRecorder:
-    """Collects `(origin, media_id) -> last access` and flushes it periodically in one write."""
+    """Collects `(origin, media_id) -> last access` and flushes it periodically in one write.
 
-    def __init__(self, rt: Runtime) -> None:
-        self._rt = rt
+    One per process, as `Runtime.access`: `rt.access.record(origin, media_id)`.
+    """
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], flush_seconds: float) -> None:
+        self._sessions = sessions
+        self._flush_seconds = flush_seconds
         self._pending: dict[tuple[str, str], int] = {}
         self._task: asyncio.Task[None] | None = None
 
     def record(self, origin: str, media_id: str) -> None:
+        """Note that media was served now; written to the database within a few seconds."""
         self._pending[(origin, media_id)] = int(time.time() * 1000)
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="media-access-flusher")
 
     async def _run(self) -> None:
-        interval = self._rt.config.downloads.access_flush_seconds
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(self._flush_seconds)
             await self.flush()
 
     async def flush(self) -> None:
@@ -44,7 +47,7 @@ class AccessRecorder:
         if not batch:
             return
         try:
-            async with self._rt.sessions() as session:
+            async with self._sessions() as session:
                 await record_last_access(session, batch)
                 await session.commit()
         except Exception:
@@ -53,18 +56,7 @@ class AccessRecorder:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
         await self.flush()
 
-
-def record_access(rt: Runtime, origin: str, media_id: str) -> None:
-    """Note that media was served now; written to the database within a few seconds."""
-    recorder = rt.extras.get(_EXTRAS_KEY)
-    if not isinstance(recorder, AccessRecorder):
-        recorder = AccessRecorder(rt)
-        rt.extras[_EXTRAS_KEY] = recorder
-        rt.closers.append(recorder.close)
-    recorder.record(origin, media_id)

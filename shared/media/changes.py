@@ -11,8 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
-from shared.coordination.base import Coordinator, Subscription
-from shared.media.locks import BACKEND_ERRORS
+from shared.coordination.base import Coordinator, CoordinatorUnavailable, Subscription
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +23,7 @@ async def announce_media_changed(coordinator: Coordinator, origin: str, media_id
     """Publish that `mxc://origin/media_id` changed. Never raises: listeners also expire."""
     try:
         await coordinator.publish(CHANNEL, f"{origin}{_SEPARATOR}{media_id}".encode())
-    except BACKEND_ERRORS as exc:
+    except CoordinatorUnavailable as exc:
         log.warning("could not announce a change of mxc://%s/%s: %r", origin, media_id, exc)
 
 

@@ -11,14 +11,9 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
-from redis.exceptions import RedisError
-
-from shared.coordination.base import Coordinator, LockNotAcquired
+from shared.coordination.base import Coordinator, CoordinatorUnavailable
 
 log = logging.getLogger(__name__)
-
-BACKEND_ERRORS = (RedisError, OSError)
-"""What a coordinator raises when its backend cannot be reached (LockNotAcquired is not one)."""
 
 
 @asynccontextmanager
@@ -34,9 +29,7 @@ async def lock_unless_unavailable(
             await stack.enter_async_context(
                 coordinator.lock(name, ttl_seconds=ttl_seconds, wait_seconds=wait_seconds)
             )
-        except LockNotAcquired:
-            raise
-        except BACKEND_ERRORS as exc:
+        except CoordinatorUnavailable as exc:
             log.warning("lock %s unavailable, going on without it: %r", name, exc)
             yield False
             return

@@ -13,11 +13,10 @@ import asyncio
 import logging
 import time
 
-from shared.coordination.base import Coordinator, Subscription
+from shared.coordination.base import Coordinator, CoordinatorUnavailable, Subscription
 from shared.db.repositories.media import MediaRecord, get_media
 from shared.db.repositories.reservations import get_reservation
 from shared.matrix.errors import NotYetUploaded
-from shared.media.locks import BACKEND_ERRORS
 from shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -45,7 +44,7 @@ async def announce_uploaded(coordinator: Coordinator, origin: str, media_id: str
     """Wake everyone waiting for this media. Never fails the upload: waiters also poll."""
     try:
         await coordinator.publish(uploaded_channel(origin, media_id), f"mxc://{origin}/{media_id}".encode())
-    except BACKEND_ERRORS as exc:
+    except CoordinatorUnavailable as exc:
         log.warning("could not announce upload of mxc://%s/%s: %r", origin, media_id, exc)
 
 
@@ -65,7 +64,7 @@ async def _pending_until(rt: Runtime, origin: str, media_id: str) -> tuple[Media
 async def _subscribe(coordinator: Coordinator, channel: str) -> Subscription | None:
     try:
         return await coordinator.subscribe(channel)
-    except (*BACKEND_ERRORS, TimeoutError) as exc:
+    except CoordinatorUnavailable as exc:
         log.warning("cannot subscribe to %s, polling instead: %r", channel, exc)
         return None
 
@@ -77,7 +76,7 @@ async def _wake(subscription: Subscription | None, seconds: float) -> None:
         return
     try:
         await subscription.get(seconds)
-    except BACKEND_ERRORS as exc:
+    except CoordinatorUnavailable as exc:
         log.warning("lost the upload subscription, polling instead: %r", exc)
         await asyncio.sleep(min(seconds, POLL_SECONDS))
 

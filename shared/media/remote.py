@@ -1,8 +1,8 @@
-"""Remote media: return the cached copy of `mxc://<remote>/<id>` or fetch it over federation once.
+"""Remote media: fetch `mxc://<remote>/<id>` over federation once and store it.
 
-The download and thumbnail services both get remote originals through `fetch_remote_media`.
-A fetch runs once cluster-wide (singleflight on the coordinator), streams to a temp file under
-`downloads.maxBytes`, is stored once in the `remote_media` datastore and recorded as a media row;
+The source finder (`shared.media.source`) calls `fetch_remote_media` for remote media it has no
+row for. A fetch runs once cluster-wide (singleflight on the coordinator), streams to a temp file under
+`downloads.maxBytes`, is stored and recorded by the one writer (`shared.media.store`);
 afterwards every process serves the row without asking the remote again. Failures are cached
 cluster-wide for `downloads.failureCacheMinutes` so a dead server is not hammered.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -22,22 +21,14 @@ import httpx
 
 from shared.config import HomeserverConfig
 from shared.coordination.singleflight import singleflight
-from shared.db.repositories.media import (
-    MediaIdTaken,
-    MediaRecord,
-    get_media,
-    insert_media,
-    is_sha256_quarantined,
-)
+from shared.db.repositories.media import MediaRecord, get_media
 from shared.federation.client import FederationClient, FederationUnavailable, Signer
-from shared.federation.context import federation_for, signer_for
 from shared.federation.multipart import MultipartError, boundary_of, read_media_multipart
-from shared.ids.media_id import is_valid_media_id, is_valid_server_name
 from shared.matrix.disposition import clean_filename
 from shared.matrix.errors import MatrixError, NotFound, NotYetUploaded, TooLarge, UpstreamError
+from shared.media.store import MediaWrite, store_media
 from shared.metrics import record as metrics
 from shared.runtime import Runtime
-from shared.storage.keys import content_key
 from shared.storage.spool import SpoolTooLarge, spool_to_temp
 
 log = logging.getLogger(__name__)
@@ -56,39 +47,17 @@ class RemoteBody:
     chunks: AsyncIterator[bytes]
 
 
-def is_ignored_host(rt: Runtime, server_name: str) -> bool:
-    return server_name.lower() in {host.lower() for host in rt.config.federation.ignored_hosts}
-
-
 async def fetch_remote_media(
-    rt: Runtime,
-    server_name: str,
-    media_id: str,
-    *,
-    allow_remote: bool,
-    via: HomeserverConfig | None = None,
+    rt: Runtime, server_name: str, media_id: str, via: HomeserverConfig | None = None
 ) -> MediaRecord:
     """The stored record of remote media, fetching and storing it first when it is not cached.
 
-    `allow_remote=False` never contacts the remote (404 for uncached media). `via` is the
+    Called by `shared.media.source` once the IDs are checked and no row was found. `via` is the
     homeserver whose signing key signs the request (default: the first with a signing key).
     Raises `NotFound` (404), `TooLarge` with status 502 (over `downloads.maxBytes`),
     `NotYetUploaded` (504) or `UpstreamError` (502) for an unreachable or failing remote.
     """
-    # Step 1: only the spec's server names and media IDs reach storage or the network.
-    if not is_valid_server_name(server_name) or not is_valid_media_id(media_id):
-        raise NotFound("Invalid server name or media ID")
-    # Step 2: media of ignored hosts is never served, cached or not.
-    if is_ignored_host(rt, server_name):
-        raise NotFound("Media from this server is not served here")
-    # Step 3: a cached copy is served without asking anyone.
-    record = await _stored(rt, server_name, media_id)
-    if record is not None:
-        return record
-    # Step 4: some callers (the legacy `allow_remote=false`, loops between servers) must not fetch.
-    if not allow_remote or rt.is_local_server(server_name):
-        raise NotFound()
-    # Step 5: one fetch cluster-wide; the others find its row (or its cached failure).
+    # One fetch cluster-wide; the others find its row (or its cached failure).
     return await singleflight(
         rt.coordinator,
         f"remote:{server_name}/{media_id}",
@@ -143,8 +112,8 @@ async def _fetch_and_store(
     rt: Runtime, server_name: str, media_id: str, via: HomeserverConfig | None
 ) -> MediaRecord:
     max_bytes = rt.config.downloads.max_bytes
-    client = federation_for(rt).client
-    signer = signer_for(rt, via)
+    client = rt.federation.client
+    signer = rt.federation.signer_for(via)
     try:
         async with _open_remote(client, signer, server_name, media_id) as remote:
             # Step 5a: refuse what is declared too large before reading a byte.
@@ -159,42 +128,11 @@ async def _fetch_and_store(
         raise UpstreamError(f"Could not fetch the media from {server_name}") from exc
     async with spooled:
         # Step 5c: store the bytes once (content-addressed) and record them.
-        store = rt.datastores.for_kind("remote_media")
-        stored = await store.put_file(
-            content_key(spooled.sha256), spooled.path, remote.content_type or "application/octet-stream"
+        write = MediaWrite(
+            kind="remote", origin=server_name, media_id=media_id,
+            content_type=remote.content_type, filename=_filename(remote.disposition),
         )
-        async with rt.sessions() as session:
-            quarantined = await is_sha256_quarantined(session, spooled.sha256)
-        record = MediaRecord(
-            origin=server_name,
-            media_id=media_id,
-            upload_name=_filename(remote.disposition),
-            content_type=remote.content_type,
-            user_id=None,
-            sha256=spooled.sha256,
-            size_bytes=spooled.size_bytes,
-            creation_ts=int(time.time() * 1000),
-            datastore_id=stored.datastore_id,
-            location=stored.location,
-            quarantined=quarantined,
-            authenticated=rt.config.repo.freeze_unauthenticated_media,
-        )
-        return await _insert_or_existing(rt, record)
-
-
-async def _insert_or_existing(rt: Runtime, record: MediaRecord) -> MediaRecord:
-    async with rt.sessions() as session:
-        try:
-            await insert_media(session, record)
-            await session.commit()
-            return record
-        except MediaIdTaken:
-            pass
-    # Another process stored it meanwhile (its lock expired under a very slow fetch): use its row.
-    existing = await _stored(rt, record.origin, record.media_id)
-    if existing is None:
-        raise UpstreamError("The fetched media could not be recorded")
-    return existing
+        return await store_media(rt, write, spooled)
 
 
 def _too_large(max_bytes: int) -> TooLarge:

@@ -76,3 +76,10 @@ RATE_LIMITED = Counter(
     "media_rate_limited_total", "Requests refused with 429 by a rate limit, by bucket.",
     (*IDS, "bucket"),
 )
+
+DEPENDENCY_ERRORS = Counter(
+    "media_dependency_errors_total",
+    "Errors from PostgreSQL, Redis or S3 that reached a request's error handler or a readiness "
+    "check, by dependency (database, redis, s3, other) and exception type.",
+    (*IDS, "dependency", "kind"),
+)

@@ -119,3 +119,32 @@ def url_preview(rt: Runtime, source: str, ok: bool) -> None:
 def rate_limited(rt: Runtime, bucket: str) -> None:
     if (ids := _ids(rt)) is not None:
         m.RATE_LIMITED.labels(*ids, bucket).inc()
+
+
+# The top-level package an exception comes from names the dependency that raised it.
+_DEPENDENCY_OF_PACKAGE = {
+    "sqlalchemy": "database", "psycopg": "database", "asyncpg": "database",
+    "aiosqlite": "database", "sqlite3": "database",
+    "redis": "redis", "botocore": "s3", "boto3": "s3", "aiobotocore": "s3",
+}
+
+
+def classify_dependency_error(exc: BaseException) -> tuple[str, str]:
+    """(dependency, kind) of `exc` or of the first exception it was raised from."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            break
+        package = type(seen).__module__.split(".", 1)[0]
+        if package in _DEPENDENCY_OF_PACKAGE:
+            return _DEPENDENCY_OF_PACKAGE[package], type(seen).__name__
+        seen = seen.__cause__ or seen.__context__
+    return "other", type(exc).__name__
+
+
+def dependency_error(rt: Runtime | None, exc: BaseException) -> None:
+    """Count an error by the dependency that raised it (nothing when metrics are off)."""
+    if rt is None or (ids := _ids(rt)) is None:
+        return
+    dependency, kind = classify_dependency_error(exc)
+    m.DEPENDENCY_ERRORS.labels(*ids, dependency, kind).inc()

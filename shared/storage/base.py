@@ -88,6 +88,11 @@ class Datastore(Protocol):
         """A URL clients may be redirected to, or None when the datastore has none."""
         ...
 
+    async def local_path(self, key: str) -> Path | None:
+        """The object as a file on this machine that may be read (never written) in place, or
+        None when the datastore has no local files (then stream it with `open_stream`)."""
+        ...
+
     def list_content_objects(self, after: str | None = None) -> AsyncIterator[ListedObject]:
         """Every object under a content key (`shared.storage.keys.is_content_key`), in key order,
         starting after `after`: what an orphan sweep may judge (other keys are not ours to)."""
@@ -119,3 +124,25 @@ class RangeNotSatisfiable(ValueError):
 
 class DatastoreUnavailable(Exception):
     """`check_ready` failed: the datastore cannot be reached or written right now."""
+
+
+async def primed(stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """`stream` with its first chunk already read, so that opening errors (object missing, store
+    unreachable) are raised here, before a response has sent its headers, not mid-body."""
+    try:
+        first = await anext(stream)
+    except StopAsyncIteration:
+        first = b""
+
+    async def rest() -> AsyncIterator[bytes]:
+        try:
+            if first:
+                yield first
+            async for chunk in stream:
+                yield chunk
+        finally:
+            close = getattr(stream, "aclose", None)
+            if close is not None:
+                await close()
+
+    return rest()

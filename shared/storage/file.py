@@ -189,6 +189,14 @@ class FileDatastore:
         os.close(fd)
         os.unlink(name)
 
+    async def local_path(self, key: str) -> Path | None:
+        """The object's own file (readers only: objects are immutable)."""
+        return await asyncio.to_thread(self._local_path_sync, key)
+
+    def _local_path_sync(self, key: str) -> Path | None:
+        path = self._resolve(key)
+        return path if path.is_file() else None
+
     def public_url(self, key: str) -> str | None:
         validate_key(key)
         return None

@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from shared.storage.base import (
     ByteRange,
@@ -98,6 +98,7 @@ class S3Datastore:
         self.storage_class = storage_class or None
         self.public_base_url = public_base_url or None
         self.prefix = prefix.strip("/")
+        self.endpoint_url = _endpoint_url(endpoint, ssl)
         if self.prefix:
             validate_key(self.prefix)
         # Empty credentials mean "use boto's default chain" (env vars, instance profile, …).
@@ -179,6 +180,8 @@ class S3Datastore:
             if code == "InvalidRange":
                 raise RangeNotSatisfiable(str(exc)) from exc
             raise
+        except BotoCoreError as exc:  # endpoint unreachable, timed out, connection dropped
+            raise DatastoreUnavailable(f"s3 datastore {self.id!r}: {exc}") from exc
 
     async def delete(self, key: str) -> None:
         object_key = self._object_key(key)
@@ -252,12 +255,19 @@ class S3Datastore:
             if _error_code(exc) not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
                 raise
 
+    async def local_path(self, key: str) -> Path | None:
+        return None  # objects live on the S3 server: stream them
+
     def public_url(self, key: str) -> str | None:
         """`public_base_url` points at the bucket root, so the prefix is part of the path."""
         object_key = self._object_key(key)
         if self.public_base_url is None:
             return None
         return f"{self.public_base_url.rstrip('/')}/{object_key}"
+
+    def object_url(self, key: str) -> str:
+        """`{endpoint}/{bucket}/{key}`: MMR's `s3_url` of an exported item."""
+        return f"{self.endpoint_url.rstrip('/')}/{self.bucket}/{self._object_key(key)}"
 
     async def close(self) -> None:
         await asyncio.to_thread(self._client.close)

@@ -1,9 +1,10 @@
 """Spool an incoming byte stream to a temp file while hashing it.
 
 Uploads and remote downloads must be hashed before they can be stored (keys are content
-addressed) and must never be buffered in RAM (MMR issue #442). So the stream goes to disk in
-bounded batches, with the hashing and writing done off the event loop, and the temp file is
-removed on every failure path, including a client disconnect (`asyncio.CancelledError`).
+addressed) and must never be buffered in RAM (a large upload would cost its size in memory). So
+the stream goes to disk in bounded batches, with the hashing and writing done off the event
+loop, and the temp file is removed on every failure path, including a client disconnect
+(`asyncio.CancelledError`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import BinaryIO, Self
 
 WRITE_BATCH_BYTES = 1024 * 1024
@@ -59,12 +59,7 @@ class SpooledFile:
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *_exc_info: object) -> None:
         await self.discard()
 
 

@@ -56,6 +56,3 @@ def lookup(name: str) -> TaskFunction:
     except KeyError:
         raise UnknownTask(name) from None
 
-
-def registered_names() -> list[str]:
-    return sorted(_REGISTRY)

@@ -15,7 +15,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from shared.coordination.base import Subscription
+from shared.cluster.leadership import while_machine_zero
+from shared.coordination.base import CoordinatorUnavailable, Subscription
 from shared.db.repositories.tasks import (
     TaskRecord,
     finish_task,
@@ -23,7 +24,6 @@ from shared.db.repositories.tasks import (
     note_attempt,
     save_checkpoint,
 )
-from shared.media.locks import BACKEND_ERRORS
 from shared.runtime import Runtime
 from shared.tasks.registry import TaskContext, UnknownTask, lookup
 from shared.tasks.schedule import CHANNEL, now_ms
@@ -34,6 +34,10 @@ POLL_SECONDS = 5.0
 MAX_CONCURRENT = 4
 
 
+class TaskRightLost(Exception):
+    """Raised at a checkpoint once `Runtime.runs_background_tasks` turned false."""
+
+
 class TaskRunner:
     def __init__(self, rt: Runtime, poll_seconds: float = POLL_SECONDS,
                  max_concurrent: int = MAX_CONCURRENT) -> None:
@@ -42,10 +46,6 @@ class TaskRunner:
         self._slots = asyncio.Semaphore(max_concurrent)
         self._running: dict[int, asyncio.Task[None]] = {}
         self._loop_task: asyncio.Task[None] | None = None
-
-    @property
-    def running_ids(self) -> set[int]:
-        return set(self._running)
 
     def start(self) -> None:
         self._loop_task = asyncio.create_task(self._loop(), name="task-runner")
@@ -62,7 +62,7 @@ class TaskRunner:
     async def _subscribe(self) -> Subscription | None:
         try:
             return await self.rt.coordinator.subscribe(CHANNEL)
-        except BACKEND_ERRORS as exc:
+        except CoordinatorUnavailable as exc:
             log.warning("task channel unavailable, polling every %.0fs: %r", self.poll_seconds, exc)
             return None
 
@@ -88,7 +88,7 @@ class TaskRunner:
             return
         try:
             await subscription.get(self.poll_seconds)
-        except BACKEND_ERRORS:
+        except CoordinatorUnavailable:
             await asyncio.sleep(self.poll_seconds)
 
     async def run_pending(self) -> None:
@@ -123,6 +123,10 @@ class TaskRunner:
             await session.commit()
 
         async def checkpoint(state: dict[str, Any], done: int, total: int | None) -> None:
+            if not rt.runs_background_tasks:
+                # This process lost the right (its lease) while the task ran: stop before writing
+                # over what the process that holds it now saves.
+                raise TaskRightLost(record.id)
             async with rt.sessions() as session:
                 await save_checkpoint(session, record.id, state, done, total)
                 await session.commit()
@@ -136,6 +140,10 @@ class TaskRunner:
             log.info("task %d (%s) interrupted; it resumes from its last checkpoint",
                      record.id, record.name)
             raise
+        except TaskRightLost:
+            log.warning("task %d (%s) stopped: this process may no longer run tasks",
+                        record.id, record.name)
+            return
         except Exception as exc:
             log.exception("task %d (%s) failed", record.id, record.name)
             await self._finish(record.id, None, f"{type(exc).__name__}: {exc}" if str(exc)
@@ -150,9 +158,32 @@ class TaskRunner:
             await session.commit()
 
 
+async def _run_until_cancelled(runner: TaskRunner) -> None:
+    runner.start()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.stop()
+
+
 async def start_task_runner(rt: Runtime) -> Callable[[], Awaitable[None]]:
     """`make_app` start hook of the admin service: the runner, idle unless this process may run
-    tasks (`Runtime.runs_background_tasks`); returns its stop."""
+    tasks (`Runtime.runs_background_tasks`); returns its stop.
+
+    On machine 0 it runs only while the machine-0 lease is held: started when a standby takes
+    over (resuming every unfinished task), cancelled the moment the lease is lost, rather than
+    at the runner's next poll, so two processes never run tasks at once.
+    """
     runner = TaskRunner(rt)
-    runner.start()
-    return runner.stop
+    if rt.presence is None or rt.machine_id != 0:
+        runner.start()
+        return runner.stop
+    supervisor = asyncio.create_task(
+        while_machine_zero(rt.presence, "task runner", lambda: _run_until_cancelled(runner)))
+
+    async def stop() -> None:
+        supervisor.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await supervisor
+
+    return stop

@@ -7,8 +7,8 @@ import logging
 import time
 from typing import Any
 
+from shared.coordination.base import CoordinatorUnavailable
 from shared.db.repositories.tasks import TaskRecord, get_task, insert_task
-from shared.media.locks import BACKEND_ERRORS
 from shared.runtime import Runtime
 from shared.tasks.registry import lookup
 
@@ -32,7 +32,7 @@ async def create_task(
         await session.commit()
     try:
         await rt.coordinator.publish(CHANNEL, str(record.id).encode())
-    except BACKEND_ERRORS as exc:
+    except CoordinatorUnavailable as exc:
         log.warning("could not announce task %d, machine 0 will find it when it polls: %r",
                     record.id, exc)
     return record

@@ -16,6 +16,7 @@ from shared.auth.tokens import authenticate, extract_token
 from shared.auth.users import UserInfo
 from shared.config import HomeserverConfig
 from shared.runtime import Runtime
+from shared.web.middleware import homeserver_var
 
 
 # Dependencies that do no I/O are `async def`: FastAPI runs a plain `def` dependency in its
@@ -46,7 +47,9 @@ def request_host(request: Request, runtime: Runtime) -> str:
 
 
 async def get_homeserver(request: Request, runtime: RuntimeDep) -> HomeserverConfig:
-    return runtime.homeserver_for_host(request_host(request, runtime))
+    homeserver = runtime.homeserver_for_host(request_host(request, runtime))
+    homeserver_var.set(homeserver.name)
+    return homeserver
 
 
 HomeserverDep = Annotated[HomeserverConfig, Depends(get_homeserver)]

@@ -9,7 +9,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.matrix.errors import MatrixError
+from shared.matrix.errors import MatrixError, ServiceUnavailable
+from shared.metrics.record import dependency_error
+from shared.storage.base import DatastoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,16 @@ def install_error_handlers(app: FastAPI) -> None:
         errcode, message = _describe_validation(exc)
         return JSONResponse({"errcode": errcode, "error": message}, 400)
 
+    @app.exception_handler(DatastoreUnavailable)
+    async def _storage_down(request: Request, exc: DatastoreUnavailable) -> JSONResponse:
+        # The object store is down (an outage, not a bug): say so and when to retry.
+        log.warning("datastore unavailable on %s %s: %s", request.method, request.url.path, exc)
+        dependency_error(getattr(request.app.state, "runtime", None), exc)
+        return matrix_error_response(ServiceUnavailable("The media store is unavailable right now; "
+                                                        "try again shortly"))
+
     @app.exception_handler(Exception)
     async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
+        dependency_error(getattr(request.app.state, "runtime", None), exc)
         return JSONResponse({"errcode": "M_UNKNOWN", "error": "Internal server error"}, 500)

@@ -9,7 +9,6 @@ from fastapi import Depends, Request
 
 from shared.config import HomeserverConfig
 from shared.federation.auth import authenticate_request
-from shared.federation.context import federation_for
 from shared.web.deps import HomeserverDep, RuntimeDep
 
 
@@ -32,7 +31,7 @@ async def get_federation_origin(
     request: Request, runtime: RuntimeDep, hs: HomeserverDep
 ) -> FederationOrigin:
     origin = await authenticate_request(
-        federation_for(runtime).keys,
+        runtime.federation.keys,
         hs,
         request.method,
         request_uri(request),

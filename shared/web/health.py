@@ -9,6 +9,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from shared.metrics.record import dependency_error
+from shared.runtime import Runtime
 from shared.version import mmr_version
 from shared.web.deps import RuntimeDep
 
@@ -22,12 +24,13 @@ async def healthz(runtime: RuntimeDep) -> dict[str, object]:
     return {"status": "ok", "service": runtime.service, "machine_id": runtime.machine_id}
 
 
-async def _check(name: str, check: object) -> tuple[str, str]:
+async def _check(name: str, check: object, runtime: Runtime | None = None) -> tuple[str, str]:
     try:
         await asyncio.wait_for(check, READY_TIMEOUT_SECONDS)  # type: ignore[arg-type]
         return name, "ok"
     except Exception as exc:
         log.warning("readiness check %s failed: %s", name, exc)
+        dependency_error(runtime, exc)
         return name, f"failed: {type(exc).__name__}"
 
 
@@ -39,13 +42,22 @@ async def _database_ok(runtime: RuntimeDep) -> None:
 @router.get("/readyz")
 async def readyz(runtime: RuntimeDep) -> JSONResponse:
     checks = [
-        _check("database", _database_ok(runtime)),
-        _check("coordination", runtime.coordinator.check_ready()),
-        *(_check(f"datastore:{d.id}", d.check_ready()) for d in runtime.datastores.all()),
+        _check("database", _database_ok(runtime), runtime),
+        _check("coordination", runtime.coordinator.check_ready(), runtime),
+        *(_check(f"datastore:{d.id}", d.check_ready(), runtime) for d in runtime.datastores.all()),
     ]
     results = dict(await asyncio.gather(*checks))
     ready = all(v == "ok" for v in results.values())
-    return JSONResponse({"ready": ready, "checks": results}, status_code=200 if ready else 503)
+    if runtime.presence is not None:
+        results["machine_id_lease"] = "ok" if runtime.presence.lease.holds else runtime.presence.lease.role
+    # Coordination (Redis) and the lease only degrade a process: locks and caches fail open, so
+    # the ingress must keep sending it traffic (a Redis blip must not empty every pool).
+    essential = all(v == "ok" for k, v in results.items()
+                    if k not in ("coordination", "machine_id_lease"))
+    status = "ok" if ready and results.get("machine_id_lease", "ok") == "ok" else (
+        "degraded" if essential else "unavailable")
+    return JSONResponse({"ready": essential, "status": status, "checks": results},
+                        status_code=200 if essential else 503)
 
 
 @router.get("/_matrix/media/version")

@@ -17,6 +17,8 @@ CORS_HEADERS: list[tuple[bytes, bytes]] = [
 ]
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+# The homeserver the request's Host picked (set by the dependency that picks it), for the logs.
+homeserver_var: contextvars.ContextVar[str] = contextvars.ContextVar("homeserver", default="-")
 
 
 class MatrixHttpMiddleware:

@@ -16,9 +16,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Awaitable, Callable, Sequence
 from functools import lru_cache
-from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Request
 
 from shared.auth.users import UserInfo
 from shared.config import MmrConfig, RepoConfig
@@ -151,5 +150,3 @@ def limit_by_user(
 
     return dependency
 
-
-IpRateLimited = Annotated[None, Depends(limit_by_ip)]

@@ -40,8 +40,8 @@ def test_mmr_sample_config_is_acted_on_with_its_own_values() -> None:
 def test_mmr_sample_config_lists_exactly_what_mmr_ignores() -> None:
     unused = load_config(SAMPLE, env={}).unused_keys()
     assert unused == [
-        "archiving", "datastores[1].opts.tempPath", "downloads.numWorkers",
-        "pgo", "plugins", "sentry", "tasks", "redis.shards[1:] (one Redis is used: the first shard)",
+        "datastores[1].opts.tempPath", "downloads.numWorkers", "pgo", "plugins", "sentry", "tasks",
+        "redis.shards (redis.enabled is false; when on, mmr takes one shard)",
     ]
 
 

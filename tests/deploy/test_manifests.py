@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,11 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from mmr.serve import SERVICES, service_module
+from mmr.devcluster.cluster import POOL_RANGES
+from mmr.services import SERVICES, service_module
 from shared.config import load_config
 from shared.ids.snowflake import MAX_MACHINE_ID
-from tests.deploy.routing import ROUTES, service_for
+from tests.deploy.routing import ROUTES, Route, service_for
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
@@ -49,6 +51,11 @@ def _objects(kind: str) -> dict[str, Doc]:
 STATEFULSETS = _objects("StatefulSet")
 SERVICES_K8S = _objects("Service")
 HPAS = _objects("HorizontalPodAutoscaler")
+PDBS = _objects("PodDisruptionBudget")
+JOBS = _objects("Job")
+NETWORK_POLICIES = _objects("NetworkPolicy")
+POOLS = tuple(s for s in SERVICES if s != "admin")
+METRICS_PORT = 9000
 
 
 def _pool(service: str) -> Doc:
@@ -142,8 +149,8 @@ def test_pool_cannot_scale_past_its_range(service: str) -> None:
     assert annotation == f"{ids.start}-{ids.stop - 1}"
 
 
-def test_thumbnail_and_preview_pools_autoscale() -> None:
-    for service in ("thumbnail", "preview"):
+def test_every_pool_autoscales() -> None:
+    for service in POOLS:
         hpa = HPAS[f"mmr-{service}"]
         assert hpa["spec"]["scaleTargetRef"] == {
             "apiVersion": "apps/v1", "kind": "StatefulSet", "name": f"mmr-{service}"}
@@ -176,8 +183,9 @@ def test_container_command_serves_its_service_as_base_plus_ordinal(
         done = _run_start_script(service, f"mmr-{service}-{ordinal}", tmp_path)
         assert done.returncode == 0, done.stderr
         assert f"MACHINE_ID={ids.start + ordinal}" in done.stdout.splitlines()
-        assert (f"ARGS=serve {service} --config {CONFIG_PATH} --host 0.0.0.0 --port 8000"
-                in done.stdout.splitlines())
+        (args,) = [line for line in done.stdout.splitlines() if line.startswith("ARGS=")]
+        assert args.startswith(
+            f"ARGS=serve {service} --config {CONFIG_PATH} --host 0.0.0.0 --port 8000")
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -209,7 +217,8 @@ def test_pod_ordinal_comes_from_the_pod_name() -> None:
 @pytest.mark.parametrize("service", SERVICES)
 def test_probes_use_healthz_for_liveness_and_readyz_for_readiness(service: str) -> None:
     container = _container(_pool(service))
-    assert container["ports"] == [{"name": "http", "containerPort": 8000}]
+    assert container["ports"] == [{"name": "http", "containerPort": 8000},
+                                  {"name": "metrics", "containerPort": METRICS_PORT}]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
@@ -245,7 +254,10 @@ def test_each_pool_has_a_service_selecting_exactly_its_pods(service: str) -> Non
     assert svc["spec"]["selector"] == statefulset["spec"]["selector"]["matchLabels"]
     assert svc["spec"]["selector"].items() <= pod_labels.items()
     assert svc["spec"]["selector"]["app.kubernetes.io/component"] == service
-    assert svc["spec"]["ports"] == [{"name": "http", "port": 8000, "targetPort": "http"}]
+    assert svc["spec"]["ports"] == [
+        {"name": "http", "port": 8000, "targetPort": "http"},
+        {"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics"},
+    ]
 
 
 # --- config and secrets ---------------------------------------------------------------------------
@@ -288,6 +300,12 @@ def _ingress_paths() -> list[Doc]:
     return paths
 
 
+def _as_ingress_rule(route: Route) -> tuple[str, str]:
+    if route.path_type == "Regex":
+        return "ImplementationSpecific", route.path + "$"
+    return route.path_type, route.path
+
+
 def test_only_the_regex_ingress_uses_regular_expressions() -> None:
     for name, ingress in _objects("Ingress").items():
         types = {p["pathType"] for p in ingress["spec"]["rules"][0]["http"]["paths"]}
@@ -299,9 +317,17 @@ def test_ingress_routes_exactly_the_routing_table() -> None:
     in_ingress = [
         (p["pathType"], p["path"], p["backend"]["service"]["name"]) for p in _ingress_paths()
     ]
-    expected = [(r.path_type, r.path, f"mmr-{r.service}") for r in ROUTES]
+    expected = [(*_as_ingress_rule(r), f"mmr-{r.service}") for r in ROUTES]
     assert sorted(in_ingress) == sorted(expected)
     assert len(set(in_ingress)) == len(in_ingress), "a path is listed twice"
+
+
+def test_regex_rules_live_in_their_own_ingress() -> None:
+    by_name = {ingress["metadata"]["name"]: ingress for ingress in MANIFESTS["ingress.yaml"]}
+    assert set(by_name) == {"mmr", "mmr-regex"}
+    assert "nginx.ingress.kubernetes.io/use-regex" not in by_name["mmr"]["metadata"]["annotations"]
+    (rule,) = by_name["mmr-regex"]["spec"]["rules"]
+    assert {p["pathType"] for p in rule["http"]["paths"]} == {"ImplementationSpecific"}
 
 
 def test_ingress_backends_name_existing_service_ports() -> None:
@@ -312,7 +338,7 @@ def test_ingress_backends_name_existing_service_ports() -> None:
 
 
 def test_ingress_does_not_limit_or_buffer_bodies() -> None:
-    (ingress,) = MANIFESTS["ingress.yaml"]
+    ingress = next(i for i in MANIFESTS["ingress.yaml"] if i["metadata"]["name"] == "mmr")
     annotations = ingress["metadata"]["annotations"]
     assert annotations["nginx.ingress.kubernetes.io/proxy-body-size"] == "0"
     assert annotations["nginx.ingress.kubernetes.io/proxy-request-buffering"] == "off"
@@ -340,9 +366,174 @@ def test_every_route_a_service_mounts_reaches_that_service(service: str) -> None
 def test_dockerfile_builds_a_non_root_image_running_mmr() -> None:
     text = (REPO / "deploy" / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11-slim\b", text, re.MULTILINE)
-    assert re.search(r"pip install .*\s\.\s*$", text, re.MULTILINE)
+    assert re.search(r"pip install .*\s\.(\s+\\)?\s*$", text, re.MULTILINE)
     (user,) = re.findall(r"^USER (\S+)", text, re.MULTILINE)
     assert user.split(":")[0] not in ("root", "0")
     pod_user = _pool("admin")["spec"]["template"]["spec"]["securityContext"]["runAsUser"]
     assert user.split(":")[0] == str(pod_user)
     assert 'ENTRYPOINT ["mmr"]' in text
+
+
+# --- ranges shared with `mmr cluster up` ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_pool_ranges_are_the_dev_clusters(service: str) -> None:
+    assert _id_range(service) == POOL_RANGES[service]
+
+
+# --- rollout: migrate, machine 0, then the pools ----------------------------------------------------
+
+
+def _kustomize_tag() -> str:
+    (kustomization,) = MANIFESTS["kustomization.yaml"]
+    (image,) = kustomization["images"]
+    return str(image["newTag"])
+
+
+def test_a_migration_job_per_release_runs_mmr_migrate() -> None:
+    (job,) = JOBS.values()
+    assert job["metadata"]["name"] == "mmr-migrate-" + _kustomize_tag().replace(".", "-")
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"] == ["mmr", "migrate", "--config", CONFIG_PATH]
+    assert container["envFrom"] == [{"secretRef": {"name": "mmr-secrets"}}]
+    assert pod["restartPolicy"] == "OnFailure" and pod["securityContext"]["runAsNonRoot"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+@pytest.mark.parametrize("service", POOLS)
+def test_pool_pods_wait_for_machine_zero_to_run_their_release(service: str) -> None:
+    pod = _pool(service)["spec"]["template"]["spec"]
+    (init,) = pod["initContainers"]
+    assert init["image"] == _container(_pool(service))["image"]
+    command = init["command"]
+    assert command[:3] == ["mmr", "cluster", "await-admin"]
+    url = command[command.index("--url") + 1]
+    assert url == f"http://mmr-admin:{SERVICES_K8S['mmr-admin']['spec']['ports'][0]['port']}"
+    assert init["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_admin_has_no_wait_and_rolls_one_pod_at_a_time() -> None:
+    spec = _pool("admin")["spec"]
+    assert "initContainers" not in spec["template"]["spec"]
+    assert spec["podManagementPolicy"] == "OrderedReady"
+    assert spec["updateStrategy"] == {"type": "RollingUpdate"}
+
+
+# --- scaling and disruptions ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("service", POOLS)
+def test_each_pool_has_a_disruption_budget_for_its_pods(service: str) -> None:
+    pdb = PDBS[f"mmr-{service}"]
+    assert pdb["spec"]["selector"]["matchLabels"] == _pool(service)["spec"]["selector"]["matchLabels"]
+    assert pdb["spec"]["maxUnavailable"] == 1
+
+
+def test_machine_zero_has_no_disruption_budget_that_would_block_drains() -> None:
+    assert "mmr-admin" not in PDBS
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_stopping_pod_drains_within_its_grace_period(service: str) -> None:
+    """preStop sleeps while the ingress forgets the pod, then SIGTERM gives requests in flight
+    --drain-seconds; Kubernetes must not SIGKILL before both are over."""
+    pod = _pool(service)["spec"]["template"]["spec"]
+    container = _container(_pool(service))
+    sleep_command = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert sleep_command[0] == "sleep"
+    script = container["args"][0]
+    drain = int(re.search(r"--drain-seconds (\d+)", script).group(1))  # type: ignore[union-attr]
+    assert pod["terminationGracePeriodSeconds"] > int(sleep_command[1]) + drain
+    if service == "upload":
+        assert drain >= 120, "uploads of 100 MiB on slow links need minutes"
+
+
+# --- probes, metrics, config ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_readiness_tolerates_a_blip_and_liveness_ignores_dependencies(service: str) -> None:
+    container = _container(_pool(service))
+    readiness = container["readinessProbe"]
+    assert readiness["failureThreshold"] * readiness["periodSeconds"] >= 30
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_metrics_are_scraped_from_the_port_the_config_opens(service: str) -> None:
+    (configmap,) = MANIFESTS["configmap.yaml"]
+    metrics = yaml.safe_load(configmap["data"]["media-repo.yaml"])["metrics"]
+    assert metrics == {"enabled": True, "bindAddress": "0.0.0.0", "port": METRICS_PORT}
+    annotations = _pool(service)["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == str(METRICS_PORT)
+    assert annotations["prometheus.io/path"] == "/metrics"
+
+
+def test_rate_limits_see_clients_through_the_ingress() -> None:
+    (configmap,) = MANIFESTS["configmap.yaml"]
+    repo = yaml.safe_load(configmap["data"]["media-repo.yaml"])["repo"]
+    raw = yaml.safe_load(configmap["data"]["media-repo.yaml"])
+    assert raw["rateLimit"]["enabled"] is True
+    assert repo["trustedProxies"], "without it every client is limited as the ingress's address"
+
+
+# --- the preview pool's egress ----------------------------------------------------------------------
+
+PRIVATE = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16",
+           "127.0.0.0/8", "fc00::/7", "fe80::/10", "::1/128")
+
+
+def test_preview_egress_is_dns_dependencies_and_public_addresses_only() -> None:
+    (policy,) = NETWORK_POLICIES.values()
+    spec = policy["spec"]
+    assert spec["podSelector"]["matchLabels"] == _pool("preview")["spec"]["selector"]["matchLabels"]
+    assert spec["policyTypes"] == ["Egress"]
+    excepted: set[str] = set()
+    for rule in spec["egress"]:
+        for peer in rule["to"]:
+            if "ipBlock" in peer:
+                assert peer["ipBlock"]["cidr"] in ("0.0.0.0/0", "::/0")
+                excepted |= set(peer["ipBlock"]["except"])
+            else:
+                # In-cluster peers only by label, and only on named ports.
+                assert peer["podSelector"]["matchLabels"] and rule["ports"]
+    assert set(PRIVATE) <= excepted
+    dns = spec["egress"][0]
+    assert dns["to"][0]["podSelector"]["matchLabels"] == {"k8s-app": "kube-dns"}
+    assert {p["port"] for p in dns["ports"]} == {53}
+
+
+def test_only_the_preview_pool_is_fenced() -> None:
+    selected = [p["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+                for p in NETWORK_POLICIES.values()]
+    assert selected == ["preview"]
+
+
+# --- routes: every rule of the table reaches its pool -----------------------------------------------
+
+
+def test_every_route_of_the_table_reaches_a_pod_of_its_pool() -> None:
+    for path in _ingress_paths():
+        backend = path["backend"]["service"]
+        service = SERVICES_K8S[backend["name"]]
+        pool = STATEFULSETS[backend["name"]]
+        port = next(p for p in service["spec"]["ports"] if p["name"] == backend["port"]["name"])
+        container_ports = {p["name"] for p in _container(pool)["ports"]}
+        assert port["targetPort"] in container_ports
+        assert service["spec"]["selector"].items() <= (
+            pool["spec"]["template"]["metadata"]["labels"].items())
+        assert backend["port"]["name"] == "http", "the Ingress must never route to metrics"
+
+
+def test_dockerfile_has_a_healthcheck_on_healthz_and_passes_hadolint() -> None:
+    text = (REPO / "deploy" / "Dockerfile").read_text()
+    (healthcheck,) = re.findall(r"^HEALTHCHECK .*(?:\n\s+.*)*", text, re.MULTILINE)
+    assert "/healthz" in healthcheck
+    assert "--read-only" in text, "the documented run lines use a read-only root filesystem"
+    hadolint = Path(sys.executable).parent / "hadolint"
+    done = subprocess.run([str(hadolint), str(REPO / "deploy" / "Dockerfile")],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mmr.deploy.generate import stale_files
 from shared.config import RepoConfig
 from tests.deploy.routing import SERVICES, sample_paths, service_for
 from tests.infra.nginx import (
@@ -70,26 +71,29 @@ def test_rendered_template_passes_nginx_syntax_check(tmp_path: Path) -> None:
 def test_template_has_exactly_the_documented_placeholders() -> None:
     text = TEMPLATE_PATH.read_text()
     placeholders = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", text))
-    assert placeholders == {"MMR_LISTEN", *(f"{s.upper()}_UPSTREAM" for s in SERVICES)}
+    assert placeholders == {"MMR_LISTEN", "MMR_MAX_BODY_SIZE",
+                            *(f"{s.upper()}_UPSTREAM" for s in SERVICES)}
     with pytest.raises(ValueError, match="ADMIN_UPSTREAM"):
         render_template({"MMR_LISTEN": "8080"})
 
 
-def _location_blocks(text: str) -> dict[str, str]:
-    """`location` argument -> body, for the template's flat (un-nested) location blocks."""
-    return dict(re.findall(r"location\s+([^{]+?)\s*\{(.*?)\n\s*\}", text, re.DOTALL))
+def test_upload_and_download_stream_bodies() -> None:
+    locations = [line for line in TEMPLATE_PATH.read_text().splitlines() if "location " in line]
+    for service in ("upload", "download"):
+        mine = [line for line in locations if f"proxy_pass http://mmr_{service};" in line]
+        assert mine, service
+        for line in mine:
+            assert "proxy_request_buffering off;" in line and "proxy_buffering off;" in line
 
 
-def test_upload_and_download_stream_bodies_without_a_size_cap() -> None:
-    text = TEMPLATE_PATH.read_text()
-    assert re.search(r"^\s*client_max_body_size 0;", text, re.MULTILINE)
-    blocks = _location_blocks(text)
-    upload = next(b for location, b in blocks.items() if "/upload(" in location)
-    download = next(b for location, b in blocks.items() if "/download(" in location)
-    assert "mmr_upload;" in upload and "mmr_download;" in download
-    for body in (upload, download):
-        assert "proxy_request_buffering off;" in body
-        assert "proxy_buffering off;" in body
+def test_the_body_limit_is_the_operators_choice() -> None:
+    assert re.search(r"^\s*client_max_body_size \$\{MMR_MAX_BODY_SIZE\};", TEMPLATE_PATH.read_text(),
+                     re.MULTILINE)
+
+
+def test_the_template_and_the_ingress_are_generated_from_the_route_table() -> None:
+    """Edit deploy/routes.yaml, then `python -m mmr.deploy.generate`; never the outputs."""
+    assert stale_files() == []
 
 
 @pytest.mark.parametrize("path", sample_paths())

@@ -195,6 +195,8 @@ def test_cluster_sigkill_mid_upload_leaves_nothing_after_restart(
         # Grace 0: in this test nothing is in flight when machine 0 sweeps.
         raw = cluster_raw_config(tmp_path, database, redis_url, s3_server, bucket,
                                  orphanSweep={"graceHours": 0})
+        # The killed process's MACHINE_ID lease must lapse before the ID can be reused.
+        raw["cluster"] = {"leaseSeconds": 3}
         config_path = tmp_path / "media-repo.yaml"
         config_path.write_text(yaml.safe_dump(raw))
         assert run_mmr(["migrate", "--config", str(config_path)]).returncode == 0
@@ -224,6 +226,7 @@ def test_cluster_sigkill_mid_upload_leaves_nothing_after_restart(
         FIGURES["cluster: bytes left by the kill"] = _bytes(_files(temp_dir)) + 7 * MIB
         assert _bytes(_files(temp_dir)) >= 20 * MIB
 
+        time.sleep(3.5)  # past the dead process's lease
         restarted = start("upload", 1, "upload-1-again")
         admin = start("admin", 0, "admin-0")
         try:

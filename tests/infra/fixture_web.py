@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 
 Handler = Callable[[BaseHTTPRequestHandler], None]
@@ -78,7 +77,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     owner: FixtureWebServer
 
-    def verify_request(self, request: Any, client_address: Any) -> bool:
+    def verify_request(self, request: Any, _client_address: Any) -> bool:
         self.owner.connections += 1
         return True
 
@@ -130,8 +129,6 @@ class FixtureWebServer:
         self._thread.start()
         return self
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, *_exc_info: object) -> None:
         self._server.shutdown()
         self._server.server_close()

@@ -38,3 +38,23 @@ def test_json_logs_and_colours(capsys: pytest.CaptureFixture[str]) -> None:
     setup_logging("thumbnail", 3, RepoConfig(logColors=True))
     logging.getLogger("mmr.test").error("coloured")
     assert "\x1b[31m" in capsys.readouterr().err
+
+
+def test_a_json_line_carries_machine_service_request_and_homeserver(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    from shared.web.middleware import homeserver_var, request_id_var
+
+    setup_logging("download", 130, RepoConfig(jsonLogs=True))
+    request, homeserver = request_id_var.set("req-42"), homeserver_var.set("example.org")
+    try:
+        logging.getLogger("mmr.test").warning("served")
+    finally:
+        request_id_var.reset(request)
+        homeserver_var.reset(homeserver)
+    line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert line["service"] == "download" and line["machine_id"] == 130
+    assert line["request_id"] == "req-42" and line["homeserver"] == "example.org"
+    assert line["msg"] == "served" and line["level"] == "WARNING"

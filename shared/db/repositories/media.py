@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import cast
 
-from sqlalchemy import Table, bindparam, delete, exists, func, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.models import MediaRow
+from shared.db.repositories.mapping import record_of, row_of
 from shared.db.repositories.unique import add_unless_taken
 
 
@@ -39,38 +40,12 @@ class MediaIdTaken(Exception):
 
 
 def _to_record(row: MediaRow) -> MediaRecord:
-    return MediaRecord(
-        origin=row.origin,
-        media_id=row.media_id,
-        upload_name=row.upload_name,
-        content_type=row.content_type,
-        user_id=row.user_id,
-        sha256=row.sha256,
-        size_bytes=row.size_bytes,
-        creation_ts=row.creation_ts,
-        datastore_id=row.datastore_id,
-        location=row.location,
-        quarantined=row.quarantined,
-        authenticated=row.authenticated,
-    )
+    return record_of(MediaRecord, row)
 
 
 async def insert_media(session: AsyncSession, record: MediaRecord) -> None:
     """Insert a record; raise MediaIdTaken when the ID exists (the caller's transaction is rolled back)."""
-    row = MediaRow(
-        origin=record.origin,
-        media_id=record.media_id,
-        upload_name=record.upload_name,
-        content_type=record.content_type,
-        user_id=record.user_id,
-        sha256=record.sha256,
-        size_bytes=record.size_bytes,
-        creation_ts=record.creation_ts,
-        datastore_id=record.datastore_id,
-        location=record.location,
-        quarantined=record.quarantined,
-        authenticated=record.authenticated,
-    )
+    row = row_of(MediaRow, record)
     if not await add_unless_taken(session, row):
         raise MediaIdTaken(record.mxc)
 
@@ -78,13 +53,6 @@ async def insert_media(session: AsyncSession, record: MediaRecord) -> None:
 async def get_media(session: AsyncSession, origin: str, media_id: str) -> MediaRecord | None:
     row = await session.get(MediaRow, (origin, media_id))
     return _to_record(row) if row else None
-
-
-async def find_object_by_sha256(session: AsyncSession, sha256: str) -> tuple[str, str] | None:
-    """(datastore_id, location) of any stored copy of these bytes, for deduplication."""
-    stmt = select(MediaRow.datastore_id, MediaRow.location).where(MediaRow.sha256 == sha256).limit(1)
-    row = (await session.execute(stmt)).first()
-    return (row[0], row[1]) if row else None
 
 
 @dataclass(frozen=True)
@@ -107,11 +75,6 @@ async def find_stored_copy(session: AsyncSession, sha256: str) -> StoredCopy | N
     )
     row = (await session.execute(stmt)).first()
     return StoredCopy(row[0], row[1], bool(row[2])) if row else None
-
-
-async def is_sha256_quarantined(session: AsyncSession, sha256: str) -> bool:
-    stmt = select(exists().where(MediaRow.sha256 == sha256, MediaRow.quarantined.is_(True)))
-    return bool((await session.execute(stmt)).scalar())
 
 
 async def set_quarantined(
@@ -146,19 +109,6 @@ async def record_last_access(session: AsyncSession, accesses: dict[tuple[str, st
         for (origin, media_id), ts in accesses.items()
     ]
     await session.execute(stmt, rows)
-
-
-async def remote_media_unused_since(
-    session: AsyncSession, local_origins: list[str], cutoff_ts: int, limit: int
-) -> list[MediaRecord]:
-    """Cached remote media last used (downloaded, else fetched) before `cutoff_ts`."""
-    last_used = func.coalesce(MediaRow.last_access_ts, MediaRow.creation_ts)
-    stmt = (
-        select(MediaRow)
-        .where(MediaRow.origin.not_in(local_origins), last_used < cutoff_ts)
-        .limit(limit)
-    )
-    return [_to_record(row) for row in (await session.scalars(stmt)).all()]
 
 
 async def delete_media(session: AsyncSession, origin: str, media_id: str) -> None:

@@ -25,10 +25,6 @@ class CachedPreview:
     error_code: str | None = None
     error_message: str | None = None
 
-    @property
-    def is_error(self) -> bool:
-        return self.preview is None
-
     def to_bytes(self) -> bytes:
         """A compact encoding for caches outside the database."""
         return json.dumps([self.preview, self.error_status, self.error_code, self.error_message],

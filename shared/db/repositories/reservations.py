@@ -8,6 +8,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.models import MediaReservationRow
+from shared.db.repositories.mapping import record_of, row_of
 from shared.db.repositories.unique import add_unless_taken
 
 
@@ -34,18 +35,12 @@ class ReservationTaken(Exception):
 
 
 def _to_reservation(row: MediaReservationRow) -> Reservation:
-    return Reservation(row.origin, row.media_id, row.user_id, row.creation_ts, row.expires_ts)
+    return record_of(Reservation, row)
 
 
 async def insert_reservation(session: AsyncSession, reservation: Reservation) -> None:
     """Insert it; raise ReservationTaken on an ID collision (the transaction is rolled back)."""
-    row = MediaReservationRow(
-        origin=reservation.origin,
-        media_id=reservation.media_id,
-        user_id=reservation.user_id,
-        creation_ts=reservation.creation_ts,
-        expires_ts=reservation.expires_ts,
-    )
+    row = row_of(MediaReservationRow, reservation)
     if not await add_unless_taken(session, row):
         raise ReservationTaken(reservation.mxc)
 

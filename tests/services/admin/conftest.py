@@ -37,6 +37,13 @@ def fresh_pg() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def admin_bucket(s3_server: S3Server) -> str:
+    """One bucket for every admin test: each has its own database, objects are content
+    addressed, and a bucket per test would pile up the session's SeaweedFS volumes."""
+    return new_bucket(s3_server)
+
+
 @dataclass(frozen=True)
 class Callers:
     operator: RegisteredUser  # in `admins`
@@ -103,7 +110,7 @@ def serve_embedded(config: MmrConfig) -> ServerThread:
 
 def serve_cluster(config: MmrConfig) -> tuple[ServerThread, ServerThread]:
     """The admin service (machine 0) and a media process (machine 1) on one cluster config."""
-    from mmr.serve import service_module
+    from mmr.services import service_module
 
     admin = ServerThread(service_module("admin").create_app(config=config, machine_id=0)).start()
     routers = [r for name in ("upload", "download", "thumbnail")
@@ -121,7 +128,8 @@ def build_config(kind: str, request: pytest.FixtureRequest, tmp_path: Path,
     else:
         s3: S3Server = request.getfixturevalue("s3_server")
         raw = cluster_raw_config(tmp_path, request.getfixturevalue("fresh_pg"),
-                                 request.getfixturevalue("redis_url"), s3, new_bucket(s3))
+                                 request.getfixturevalue("redis_url"), s3,
+                                 request.getfixturevalue("admin_bucket"))
     raw.update(raw_overrides)
     return parse_config(raw)
 

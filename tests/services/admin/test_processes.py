@@ -26,7 +26,7 @@ from shared.db.repositories.media_selection import MediaSelector, count_selected
 from shared.db.repositories.tasks import get_task
 from shared.runtime import Runtime
 from shared.storage.keys import content_key
-from tests.conftest import SERVER_NAME, TEST_SECRET, cluster_raw_config, new_bucket
+from tests.conftest import SERVER_NAME, TEST_SECRET, cluster_raw_config
 from tests.infra.processes import MmrProcess, start_mmr
 from tests.infra.seaweedfs import S3Server
 from tests.services.admin.conftest import ADMIN_PREFIX
@@ -54,8 +54,9 @@ class Processes:
 
 
 @pytest.fixture
-def processes(tmp_path: Path, fresh_pg: str, redis_url: str, s3_server: S3Server) -> Iterator[Processes]:
-    raw = cluster_raw_config(tmp_path, fresh_pg, redis_url, s3_server, new_bucket(s3_server))
+def processes(tmp_path: Path, fresh_pg: str, redis_url: str, s3_server: S3Server,
+              admin_bucket: str) -> Iterator[Processes]:
+    raw = cluster_raw_config(tmp_path, fresh_pg, redis_url, s3_server, admin_bucket)
     path = tmp_path / "media-repo.yaml"
     path.write_text(yaml.safe_dump(raw))
     procs = Processes(tmp_path, path, parse_config(raw), {})
@@ -97,7 +98,7 @@ def test_a_quarantine_reaches_a_thumbnail_process_at_once(processes: Processes) 
     assert time.monotonic() - started < 3
 
 
-ITEMS = 1000
+ITEMS = 400
 OBJECTS = 10
 
 

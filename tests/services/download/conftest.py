@@ -16,7 +16,14 @@ import pytest
 
 from shared.config import parse_config
 from shared.db.migrate import run_migrations
-from tests.conftest import RunningMmr, cluster_raw_config, embedded_raw_config, new_bucket, serve_all
+from tests.conftest import (
+    RunningMmr,
+    cluster_raw_config,
+    embedded_raw_config,
+    new_bucket,
+    serve_all,
+    spare_machine_id,
+)
 from tests.infra.seaweedfs import S3Server
 
 ServeFactory = Callable[..., RunningMmr]
@@ -50,11 +57,11 @@ def public_bucket(s3: S3Server) -> str:
 def serve_cluster(
     tmp_path_factory: pytest.TempPathFactory, pg_url: str, redis_url: str, s3_server: S3Server
 ) -> Iterator[ServeFactory]:
-    """`serve_cluster(public=False, machine_id=1, **overrides)`: one cluster node on PostgreSQL,
+    """`serve_cluster(public=False, machine_id=None, **overrides)`: one cluster node on PostgreSQL,
     Redis and its own S3 bucket (public, behind `publicBaseUrl`, when `public`)."""
     with contextlib.ExitStack() as stack:
 
-        def serve(public: bool = False, machine_id: int = 1, **overrides: Any) -> RunningMmr:
+        def serve(public: bool = False, machine_id: int | None = None, **overrides: Any) -> RunningMmr:
             data_dir = tmp_path_factory.mktemp("mmr")
             bucket = public_bucket(s3_server) if public else new_bucket(s3_server)
             raw = cluster_raw_config(data_dir, pg_url, redis_url, s3_server, bucket, **overrides)
@@ -63,7 +70,8 @@ def serve_cluster(
             config = parse_config(raw)
             # Machine 0 would migrate at start; other machines only wait for the schema.
             run_migrations(config.database.url)
-            server = stack.enter_context(serve_all(config, machine_id=machine_id))
+            server = stack.enter_context(serve_all(
+                config, machine_id=spare_machine_id() if machine_id is None else machine_id))
             return RunningMmr(server.url, config, data_dir)
 
         yield serve

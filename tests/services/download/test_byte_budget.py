@@ -20,7 +20,7 @@ import pytest
 
 from shared.config import parse_config
 from shared.db.migrate import run_migrations
-from tests.conftest import RunningMmr, cluster_raw_config, new_bucket, serve_all
+from tests.conftest import RunningMmr, cluster_raw_config, new_bucket, serve_all, spare_machine_id
 from tests.infra.seaweedfs import S3Server
 from tests.services.download.budget import (
     BUDGET,
@@ -143,8 +143,8 @@ def cluster_of(
                                      new_bucket(s3_server), **BUDGET)
             config = parse_config(raw)
             run_migrations(config.database.url)
-            servers = [stack.enter_context(serve_all(config, machine_id=n + 1))
-                       for n in range(machines)]
+            servers = [stack.enter_context(serve_all(config, machine_id=spare_machine_id()))
+                       for _ in range(machines)]
             return [RunningMmr(server.url, config, tmp_path) for server in servers]
 
         yield start

@@ -23,13 +23,18 @@ from typing import Any
 import pytest
 
 from mmr.embedded import all_routers
-from services.preview.fetch import RESOLVER_EXTRA
 from shared.config import MmrConfig, parse_config
 from shared.db.migrate import run_migrations
 from shared.net.safe_transport import StaticResolver
 from shared.runtime import Runtime
 from shared.web.app import make_app
-from tests.conftest import RunningMmr, cluster_raw_config, embedded_raw_config, new_bucket
+from tests.conftest import (
+    RunningMmr,
+    cluster_raw_config,
+    embedded_raw_config,
+    new_bucket,
+    spare_machine_id,
+)
 from tests.infra.fixture_web import FixtureWebServer
 from tests.infra.http_server import ServerThread
 from tests.infra.seaweedfs import S3Server
@@ -62,7 +67,7 @@ class Previewer(RunningMmr):
 
 
 async def _install_resolver(rt: Runtime) -> None:
-    rt.extras[RESOLVER_EXTRA] = StaticResolver(RESOLVER_ANSWERS)
+    rt.resolver = StaticResolver(RESOLVER_ANSWERS)
 
 
 def serve_previewer(stack: ExitStack, config: MmrConfig, data_dir: Path,
@@ -120,11 +125,12 @@ def cluster_previewers(
     tmp_path_factory: pytest.TempPathFactory, web: FixtureWebServer, pg_url: str, redis_url: str,
     s3_server: S3Server,
 ) -> Iterator[tuple[Previewer, Previewer]]:
-    """Two preview processes (machines 1 and 2) of one cluster."""
+    """Two preview processes of one cluster (machine IDs of their own: they live all session on
+    the session database, where machine IDs are leased)."""
     data_dir = tmp_path_factory.mktemp("cluster-previewers")
     config = parse_config(cluster_raw_config(data_dir, pg_url, redis_url, s3_server,
                                              new_bucket(s3_server), **preview_overrides()))
-    run_migrations(config.database.url)  # machine 0's job; these are machines 1 and 2
+    run_migrations(config.database.url)  # machine 0's job; these are two others
     with ExitStack() as stack:
-        yield (serve_previewer(stack, config, data_dir, machine_id=1),
-               serve_previewer(stack, config, data_dir, machine_id=2))
+        yield (serve_previewer(stack, config, data_dir, machine_id=spare_machine_id()),
+               serve_previewer(stack, config, data_dir, machine_id=spare_machine_id()))

@@ -17,9 +17,10 @@ from fastapi import FastAPI
 from mmr.embedded import all_routers
 from services.thumbnail.app import START_HOOKS
 from services.thumbnail.app import create_app as create_thumbnail_app
-from services.thumbnail.context import CONTEXT_KEY, ThumbnailContext
-from services.thumbnail.workers import WorkerPool
+from services.thumbnail.context import ThumbnailContext
+from services.thumbnail.worker.pool import WorkerPool
 from shared.config import MmrConfig, parse_config
+from shared.runtime import Runtime
 from shared.web.app import make_app
 from tests.conftest import (
     SERVER_NAME,
@@ -47,9 +48,9 @@ class Node:
 
     @property
     def pool(self) -> WorkerPool:
-        context = self.app.state.runtime.extras[CONTEXT_KEY]
-        assert isinstance(context, ThumbnailContext)
-        return context.pool
+        runtime = self.app.state.runtime
+        assert isinstance(runtime, Runtime)
+        return runtime.part(ThumbnailContext).pool
 
 
 def embedded_app(config: MmrConfig, machine_id: int = 0) -> FastAPI:

@@ -8,16 +8,16 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from services.thumbnail.formats import image_decoders
-from services.thumbnail.jobs import (
+from services.thumbnail.sizing import Target, plan
+from services.thumbnail.worker.formats import image_decoders
+from services.thumbnail.worker.jobs import (
     CorruptMedia,
     SourceTooLarge,
     ThumbnailJob,
     ThumbnailOutput,
     UnsupportedMedia,
 )
-from services.thumbnail.sizing import Target, plan
-from services.thumbnail.thumbnailer import _decode_still, make_thumbnail
+from services.thumbnail.worker.render import _decode_still, render_thumbnail
 from shared.config import ThumbnailsConfig
 from tests.services.thumbnail import media
 
@@ -33,7 +33,7 @@ def run(tmp_path: Path, data: bytes, content_type: str, target: Target = SCALE_3
     source.write_bytes(data)
     job = ThumbnailJob(str(source), content_type, str(tmp_path), target, animated, max_pixels,
                        0.5, FORMATS)
-    return make_thumbnail(job)
+    return render_thumbnail(job)
 
 
 def read(output: ThumbnailOutput) -> Image.Image:

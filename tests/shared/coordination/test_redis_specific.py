@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
 
+from shared.coordination.base import CoordinatorUnavailable
 from shared.coordination.factory import make_coordinator
 from shared.coordination.inprocess import InProcessCoordinator
 from shared.coordination.redis import RedisCoordinator
@@ -84,4 +86,27 @@ async def test_factory_picks_implementation(redis_url: str) -> None:
     assert isinstance(make_coordinator(""), InProcessCoordinator)
     coord = make_coordinator(redis_url)
     assert isinstance(coord, RedisCoordinator)
+    await coord.close()
+
+
+async def test_an_unreachable_redis_raises_the_coordinators_own_error() -> None:
+    """Callers outside shared/coordination/ catch `CoordinatorUnavailable`, never redis errors."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    coord = RedisCoordinator(f"redis://127.0.0.1:{port}/0", namespace="dead")
+    attempts = [
+        lambda: coord.publish("channel", b"x"),
+        lambda: coord.subscribe("channel"),
+        lambda: coord.cache_get("key"),
+        lambda: coord.cache_set("key", b"value", 10),
+        lambda: coord.cache_delete("key"),
+        lambda: coord.check_ready(),
+    ]
+    for attempt in attempts:
+        with pytest.raises(CoordinatorUnavailable):
+            await attempt()
+    with pytest.raises(CoordinatorUnavailable):
+        async with coord.lock("name", ttl_seconds=5, wait_seconds=1):
+            pass
     await coord.close()

@@ -168,3 +168,33 @@ async def test_a_task_created_on_another_process_wakes_machine_zero_at_once(
     finally:
         await runner.stop()
     assert finished is not None and finished.is_finished
+
+
+async def test_a_process_that_loses_the_right_to_run_tasks_stops_at_its_next_checkpoint(
+    tmp_path: Path, runtime_for: Any
+) -> None:
+    rt: Runtime = await runtime_for(parse_config(embedded_raw_config(tmp_path)), machine_id=0)
+    runner = TaskRunner(rt, poll_seconds=30)
+    record = await create_task(rt, "test_counting", {"steps": 4, "gate_at": 2})
+    GATE[record.id] = asyncio.Event()
+    runner.start()
+    try:
+        for _ in range(200):
+            async with rt.sessions() as session:
+                current = await get_task(session, record.id)
+            if current is not None and current.done == 2:
+                break
+            await asyncio.sleep(0.02)
+        rt.machine_id = 1  # as a lapsed lease would make `runs_background_tasks` false
+        GATE[record.id].set()
+        for _ in range(100):
+            if record.id not in runner.running_ids:
+                break
+            await asyncio.sleep(0.02)
+        async with rt.sessions() as session:
+            after = await get_task(session, record.id)
+        assert after is not None and not after.is_finished and after.done == 2
+        assert [s for t, s in STEPS_DONE if t == record.id] == [0, 1, 2]  # step 2 redone on resume
+    finally:
+        rt.machine_id = 0
+        await runner.stop()

@@ -8,25 +8,21 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from services.thumbnail.context import ThumbnailContext
-from services.thumbnail.jobs import EXTENSIONS
 from services.thumbnail.placeholder import CONTENT_TYPE as PLACEHOLDER_TYPE
 from services.thumbnail.placeholder import placeholder_png
 from services.thumbnail.sizing import Target
+from services.thumbnail.worker.jobs import EXTENSIONS
 from shared.db.repositories.thumbnails import ThumbnailRecord
 from shared.matrix.disposition import media_headers
 from shared.matrix.errors import NotFound
 from shared.metrics import record as metrics
 from shared.runtime import Runtime
 from shared.storage.base import ObjectNotFound
-from shared.web.conditional import strong_etag
-
-CACHE_CONTROL = "private, max-age=259200"
-"""Three days, as for downloads: a thumbnail never changes, but its media can be quarantined, so
-shared caches must not keep it."""
+from shared.web.conditional import MEDIA_CACHE_CONTROL, strong_etag
 
 
 @dataclass(frozen=True)
-class ThumbnailAnswer:
+class ThumbnailResponse:
     """Headers plus the bytes (small thumbnails), a stream of them, or a redirect."""
 
     headers: dict[str, str]
@@ -37,7 +33,7 @@ class ThumbnailAnswer:
 @lru_cache(maxsize=32)
 def _headers_for(content_type: str) -> tuple[tuple[str, str], ...]:
     headers = media_headers(content_type, f"thumbnail.{EXTENSIONS.get(content_type, 'png')}")
-    headers["Cache-Control"] = CACHE_CONTROL
+    headers["Cache-Control"] = MEDIA_CACHE_CONTROL
     return tuple(headers.items())
 
 
@@ -46,7 +42,14 @@ def thumbnail_headers(content_type: str) -> dict[str, str]:
     return dict(_headers_for(content_type))
 
 
-async def placeholder(rt: Runtime, target: Target) -> ThumbnailAnswer:
+def stored_headers(thumb: ThumbnailRecord) -> dict[str, str]:
+    """The headers of a stored thumbnail's answer; its content hash is a strong ETag."""
+    headers = thumbnail_headers(thumb.content_type)
+    headers["ETag"] = strong_etag(thumb.sha256)
+    return headers
+
+
+async def placeholder(rt: Runtime, target: Target) -> ThumbnailResponse:
     """The quarantine placeholder at the target size, or 404 when the operator wants none."""
     if not rt.config.quarantine.replace_thumbnails:
         raise NotFound()
@@ -55,7 +58,7 @@ async def placeholder(rt: Runtime, target: Target) -> ThumbnailAnswer:
     )
     headers = thumbnail_headers(PLACEHOLDER_TYPE)
     headers["Content-Length"] = str(len(data))
-    return ThumbnailAnswer(headers, data)
+    return ThumbnailResponse(headers, data)
 
 
 async def _read_all(chunks: AsyncIterator[bytes]) -> bytes:
@@ -63,20 +66,19 @@ async def _read_all(chunks: AsyncIterator[bytes]) -> bytes:
 
 
 async def stored(
-    rt: Runtime, ctx: ThumbnailContext, thumb: ThumbnailRecord, allow_redirect: bool
-) -> ThumbnailAnswer:
+    rt: Runtime, ctx: ThumbnailContext, thumb: ThumbnailRecord, headers: dict[str, str],
+    allow_redirect: bool,
+) -> ThumbnailResponse:
     """A stored thumbnail: from memory when small and recently served, else from its datastore
     (or a redirect to its public URL where the datastore has one and redirects are allowed)."""
     metrics.thumbnail_served(rt)
-    headers = thumbnail_headers(thumb.content_type)
-    headers["ETag"] = strong_etag(thumb.sha256)
     store = rt.datastores.get(thumb.datastore_id)
     url = store.public_url(thumb.location) if allow_redirect else None
     if url is not None:
-        return ThumbnailAnswer(headers, None, location=url)
+        return ThumbnailResponse(headers, None, location=url)
     headers["Content-Length"] = str(thumb.size_bytes)
     if thumb.size_bytes > ctx.cache.max_entry_bytes:
-        return ThumbnailAnswer(headers, store.open_stream(thumb.location))
+        return ThumbnailResponse(headers, store.open_stream(thumb.location))
     data = ctx.cache.get(thumb.datastore_id, thumb.location)
     if data is None:
         try:
@@ -84,4 +86,4 @@ async def stored(
         except ObjectNotFound as exc:  # purged since it was looked up
             raise NotFound() from exc
         ctx.cache.put(thumb.datastore_id, thumb.location, data)
-    return ThumbnailAnswer(headers, data)
+    return ThumbnailResponse(headers, data)

@@ -16,20 +16,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import importlib
 import logging
 import math
 import multiprocessing
 import pickle
 import resource
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+Job = Callable[..., Any]
+"""A module-level function: sent to the worker by reference (its module and name), not by value."""
 
 JOBS_PER_WORKER = 1000
 """A worker is replaced after this many jobs, bounding what a slow leak in a decoder can cost."""
@@ -92,11 +94,6 @@ def _allow_cpu_seconds(budget: int) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (used + budget, hard))
 
 
-def _resolve(job: str) -> Any:
-    module, _, name = job.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
 def _sendable(exc: BaseException) -> BaseException:
     try:
         pickle.loads(pickle.dumps(exc))
@@ -105,9 +102,9 @@ def _sendable(exc: BaseException) -> BaseException:
         return WorkerJobError(f"The job failed: {type(exc).__name__}")
 
 
-def _run_one(job: str, args: tuple[Any, ...]) -> tuple[str, Any, int]:
+def _run_one(job: Job, args: tuple[Any, ...]) -> tuple[str, Any, int]:
     try:
-        return "ok", _resolve(job)(*args), _peak_rss_bytes()
+        return "ok", job(*args), _peak_rss_bytes()
     except MemoryError:
         return "oom", None, _peak_rss_bytes()
     except Exception as exc:
@@ -180,8 +177,8 @@ class WorkerPool:
     def pids(self) -> list[int]:
         return [w.process.pid for w in self._workers if w.process.pid is not None]
 
-    async def run(self, job: str, *args: Any) -> Any:
-        """Run `module:function(*args)` in a worker and return its result (or raise its error).
+    async def run(self, job: Callable[..., T], *args: Any) -> T:
+        """Run `job(*args)` in a worker and return its result (or raise its error).
 
         Raises `WorkerCrashed`, `WorkerTimedOut` or `WorkerOutOfMemory` when the worker did not
         survive the job; the exception a job raises is re-raised here as it was.
@@ -195,7 +192,8 @@ class WorkerPool:
             except BaseException:
                 self._retire(worker)
                 raise
-            return self._settle(worker, status, payload, peak)
+            result: T = self._settle(worker, status, payload, peak)
+            return result
 
     def _settle(self, worker: _Worker, status: str, payload: Any, peak: int) -> Any:
         self.jobs_run += 1
@@ -231,7 +229,7 @@ class WorkerPool:
         self._workers.add(worker)
         return worker
 
-    async def _exchange(self, worker: _Worker, job: str, args: tuple[Any, ...]) -> tuple[str, Any, int]:
+    async def _exchange(self, worker: _Worker, job: Job, args: tuple[Any, ...]) -> tuple[str, Any, int]:
         try:
             worker.conn.send((job, args, self.limits.cpu_budget))
             await self._readable(worker.conn, self.limits.timeout_seconds)

@@ -20,7 +20,7 @@ import pillow_heif
 from av.stream import Disposition
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from services.thumbnail.jobs import CorruptMedia, SourceTooLarge, ThumbnailFailure, UnsupportedMedia
+from services.thumbnail.worker.jobs import CorruptMedia, SourceTooLarge, ThumbnailFailure, UnsupportedMedia
 
 pillow_heif.register_heif_opener()
 # A truncated file is an error, never a half-grey thumbnail.

@@ -1,8 +1,5 @@
-"""What the service asks a worker process to do, and what it gets back.
-
-Plain picklable values only, and no image library imports, so the service process can build jobs
-and read results without loading any decoder.
-"""
+"""What the service asks a worker process to do, and what it gets back: plain picklable values
+(the pipe between the processes carries them), and no image library imports."""
 
 from __future__ import annotations
 
@@ -51,10 +48,6 @@ class ThumbnailOutput:
     width: int
     height: int
     animated: bool
-
-    @property
-    def extension(self) -> str:
-        return EXTENSIONS.get(self.content_type, "bin")
 
 
 EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/gif": "gif", "image/webp": "webp"}

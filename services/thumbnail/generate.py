@@ -1,12 +1,12 @@
-"""Finding a stored thumbnail or making it once, cluster-wide.
+"""Generating a thumbnail: once, cluster-wide, by a worker, stored by the one writer.
 
 A missing thumbnail is generated under `singleflight`: however many requests on however many
 thumbnail processes ask at the same moment, one of them copies the source to a private temp
-folder (a file datastore's object is read in place), has a worker make the thumbnail, stores it
-under its content hash in the `thumbnails` datastore and records the row; the others then find
-that row. Identical thumbnails share one
-object because the key is the hash. A source that failed is remembered for a few minutes, so a
-hostile file cannot make the cluster decode it again and again.
+folder (an object the datastore has as a local file is read in place), has a worker render the
+thumbnail (`worker.render`), and hands it to `shared.media.store.store_thumbnail`, which stores
+it under its content hash and records the row; the others then find that row. A source that
+failed is remembered for a few minutes, so a hostile file cannot make the cluster decode it
+again and again.
 """
 
 from __future__ import annotations
@@ -17,13 +17,12 @@ import json
 import logging
 import shutil
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.thumbnail.context import THUMBNAIL_JOB, ThumbnailContext
-from services.thumbnail.formats import normalise
-from services.thumbnail.jobs import (
+from services.thumbnail.context import ThumbnailContext
+from services.thumbnail.sizing import Target
+from services.thumbnail.worker.jobs import (
     CorruptMedia,
     SourceTooLarge,
     ThumbnailFailure,
@@ -31,8 +30,7 @@ from services.thumbnail.jobs import (
     ThumbnailOutput,
     UnsupportedMedia,
 )
-from services.thumbnail.sizing import Target
-from services.thumbnail.workers import (
+from services.thumbnail.worker.pool import (
     WorkerCrashed,
     WorkerFailure,
     WorkerJobError,
@@ -41,19 +39,14 @@ from services.thumbnail.workers import (
     WorkerOverCpu,
     WorkerTimedOut,
 )
+from services.thumbnail.worker.render import render_thumbnail
 from shared.coordination.singleflight import singleflight
 from shared.db.repositories.media import MediaRecord
-from shared.db.repositories.thumbnails import (
-    ThumbnailKey,
-    ThumbnailRecord,
-    get_thumbnail,
-    insert_thumbnail,
-)
+from shared.db.repositories.thumbnails import ThumbnailKey, ThumbnailRecord, get_thumbnail
+from shared.matrix.disposition import media_type
+from shared.media.store import ThumbnailWrite, store_thumbnail
 from shared.metrics import record as metrics
 from shared.runtime import Runtime
-from shared.storage.base import Datastore
-from shared.storage.file import FileDatastore
-from shared.storage.keys import content_key, validate_key
 from shared.storage.spool import SpoolTooLarge, spool_to_temp
 
 log = logging.getLogger(__name__)
@@ -148,10 +141,10 @@ async def _generate(rt: Runtime, ctx: ThumbnailContext, req: GenerationRequest) 
         source = await _source_file(rt, req.source, job_dir, limit)
         job = _job(rt, ctx, req, source, job_dir)
         try:
-            output = await ctx.pool.run(THUMBNAIL_JOB, job)
+            output = await ctx.pool.run(render_thumbnail, job)
         except WorkerLost as exc:  # once more, on a fresh worker (the lost one is retired)
             log.warning("retrying a thumbnail job once after %s", exc)
-            output = await ctx.pool.run(THUMBNAIL_JOB, job)
+            output = await ctx.pool.run(render_thumbnail, job)
         return await _store_and_record(rt, req, output, source)
     finally:
         await asyncio.to_thread(shutil.rmtree, job_dir, True)
@@ -166,19 +159,12 @@ class SourceFile:
     size_bytes: int
 
 
-def _in_place(store: Datastore, record: MediaRecord) -> SourceFile | None:
-    """The object itself when it is a file on this machine: no copy needed (workers only read)."""
-    if not isinstance(store, FileDatastore):
-        return None
-    path = store.root / validate_key(record.location)
-    return SourceFile(path, record.sha256, record.size_bytes) if path.is_file() else None
-
-
 async def _source_file(rt: Runtime, record: MediaRecord, job_dir: Path, limit: int) -> SourceFile:
     store = rt.datastores.get(record.datastore_id)
-    local = _in_place(store, record)
-    if local is not None:
-        return local
+    # A file on this machine is read in place: no copy needed (workers only read).
+    in_place = await store.local_path(record.location)
+    if in_place is not None:
+        return SourceFile(in_place, record.sha256, record.size_bytes)
     chunks = store.open_stream(record.location, chunk_size=SOURCE_CHUNK_BYTES)
     try:
         spooled = await spool_to_temp(chunks, job_dir, limit or None)
@@ -194,7 +180,7 @@ def _job(rt: Runtime, ctx: ThumbnailContext, req: GenerationRequest, source: Sou
     animated = req.animated and source.size_bytes <= config.max_animate_size_bytes
     return ThumbnailJob(
         source_path=str(source.path),
-        content_type=normalise(req.source.content_type),
+        content_type=media_type(req.source.content_type),
         output_dir=str(job_dir),
         target=req.target,
         animated=animated,
@@ -218,20 +204,9 @@ async def _store_and_record(
     rt: Runtime, req: GenerationRequest, output: ThumbnailOutput, source: SourceFile
 ) -> ThumbnailRecord:
     if output.path is None:  # the source itself is the thumbnail
-        path, sha256, size = source.path, source.sha256, source.size_bytes
+        made = source
     else:
         path = Path(output.path)
         sha256, size = await asyncio.to_thread(_hash_file, path)
-    store = rt.datastores.for_kind("thumbnails")
-    stored = await store.put_file(content_key(sha256), path, output.content_type)
-    record = ThumbnailRecord(
-        key=req.key,
-        content_type=output.content_type,
-        sha256=sha256,
-        size_bytes=size,
-        creation_ts=int(time.time() * 1000),
-        datastore_id=stored.datastore_id,
-        location=stored.location,
-    )
-    async with rt.sessions() as session:
-        return await insert_thumbnail(session, record)
+        made = SourceFile(path, sha256, size)
+    return await store_thumbnail(rt, ThumbnailWrite(req.key, output.content_type), made)

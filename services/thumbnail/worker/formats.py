@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from shared.matrix.disposition import media_type
+
 IMAGE_FORMATS: dict[str, str] = {
     "image/jpeg": "JPEG", "image/jpg": "JPEG", "image/pjpeg": "JPEG",
     "image/png": "PNG", "image/apng": "PNG",
@@ -24,11 +26,6 @@ VIDEO_TYPES = frozenset({
 """Containers a representative frame is taken from (still thumbnails only)."""
 
 
-def normalise(content_type: str | None) -> str:
-    """`Image/JPEG; charset=x` -> `image/jpeg`."""
-    return (content_type or "").split(";", 1)[0].strip().lower()
-
-
 def family(content_type: str) -> str | None:
     """"image", "video" or "audio" for a type some decoder handles, else None."""
     if content_type in IMAGE_FORMATS:
@@ -42,7 +39,7 @@ def family(content_type: str) -> str | None:
 
 def thumbnailable(content_type: str, configured_types: Iterable[str]) -> bool:
     """Listed in `thumbnails.types` AND handled by a decoder: both are needed."""
-    return family(content_type) is not None and content_type in {normalise(t) for t in configured_types}
+    return family(content_type) is not None and content_type in {media_type(t) for t in configured_types}
 
 
 def image_decoders(configured_types: Iterable[str]) -> tuple[str, ...]:
@@ -50,7 +47,7 @@ def image_decoders(configured_types: Iterable[str]) -> tuple[str, ...]:
 
     Audio cover art is a JPEG or PNG inside the file, so audio types allow those two.
     """
-    types = {normalise(t) for t in configured_types}
+    types = {media_type(t) for t in configured_types}
     formats = {IMAGE_FORMATS[t] for t in types if t in IMAGE_FORMATS}
     if any(t.startswith("audio/") for t in types):
         formats |= {"JPEG", "PNG"}

@@ -1,6 +1,6 @@
 """Making one thumbnail, inside a worker process: decode, orient, resize, encode.
 
-`make_thumbnail(job)` is the only entry point. It reads the source file, writes the thumbnail
+`render_thumbnail(job)` is the only entry point. It reads the source file, writes the thumbnail
 next to the job's other temp files and returns what it wrote. Output carries no metadata: EXIF
 (GPS included), XMP, comments and ICC profiles are dropped, colours converted to sRGB first.
 Still thumbnails are PNG when transparency must survive and JPEG otherwise; animated ones WebP.
@@ -14,10 +14,10 @@ import tempfile
 
 from PIL import Image, ImageCms, ImageSequence
 
-from services.thumbnail.decoders import cover_art, guarded, open_image, video_frame
-from services.thumbnail.formats import family
-from services.thumbnail.jobs import ThumbnailJob, ThumbnailOutput, UnsupportedMedia
 from services.thumbnail.sizing import ResizePlan, decode_hint, plan
+from services.thumbnail.worker.decoders import cover_art, guarded, open_image, video_frame
+from services.thumbnail.worker.formats import family
+from services.thumbnail.worker.jobs import ThumbnailJob, ThumbnailOutput, UnsupportedMedia
 
 ORIENTATION_TAG = 0x0112
 TRANSPOSE_FOR_ORIENTATION: dict[int, Image.Transpose] = {
@@ -41,7 +41,7 @@ REDUCING_GAP = 3.0
 """Shrink by whole factors first (fast box filter), keeping 3x for the final Lanczos pass."""
 
 
-def make_thumbnail(job: ThumbnailJob) -> ThumbnailOutput:
+def render_thumbnail(job: ThumbnailJob) -> ThumbnailOutput:
     """The worker's entry point: one thumbnail of `job.source_path` at `job.target`."""
     kind = family(job.content_type)
     if kind == "image":

@@ -1,1 +1,0 @@
-"""admin pipeline (steps arrive with the admin issue)."""

@@ -1,0 +1,300 @@
+"""Faults with nothing lost: Redis, then S3, stopped for 10 s under a running client.
+
+Downloads, uploads, cold and warm thumbnails and previews keep answering (locks and caches fail
+open to the database and per-process singleflight, waits poll), `/readyz` says `degraded` with
+200, and once Redis is back every process uses it again by itself (pub/sub wakes waiters).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+import yaml
+
+from tests.cluster.conftest import LEASE_SECONDS, Start, WriteConfig, client, machine_id
+from tests.infra.fixture_web import FixtureWebServer, page
+from tests.infra.private_redis import PrivateRedis
+from tests.infra.processes import MmrProcess
+from tests.infra.seaweedfs import S3Server
+from tests.infra.tcp_proxy import TcpProxy
+from tests.services.thumbnail.helpers import unique_jpeg
+
+OUTAGE_SECONDS = 10.0
+SERVICES = ("admin", "upload", "download", "thumbnail", "preview")
+REPORT = Path(__file__).parent.parent.parent / ".test-infra" / "fault-redis.txt"
+
+
+@dataclass
+class Tally:
+    sent: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, list[str]] = field(default_factory=dict)
+
+    def record(self, kind: str, ok: bool, detail: str) -> None:
+        self.sent[kind] = self.sent.get(kind, 0) + 1
+        if not ok:
+            self.failed.setdefault(kind, []).append(detail)
+
+
+def _media_path(mxc: str) -> str:
+    return mxc.removeprefix("mxc://")
+
+
+Request = tuple[str, Callable[[], httpx.Response]]
+
+
+def _requests(nodes: dict[str, MmrProcess], web: FixtureWebServer, stored: list[tuple[str, str]],
+              uploaded: list[tuple[str, str]], counter: list[int]) -> list[Request]:
+    n = counter[0] = counter[0] + 1
+    mxc, _ = stored[n % len(stored)]
+    data = unique_jpeg(64, 48)
+
+    def do_upload() -> httpx.Response:
+        with client(nodes["upload"]) as http:
+            answer = http.post("/_matrix/media/v3/upload", content=data,
+                               headers={"Content-Type": "image/jpeg"})
+        if answer.status_code == 200:
+            uploaded.append((answer.json()["content_uri"], hashlib.sha256(data).hexdigest()))
+        return answer
+
+    def thumb(width: int) -> Callable[[], httpx.Response]:
+        def get() -> httpx.Response:
+            with client(nodes["thumbnail"]) as http:
+                return http.get(f"/_matrix/client/v1/media/thumbnail/{_media_path(mxc)}",
+                                params={"width": width, "height": width, "method": "scale"})
+        return get
+
+    def download() -> httpx.Response:
+        with client(nodes["download"]) as http:
+            return http.get(f"/_matrix/client/v1/media/download/{_media_path(mxc)}")
+
+    def preview() -> httpx.Response:
+        with client(nodes["preview"]) as http:
+            return http.get("/_matrix/client/v1/media/preview_url",
+                            params={"url": web.url(f"/page?n={n}")})
+
+    return [("download", download), ("upload", do_upload), ("thumbnail-warm", thumb(32)),
+            ("thumbnail-cold", thumb(40 + n)), ("preview", preview)]
+
+
+def test_redis_stopped_for_10_seconds_loses_nothing(
+    tmp_path: Path, write_config: WriteConfig, start: Start
+) -> None:
+    with PrivateRedis(tmp_path / "redis") as redis, FixtureWebServer() as web:
+        web.routes["/page"] = page("<html><head><title>Outage</title></head><body>still here</body></html>")
+        config = write_config(
+            redis=redis.url, cluster={"leaseSeconds": 30},
+            urlPreviews={"enabled": True, "allowedNetworks": ["127.0.0.1/32"], "disallowedNetworks": []},
+            thumbnails={"dynamicSizing": True})
+        nodes = {s: start(s, s, config, None if s == "admin" else "auto") for s in SERVICES}
+        stored: list[tuple[str, str]] = []
+        for _ in range(4):
+            data = unique_jpeg(200, 150)
+            with client(nodes["upload"]) as http:
+                answer = http.post("/_matrix/media/v3/upload", content=data,
+                                   headers={"Content-Type": "image/jpeg"})
+            assert answer.status_code == 200, answer.text
+            stored.append((answer.json()["content_uri"], hashlib.sha256(data).hexdigest()))
+        tally, uploaded, counter = Tally(), list(stored), [0]
+        for kind, request in _requests(nodes, web, stored, uploaded, counter):
+            answer = request()
+            assert answer.status_code == 200, (kind, answer.text)  # all warm before the outage
+
+        redis.stop()
+        began = time.monotonic()
+        ready: list[tuple[int, str]] = []
+        while time.monotonic() - began < OUTAGE_SECONDS:
+            for kind, request in _requests(nodes, web, stored, uploaded, counter):
+                try:
+                    answer = request()
+                    tally.record(kind, answer.status_code == 200, f"{answer.status_code} {answer.text[:200]}")
+                except httpx.HTTPError as exc:
+                    tally.record(kind, False, repr(exc))
+            for node in nodes.values():
+                probe = httpx.get(node.url + "/readyz", timeout=10)
+                ready.append((probe.status_code, probe.json().get("status", "?")))
+        redis.start()
+
+        # Back: pub/sub wakes a download waiting for an async upload on another process.
+        deadline = time.monotonic() + 30
+        woke_after = _async_upload_wakes_a_waiter(nodes, deadline)
+        lost = [mxc for mxc, sha in uploaded if _sha_of(nodes["download"], mxc) != sha]
+        REPORT.parent.mkdir(exist_ok=True)
+        REPORT.write_text(
+            f"redis stopped {OUTAGE_SECONDS:.0f}s: sent {sum(tally.sent.values())} {tally.sent}, "
+            f"failed {sum(len(v) for v in tally.failed.values())}, lost media {len(lost)} of "
+            f"{len(uploaded)}; readyz {sorted(set(ready))}; pub/sub wake after restart {woke_after:.2f}s\n")
+        assert tally.failed == {}, tally.failed
+        assert lost == []
+        assert all(code == 200 for code, _ in ready) and ("degraded" in {s for _, s in ready})
+        assert woke_after < 5.0
+
+
+def _sha_of(node: MmrProcess, mxc: str) -> str:
+    with client(node) as http:
+        answer = http.get(f"/_matrix/client/v1/media/download/{_media_path(mxc)}")
+    return hashlib.sha256(answer.content).hexdigest() if answer.status_code == 200 else answer.text
+
+
+def _async_upload_wakes_a_waiter(nodes: dict[str, MmrProcess], deadline: float) -> float:
+    """Seconds between the PUT and the waiting download's answer, once pub/sub is back."""
+    while True:
+        with client(nodes["upload"]) as http:
+            created = http.post("/_matrix/media/v1/create")
+        if created.status_code == 200:
+            break
+        assert time.monotonic() < deadline, created.text
+        time.sleep(0.5)
+    mxc = created.json()["content_uri"]
+    result: dict[str, float] = {}
+
+    def wait() -> None:
+        with client(nodes["download"], timeout=60) as http:
+            answer = http.get(f"/_matrix/client/v1/media/download/{_media_path(mxc)}",
+                              params={"timeout_ms": 30000})
+        result["answered"] = time.monotonic()
+        result["status"] = answer.status_code
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    time.sleep(1.0)  # the download is waiting
+    with client(nodes["upload"]) as http:
+        put_at = time.monotonic()
+        answer = http.put(f"/_matrix/media/v3/upload/{_media_path(mxc)}", content=b"late bytes",
+                          headers={"Content-Type": "text/plain"})
+    assert answer.status_code == 200, answer.text
+    waiter.join(timeout=60)
+    assert result.get("status") == 200, result
+    return result["answered"] - put_at
+
+
+def test_s3_stopped_for_10_seconds_fails_only_what_needs_it_clearly(
+    tmp_path: Path, write_config: WriteConfig, start: Start, s3_server: S3Server
+) -> None:
+    host, _, port = s3_server.endpoint.removeprefix("http://").partition(":")
+    with TcpProxy(host, int(port)) as proxy:
+        config = write_config()
+        raw = yaml.safe_load(config.read_text())
+        raw["datastores"][0]["opts"]["endpoint"] = f"http://{proxy.address}"
+        config.write_text(yaml.safe_dump(raw))
+        nodes = {s: start(s, s, config, None if s == "admin" else "auto")
+                 for s in ("admin", "upload", "download")}
+        before = unique_jpeg(64, 48)
+        with client(nodes["upload"]) as http:
+            stored = http.post("/_matrix/media/v3/upload", content=before,
+                               headers={"Content-Type": "image/jpeg"}).json()["content_uri"]
+        proxy.down()
+        began, outcomes = time.monotonic(), Tally()
+        while time.monotonic() - began < OUTAGE_SECONDS:
+            with client(nodes["upload"], timeout=60) as http:
+                up = http.post("/_matrix/media/v3/upload", content=unique_jpeg(64, 48),
+                               headers={"Content-Type": "image/jpeg"})
+                config_answer = http.get("/_matrix/media/v3/config")
+            with client(nodes["download"], timeout=60) as http:
+                down = http.get(f"/_matrix/client/v1/media/download/{_media_path(stored)}")
+            for kind, answer in (("upload", up), ("download", down)):
+                clear = answer.status_code in (502, 503) and "errcode" in answer.json()
+                outcomes.record(kind, clear, f"{answer.status_code} {answer.text[:200]}")
+            outcomes.record("config", config_answer.status_code == 200, config_answer.text[:200])
+        proxy.up()
+        deadline = time.monotonic() + 30
+        while True:
+            with client(nodes["upload"]) as http:
+                after = http.post("/_matrix/media/v3/upload", content=unique_jpeg(64, 48),
+                                  headers={"Content-Type": "image/jpeg"})
+            if after.status_code == 200:
+                break
+            assert time.monotonic() < deadline, after.text
+            time.sleep(0.5)
+        assert _sha_of(nodes["download"], stored) == hashlib.sha256(before).hexdigest()
+        dangling = _rows_without_objects(config, s3_server)
+        with REPORT.open("a") as report:
+            report.write(
+                f"s3 stopped {OUTAGE_SECONDS:.0f}s: sent {sum(outcomes.sent.values())} "
+                f"{outcomes.sent}, unclear failures {sum(len(v) for v in outcomes.failed.values())}"
+                f", records without objects {len(dangling)}\n")
+        assert outcomes.failed == {}, outcomes.failed
+        assert dangling == []
+
+
+def _rows_without_objects(config: Path, s3_server: S3Server) -> list[str]:
+    raw = yaml.safe_load(config.read_text())
+    engine = sa.create_engine(raw["database"]["postgres"].replace("postgres://", "postgresql+psycopg://", 1))
+    with engine.connect() as conn:
+        locations = [row[0] for row in conn.execute(sa.text("SELECT location FROM media"))]
+    engine.dispose()
+    bucket = raw["datastores"][0]["opts"]["bucketName"]
+    s3 = s3_server.client()
+    missing = []
+    for location in locations:
+        try:
+            s3.head_object(Bucket=bucket, Key=location)
+        except Exception:
+            missing.append(location)
+    return missing
+
+
+def test_an_upload_process_killed_mid_upload_leaves_nothing_behind(
+    tmp_path: Path, write_config: WriteConfig, start: Start
+) -> None:
+    temp = tmp_path / "tmp"  # repo.tempPath of write_config, shared by the processes here
+    config = write_config()
+    start("admin", "admin", config, None)
+    doomed, survivor = start("up-1", "upload", config), start("up-2", "upload", config)
+    machine_id_of_doomed = machine_id(doomed)
+    sent = threading.Event()
+
+    def slow_body() -> Iterator[bytes]:
+        for _ in range(200):
+            yield b"x" * 65536
+            sent.set()
+            time.sleep(0.05)
+
+    failure: dict[str, BaseException] = {}
+
+    def upload_to_doomed() -> None:
+        try:
+            with client(doomed, timeout=60) as http:
+                http.post("/_matrix/media/v3/upload", content=slow_body(),
+                          headers={"Content-Type": "application/octet-stream"})
+        except httpx.HTTPError as exc:
+            failure["error"] = exc
+
+    uploader = threading.Thread(target=upload_to_doomed)
+    uploader.start()
+    assert sent.wait(30)
+    time.sleep(1.0)
+    assert list(temp.glob("spool-*.part")), "the upload should be spooling"
+    doomed.process.send_signal(signal.SIGKILL)
+    doomed.process.wait()
+    uploader.join(60)
+    assert "error" in failure  # the client saw the connection fail
+    assert _media_rows(config) == 0
+    # Its successor: the same (auto) machine ID once the dead one's lease lapsed, which removes
+    # what its predecessor left at start.
+    time.sleep(LEASE_SECONDS + 1)
+    successor = start("up-3", "upload", config)
+    assert machine_id(successor) == machine_id_of_doomed
+    assert list(temp.glob("spool-*.part")) == []
+    data = unique_jpeg(32, 32)
+    with client(survivor) as http:
+        retried = http.post("/_matrix/media/v3/upload", content=data,
+                            headers={"Content-Type": "image/jpeg"})
+    assert retried.status_code == 200, retried.text
+    assert _media_rows(config) == 1
+
+
+def _media_rows(config: Path) -> int:
+    raw = yaml.safe_load(config.read_text())
+    engine = sa.create_engine(raw["database"]["postgres"].replace("postgres://", "postgresql+psycopg://", 1))
+    with engine.connect() as conn:
+        count = int(conn.execute(sa.text("SELECT count(*) FROM media")).scalar_one())
+    engine.dispose()
+    return count
