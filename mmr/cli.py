@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from mmr import cluster_cli
 from mmr.serve import (
     StartupError,
     build_embedded_app,
@@ -19,6 +20,7 @@ from shared.config import ConfigError, load_config
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="mmr: a Matrix media repository")
 config_app = typer.Typer(help="Configuration tools")
 app.add_typer(config_app, name="config")
+cluster_cli.register(app)
 
 ConfigOpt = Annotated[
     str | None, typer.Option("--config", "-c", help="YAML file or directory (or MMR_CONFIG)")
@@ -41,6 +43,8 @@ def serve(
     server_name: Annotated[str, typer.Option(help="Homeserver name (embedded default)")] = "localhost",
     homeserver: Annotated[str | None, typer.Option(help="Homeserver URL for token checks "
                                                    "(embedded default)")] = None,
+    workers: Annotated[int, typer.Option(help="Processes of SERVICE on one port, each with its "
+                                         "own leased ID (needs MACHINE_ID=auto)")] = 1,
 ) -> None:
     """Run one service for a cluster, or the embedded default (all services, SQLite, files)."""
     try:
@@ -54,6 +58,12 @@ def serve(
             if loaded is None:
                 raise StartupError(f"`mmr serve {service}` needs --config FILE (or MMR_CONFIG)")
             cfg = loaded
+            if workers != 1:
+                from mmr.workers import check_workers, run_workers
+
+                check_workers(service, workers)
+                raise typer.Exit(run_workers(service, config, host or cfg.repo.bind_address,
+                                             port or cfg.repo.port, workers, cfg.repo.log_level))
             application = build_service_app(service, cfg)
     except StartupError as exc:
         _fail(str(exc))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import sys
 from pathlib import Path
@@ -10,7 +11,11 @@ from types import ModuleType
 import uvicorn
 from fastapi import FastAPI
 
+from shared.cluster.machine_lease import MachineIdInUse, NoFreeMachineId
+from shared.cluster.presence import Claim, claim_machine_id
+from shared.cluster.versions import VersionRefused
 from shared.config import ConfigError, MmrConfig, config_path_from_env, load_config
+from shared.coordination.leases import LeaseStoreUnavailable
 from shared.ids.machine_id import MachineIdError, resolve_machine_id
 from shared.logging import setup_logging
 from shared.web.app import make_app
@@ -38,29 +43,42 @@ def read_config(config: str | None) -> MmrConfig | None:
         raise StartupError(f"invalid config {path}:\n{exc}") from exc
 
 
-def machine_id_for(service: str) -> int:
+def machine_id_for(service: str) -> int | None:
+    """The MACHINE_ID asked for; None for `auto`."""
     try:
         return resolve_machine_id(service)
     except MachineIdError as exc:
         raise StartupError(str(exc)) from exc
 
 
+def claim_for(service: str, config: MmrConfig) -> Claim:
+    """Claim this process's machine-ID lease before the server starts, so that a refusal is one
+    clear line and the log lines carry the real (maybe automatic) machine ID."""
+    requested = machine_id_for(service)
+    try:
+        return asyncio.run(claim_machine_id(config, service, requested))
+    except (MachineIdInUse, NoFreeMachineId, VersionRefused) as exc:
+        raise StartupError(str(exc)) from exc
+    except LeaseStoreUnavailable as exc:
+        raise StartupError(f"cannot reach Redis to claim MACHINE_ID (redis.url): {exc}") from exc
+
+
 def build_service_app(service: str, config: MmrConfig) -> FastAPI:
-    machine_id = machine_id_for(service)
-    setup_logging(service, machine_id, config.repo)
+    claim = claim_for(service, config)
+    setup_logging(service, claim.machine_id, config.repo)
     module = service_module(service)
-    app: FastAPI = module.create_app(config=config, machine_id=machine_id)
-    return app
+    return make_app(service, module.ROUTERS, config=config, machine_id=claim.machine_id,
+                    start_hooks=getattr(module, "START_HOOKS", []), claim=claim)
 
 
 def build_embedded_app(config: MmrConfig, single_homeserver: bool) -> FastAPI:
     from mmr.embedded import all_routers, all_start_hooks
 
-    machine_id = machine_id_for("embedded")
-    setup_logging("embedded", machine_id, config.repo)
+    claim = claim_for("embedded", config)
+    setup_logging("embedded", claim.machine_id, config.repo)
     return make_app(
-        "embedded", all_routers(), config=config, machine_id=machine_id,
-        single_homeserver=single_homeserver, start_hooks=all_start_hooks(),
+        "embedded", all_routers(), config=config, machine_id=claim.machine_id,
+        single_homeserver=single_homeserver, start_hooks=all_start_hooks(), claim=claim,
     )
 
 

@@ -330,6 +330,44 @@ class RedisConfig(Section):
         return f"redis://{auth}{self.shards[0].addr}/{self.database_number}"
 
 
+# Per-service MACHINE_ID ranges for `MACHINE_ID=auto`, as deploy/k8s assigns them by hand.
+DEFAULT_MACHINE_ID_RANGES = {
+    "upload": "16-127", "download": "128-255", "thumbnail": "256-511", "preview": "512-767",
+}
+
+
+class ClusterConfig(Section):
+    """Machine-ID leases and membership (see shared/cluster/)."""
+
+    lease_seconds: float = Field(30, ge=1)
+    # How often each process renews its lease and membership; 0 means a third of leaseSeconds.
+    heartbeat_seconds: float = Field(0, ge=0)
+    machine_id_ranges: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_MACHINE_ID_RANGES))
+
+    @field_validator("machine_id_ranges")
+    @classmethod
+    def _valid_ranges(cls, value: dict[str, str]) -> dict[str, str]:
+        for service, text in value.items():
+            first, sep, last = text.partition("-")
+            if not (sep and first.strip().isascii() and first.strip().isdigit()
+                    and last.strip().isascii() and last.strip().isdigit()):
+                raise ValueError(f"{service}: a range is written FIRST-LAST, e.g. 16-127")
+            if not 1 <= int(first) <= int(last) <= 1023:
+                raise ValueError(f"{service}: {text} must lie within 1-1023 (0 is machine 0's)")
+        return value
+
+    @property
+    def heartbeat_interval(self) -> float:
+        return self.heartbeat_seconds or self.lease_seconds / 3
+
+    def machine_id_range(self, service: str) -> range | None:
+        text = self.machine_id_ranges.get(service)
+        if text is None:
+            return None
+        first, _, last = text.partition("-")
+        return range(int(first), int(last) + 1)
+
+
 class MmrConfig(Section):
     """The whole configuration file."""
 
@@ -350,6 +388,7 @@ class MmrConfig(Section):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     federation: FederationConfig = Field(default_factory=FederationConfig)
     quarantine: QuarantineConfig = Field(default_factory=QuarantineConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
 
     @field_validator("datastores")
     @classmethod

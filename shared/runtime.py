@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from shared.cluster.presence import Claim, ClusterPresence, join_cluster
 from shared.config import HomeserverConfig, MmrConfig
 from shared.coordination.base import Coordinator
 from shared.coordination.factory import make_coordinator
@@ -43,13 +44,19 @@ class Runtime:
     temp_dir: Path
     # The embedded default serves one homeserver whatever Host a request carries.
     single_homeserver: bool = False
+    # The machine-ID lease and membership heartbeat (shared/cluster/presence.py).
+    presence: ClusterPresence | None = None
     extras: dict[str, object] = field(default_factory=dict)
     # Run first at close, newest first: lazily built helpers (federation client, access recorder).
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     @property
     def runs_background_tasks(self) -> bool:
-        return self.machine_id == BACKGROUND_MACHINE_ID
+        """May this process run background tasks right now? Only machine 0 while it holds its
+        lease: a standby machine 0, or one whose lease lapsed, may not (shared/cluster/)."""
+        if self.machine_id != BACKGROUND_MACHINE_ID:
+            return False
+        return self.presence is None or self.presence.runs_background_tasks
 
     def homeserver_for_host(self, host: str) -> HomeserverConfig:
         """The homeserver a request's Host selects; UnknownHost when none matches."""
@@ -70,6 +77,8 @@ class Runtime:
         await self.datastores.close()
         await self.coordinator.close()
         await self.engine.dispose()
+        if self.presence is not None:
+            await self.presence.close()
 
 
 def _temp_dir(config: MmrConfig) -> Path:
@@ -79,9 +88,30 @@ def _temp_dir(config: MmrConfig) -> Path:
 
 
 async def build_runtime(
-    config: MmrConfig, service: str, machine_id: int, single_homeserver: bool = False
+    config: MmrConfig,
+    service: str,
+    machine_id: int | None,
+    single_homeserver: bool = False,
+    claim: Claim | None = None,
 ) -> Runtime:
-    """Connect to everything; machine 0 migrates, the others wait for a usable schema."""
+    """Join the cluster, then connect to everything; machine 0 migrates, the others wait for a
+    usable schema.
+
+    Joining claims `machine_id` (None: `MACHINE_ID=auto`), or takes over the `claim` that
+    `mmr serve` made before starting the server.
+    """
+    presence = await join_cluster(config, service, machine_id, claim)
+    try:
+        return await _connect(config, service, presence, single_homeserver)
+    except BaseException:
+        await presence.close()
+        raise
+
+
+async def _connect(
+    config: MmrConfig, service: str, presence: ClusterPresence, single_homeserver: bool
+) -> Runtime:
+    machine_id = presence.machine_id
     if machine_id == BACKGROUND_MACHINE_ID:
         import asyncio
 
@@ -98,8 +128,9 @@ async def build_runtime(
         sessions=create_sessionmaker(engine),
         coordinator=make_coordinator(config.redis.effective_url),
         datastores=datastores,
-        ids=SnowflakeGenerator(machine_id),
+        ids=SnowflakeGenerator(machine_id, guard=presence.lease.check_may_mint),
         http=httpx.AsyncClient(timeout=config.timeouts.client_server_timeout_seconds),
         temp_dir=_temp_dir(config),
         single_homeserver=single_homeserver,
+        presence=presence,
     )

@@ -13,6 +13,8 @@ from shared.ids.snowflake import MAX_MACHINE_ID
 
 ENV_VAR = "MACHINE_ID"
 BACKGROUND_MACHINE_ID = 0
+AUTO = "auto"
+"""`MACHINE_ID=auto`: lease the first free ID of the service's range (`cluster.machineIdRanges`)."""
 
 
 class MachineIdError(Exception):
@@ -21,7 +23,8 @@ class MachineIdError(Exception):
 
 def parse_machine_id(value: str) -> int:
     text = value.strip()
-    if not text or not text.isdigit():
+    # str.isdigit() accepts any Unicode digit ("٣", "²"): only ASCII 0-9 is a machine ID.
+    if not text or not text.isascii() or not text.isdigit():
         raise MachineIdError(
             f"MACHINE_ID must be an integer from 0 to {MAX_MACHINE_ID}, got {value!r}"
         )
@@ -31,21 +34,29 @@ def parse_machine_id(value: str) -> int:
     return number
 
 
-def resolve_machine_id(service: str, env: Mapping[str, str] | None = None) -> int:
-    """The machine ID this process runs as.
+def resolve_machine_id(service: str, env: Mapping[str, str] | None = None) -> int | None:
+    """The machine ID this process runs as; None for `MACHINE_ID=auto` (leased at start).
 
     The admin service and the embedded default are machine 0 when MACHINE_ID is unset (only
-    machine 0 runs background tasks). Every other service must be given a unique non-zero ID.
+    machine 0 runs background tasks). Every other service must be given a unique non-zero ID,
+    or `auto`.
     """
     env = os.environ if env is None else env
     raw = env.get(ENV_VAR)
     runs_background = service in ("admin", "embedded")
+    if raw is not None and raw.strip().lower() == AUTO:
+        if runs_background:
+            raise MachineIdError(
+                f"the {service} service is always MACHINE_ID 0 (never handed out automatically): "
+                "leave MACHINE_ID unset or set it to 0"
+            )
+        return None
     if raw is None:
         if runs_background:
             return BACKGROUND_MACHINE_ID
         raise MachineIdError(
             f"the {service} service needs MACHINE_ID set to a unique integer 1..{MAX_MACHINE_ID} "
-            "(machine 0 is the admin service, which runs background tasks)"
+            "or `auto` (machine 0 is the admin service, which runs background tasks)"
         )
     machine_id = parse_machine_id(raw)
     if runs_background and machine_id != BACKGROUND_MACHINE_ID:

@@ -33,12 +33,15 @@ class SnowflakeGenerator:
         machine_id: int,
         clock: Callable[[], int] = _now_ms,
         sleep: Callable[[float], None] = time.sleep,
+        guard: Callable[[], None] | None = None,
     ) -> None:
         if not 0 <= machine_id <= MAX_MACHINE_ID:
             raise ValueError(f"machine ID must be 0..{MAX_MACHINE_ID}, got {machine_id}")
         self.machine_id = machine_id
         self._clock = clock
         self._sleep = sleep
+        # Raises when this process may not mint right now (its machine-ID lease lapsed).
+        self._guard = guard
         self._lock = threading.Lock()
         self._last_ms = -1
         self._sequence = 0
@@ -51,6 +54,8 @@ class SnowflakeGenerator:
         return now
 
     def next_id(self) -> int:
+        if self._guard is not None:
+            self._guard()
         with self._lock:
             now = self._clock()
             if now < self._last_ms:

@@ -111,6 +111,17 @@ class UpstreamError(MatrixError):
         super().__init__(502, errcode, error)
 
 
+class ServiceUnavailable(MatrixError):
+    """This process cannot do the request right now but will recover by itself: 503."""
+
+    def __init__(self, error: str, retry_after_seconds: float = 5.0) -> None:
+        super().__init__(
+            503, "M_UNKNOWN", error,
+            headers={"Retry-After": str(max(int(retry_after_seconds + 0.999), 1))},
+            extra={"retry_after_ms": max(int(retry_after_seconds * 1000), 1)},
+        )
+
+
 class UnknownHost(MatrixError):
     """The request's Host names no homeserver this deployment serves."""
 

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from shared.cluster.leadership import while_machine_zero
 from shared.coordination.base import Subscription
 from shared.db.repositories.tasks import (
     TaskRecord,
@@ -150,9 +151,32 @@ class TaskRunner:
             await session.commit()
 
 
+async def _run_until_cancelled(runner: TaskRunner) -> None:
+    runner.start()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.stop()
+
+
 async def start_task_runner(rt: Runtime) -> Callable[[], Awaitable[None]]:
     """`make_app` start hook of the admin service: the runner, idle unless this process may run
-    tasks (`Runtime.runs_background_tasks`); returns its stop."""
+    tasks (`Runtime.runs_background_tasks`); returns its stop.
+
+    On machine 0 it runs only while the machine-0 lease is held: started when a standby takes
+    over (resuming every unfinished task), cancelled the moment the lease is lost, rather than
+    at the runner's next poll, so two processes never run tasks at once.
+    """
     runner = TaskRunner(rt)
-    runner.start()
-    return runner.stop
+    if rt.presence is None or rt.machine_id != 0:
+        runner.start()
+        return runner.stop
+    supervisor = asyncio.create_task(
+        while_machine_zero(rt.presence, "task runner", lambda: _run_until_cancelled(runner)))
+
+    async def stop() -> None:
+        supervisor.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await supervisor
+
+    return stop

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
+from shared.cluster.presence import Claim
 from shared.config import MmrConfig
 from shared.metrics.listener import metrics_listener
 from shared.runtime import Runtime, build_runtime
@@ -27,10 +28,12 @@ def make_app(
     runtime: Runtime | None = None,
     single_homeserver: bool = False,
     start_hooks: Sequence[StartHook] = (),
+    claim: Claim | None = None,
 ) -> FastAPI:
     """A FastAPI app for `service` with the shared lifespan, error handling and health routes.
 
-    Pass `runtime` to run on one you built (tests); otherwise one is built from `config` at start.
+    Pass `runtime` to run on one you built (tests); otherwise one is built from `config` at start
+    (taking over the machine-ID `claim` that `mmr serve` made, else claiming one then).
     A start hook may return a stop coroutine, awaited at shutdown in reverse order.
     """
     settings = runtime.config if runtime is not None else config
@@ -47,7 +50,8 @@ def make_app(
     @asynccontextmanager
     async def services_lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = runtime is None
-        rt = runtime or await build_runtime(config, service, machine_id, single_homeserver)  # type: ignore[arg-type]
+        rt = runtime or await build_runtime(config, service, machine_id, single_homeserver,  # type: ignore[arg-type]
+                                            claim)
         app.state.runtime = rt
         stops = []
         try:

@@ -11,9 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
+from shared.cluster.leadership import while_machine_zero
 from shared.db.repositories.tasks import delete_finished_tasks_before, list_tasks
+from shared.ids.machine_id import BACKGROUND_MACHINE_ID
 from shared.runtime import Runtime
 from shared.tasks.schedule import create_task, now_ms
 
@@ -47,10 +50,16 @@ async def _schedule_forever(rt: Runtime, task_name: str, interval_seconds: float
 async def start_recurring(
     rt: Runtime, task_name: str, interval_seconds: float, enabled: bool = True
 ) -> Stop | None:
-    """Schedule the task `task_name` every `interval_seconds` on machine 0; return the stop."""
-    if not rt.runs_background_tasks or not enabled:
+    """Schedule the task `task_name` every `interval_seconds` on machine 0 while it holds its
+    lease (a standby starts when it takes over); return the stop."""
+    if rt.machine_id != BACKGROUND_MACHINE_ID or not enabled:
         return None
-    loop_task = asyncio.create_task(_schedule_forever(rt, task_name, interval_seconds), name=task_name)
+
+    def schedule() -> Coroutine[Any, Any, None]:
+        return _schedule_forever(rt, task_name, interval_seconds)
+
+    runner = schedule() if rt.presence is None else while_machine_zero(rt.presence, task_name, schedule)
+    loop_task = asyncio.create_task(runner, name=task_name)
 
     async def stop() -> None:
         loop_task.cancel()

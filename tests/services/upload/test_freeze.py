@@ -64,14 +64,14 @@ async def test_unfrozen_media_on_both_routes(make_config: ConfigFactory, serve: 
 async def test_freeze_is_decided_at_upload_time(make_config: ConfigFactory, serve: Serve) -> None:
     config = make_config()
     before_freeze = await upload_both_ways(serve(with_freeze(config, False)))
-    frozen_node = serve(with_freeze(config, True))
+    frozen_node = serve(with_freeze(config, True), machine_id=21)  # each process its own ID
     during_freeze = await upload_both_ways(frozen_node)
     for mxc in before_freeze:
         assert await legacy_status(frozen_node, mxc) == 200
     for mxc in during_freeze:
         assert await legacy_status(frozen_node, mxc) == 404
     # Turning the freeze off later does not unfreeze what was uploaded during it.
-    thawed_node = serve(with_freeze(config, False))
+    thawed_node = serve(with_freeze(config, False), machine_id=22)
     assert [await legacy_status(thawed_node, mxc) for mxc in before_freeze + during_freeze] == [
         200, 200, 404, 404,
     ]

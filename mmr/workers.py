@@ -1,0 +1,123 @@
+"""`mmr serve SERVICE --workers N`: N processes of one service on one port, one core each.
+
+The supervisor binds the port once and hands the listening socket to N child processes (the
+kernel spreads connections between processes accepting on one socket). Each child is a full mmr
+process with its own `MACHINE_ID=auto` lease, so the pool needs no ID planning. The supervisor
+forwards SIGTERM/SIGINT, stops everything when a child cannot start, and restarts a child that
+dies later.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from types import FrameType
+
+from mmr.serve import StartupError, build_service_app, read_config
+from shared.ids.machine_id import AUTO, ENV_VAR
+
+_START_GRACE_SECONDS = 60.0
+_RESTART_DELAY_SECONDS = 1.0
+
+
+def check_workers(service: str, workers: int) -> None:
+    if workers < 1:
+        raise StartupError("--workers must be at least 1")
+    if workers == 1:
+        return
+    if service == "admin":
+        raise StartupError("the admin service is machine 0 and runs as one process: --workers 1")
+    if os.environ.get(ENV_VAR, "").strip().lower() != AUTO:
+        raise StartupError(f"--workers {workers} needs MACHINE_ID=auto (each worker leases its "
+                           "own ID from cluster.machineIdRanges)")
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _spawn(fd: int, service: str, config: str | None, log_level: str) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "mmr.workers", "--fd", str(fd), "--log-level", log_level,
+               service, *(["--config", config] if config else [])]
+    return subprocess.Popen(command, pass_fds=(fd,))
+
+
+def run_workers(service: str, config: str | None, host: str, port: int, workers: int,
+                log_level: str) -> int:
+    """Supervise `workers` children serving `service` on host:port; the exit code."""
+    sock = _listen(host, port)
+    children = [_spawn(sock.fileno(), service, config, log_level) for _ in range(workers)]
+    started = time.monotonic()
+    stopping = False
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        while not stopping:
+            for index, child in enumerate(children):
+                code = child.poll()
+                if code is None or stopping:
+                    continue
+                if time.monotonic() - started < _START_GRACE_SECONDS:
+                    stop(signal.SIGTERM, None)
+                    for other in children:
+                        other.wait()
+                    return code or 1
+                print(f"mmr: worker {child.pid} exited ({code}); restarting it", file=sys.stderr)
+                time.sleep(_RESTART_DELAY_SECONDS)
+                children[index] = _spawn(sock.fileno(), service, config, log_level)
+            time.sleep(0.2)
+        for child in children:
+            child.wait()
+        return 0
+    finally:
+        sock.close()
+
+
+def child_main(argv: list[str] | None = None) -> None:
+    """One worker: a normal service process serving on the supervisor's socket."""
+    import uvicorn
+
+    parser = argparse.ArgumentParser(prog="mmr worker")
+    parser.add_argument("service")
+    parser.add_argument("--config")
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor forwards what matters
+    try:
+        cfg = read_config(args.config)
+        if cfg is None:
+            raise StartupError("a worker needs --config FILE (or MMR_CONFIG)")
+        app = build_service_app(args.service, cfg)
+    except StartupError as exc:
+        print(f"mmr: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
+    uvicorn.run(app, fd=args.fd, log_level=args.log_level, server_header=False,
+                proxy_headers=False, timeout_graceful_shutdown=10)
+
+
+if __name__ == "__main__":
+    child_main()
