@@ -305,6 +305,14 @@ class QuarantineConfig(Section):
     allow_local_admins: bool = True
 
 
+class ArchivingConfig(Section):
+    """Exports and imports of a user's or a server's media (MMR's v2 archives)."""
+
+    enabled: bool = True
+    self_service: bool = False
+    target_bytes_per_part: int = Field(209715200, ge=1)
+
+
 class RedisShard(Section):
     name: str
     addr: str
@@ -389,6 +397,7 @@ class MmrConfig(Section):
     federation: FederationConfig = Field(default_factory=FederationConfig)
     quarantine: QuarantineConfig = Field(default_factory=QuarantineConfig)
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
+    archiving: ArchivingConfig = Field(default_factory=ArchivingConfig)
 
     @field_validator("datastores")
     @classmethod

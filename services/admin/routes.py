@@ -10,9 +10,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from services.admin import (
+    archives_api,
     attributes_api,
     audit,
     compat_api,
+    datastores_api,
     info_api,
     purge_api,
     quarantine_api,
@@ -24,7 +26,8 @@ ADMIN_PREFIXES = ("/_matrix/media/unstable/admin", "/_matrix/media/unstable/io.t
 
 ADMIN_MODULES: list[APIRouter] = [
     audit.router, tasks_api.router, purge_api.router, quarantine_api.router,
-    attributes_api.router, usage_api.router, info_api.router,
+    attributes_api.router, usage_api.router, info_api.router, datastores_api.router,
+    archives_api.router,
 ]
 OTHER_ROUTERS: list[APIRouter] = [
     purge_api.download_router, usage_api.synapse_router, compat_api.router,

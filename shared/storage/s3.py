@@ -97,6 +97,7 @@ class S3Datastore:
         self.storage_class = storage_class or None
         self.public_base_url = public_base_url or None
         self.prefix = prefix.strip("/")
+        self.endpoint_url = _endpoint_url(endpoint, ssl)
         if self.prefix:
             validate_key(self.prefix)
         # Empty credentials mean "use boto's default chain" (env vars, instance profile, …).
@@ -220,6 +221,10 @@ class S3Datastore:
         if self.public_base_url is None:
             return None
         return f"{self.public_base_url.rstrip('/')}/{object_key}"
+
+    def object_url(self, key: str) -> str:
+        """`{endpoint}/{bucket}/{key}`: MMR's `s3_url` of an exported item."""
+        return f"{self.endpoint_url.rstrip('/')}/{self.bucket}/{self._object_key(key)}"
 
     async def close(self) -> None:
         await asyncio.to_thread(self._client.close)
