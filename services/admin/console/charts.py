@@ -1,6 +1,7 @@
-"""The Usage page's charts, drawn on the server as SVG by pygal (no script in them: `js=[]`), so
-they show without JavaScript and need no front-end build. Labels go through pygal's XML writer,
-which escapes them."""
+"""The Usage page's charts, drawn on the server as SVG by pygal, so they show without JavaScript
+and need no front-end build. Labels go through pygal's XML writer, which escapes them; the
+scripts pygal adds for its tooltips (and the config with the labels they carry) are taken out,
+so a chart is only shapes and text."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import datetime
 from collections.abc import Sequence
 
 import pygal
+from pygal.etree import etree
+from pygal.graph.graph import Graph
 from pygal.style import Style
 
 from shared.db.repositories.console import DAY_MS, DatastoreFigures, DayFigures
@@ -24,6 +27,18 @@ def _chart_options(title: str) -> dict[str, object]:
     return {"title": title, "js": [], "style": STYLE, "width": 720, "height": 300,
             "explicit_size": True, "show_legend": False, "disable_xml_declaration": False,
             "no_data_text": "no media yet"}
+
+
+SVG_SCRIPT = "{http://www.w3.org/2000/svg}script"
+
+
+def _svg(chart: Graph) -> bytes:
+    root = chart.render_tree()
+    for parent in list(root.iter()):
+        for child in list(parent):
+            if child.tag in (SVG_SCRIPT, "script"):
+                parent.remove(child)
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="utf-8"))
 
 
 def _day_label(day: int) -> str:
@@ -44,7 +59,7 @@ def storage_over_time(days: Sequence[DayFigures]) -> bytes:
     chart.x_labels = [labels[i] for i in kept]
     chart.x_labels_major = chart.x_labels[::max(1, len(kept) // 8)]
     chart.add("MiB", [points[i] for i in kept])
-    return bytes(chart.render())
+    return _svg(chart)
 
 
 def uploads_per_day(days: Sequence[DayFigures]) -> bytes:
@@ -54,7 +69,7 @@ def uploads_per_day(days: Sequence[DayFigures]) -> bytes:
     chart.x_labels_major = chart.x_labels[::5]
     chart.add("files", [{"value": d.files, "label": f"{round(d.size_bytes / MIB, 2)} MiB"}
                         for d in days])
-    return bytes(chart.render())
+    return _svg(chart)
 
 
 def top_users(stats: Sequence[UserMediaStat]) -> bytes:
@@ -62,7 +77,7 @@ def top_users(stats: Sequence[UserMediaStat]) -> bytes:
     chart.x_labels = [s.user_id for s in reversed(stats)]
     chart.add("MiB", [{"value": round(s.media_length / MIB, 2), "label": f"{s.media_count} files"}
                       for s in reversed(stats)])
-    return bytes(chart.render())
+    return _svg(chart)
 
 
 def datastore_split(stores: Sequence[DatastoreFigures]) -> bytes:
@@ -71,4 +86,4 @@ def datastore_split(stores: Sequence[DatastoreFigures]) -> bytes:
     for store in stores:
         chart.add(store.datastore_id, [{"value": round(store.size_bytes / MIB, 2),
                                         "label": f"{store.files} files"}])
-    return bytes(chart.render())
+    return _svg(chart)
