@@ -26,17 +26,19 @@ from shared.db.repositories.console import (
     DatastoreFigures,
     DayFigures,
     MediaDetails,
+    UploaderFigures,
     daily_uploads,
     datastore_split,
     media_details,
     media_of_user,
     recent_tasks,
     remote_usage,
+    top_uploaders,
 )
 from shared.db.repositories.datastore_objects import SizeEstimate, size_estimate
 from shared.db.repositories.tasks import TaskRecord
 from shared.db.repositories.thumbnails import ThumbnailRecord, list_thumbnails
-from shared.db.repositories.usage import UserMediaStat, server_usage, user_media_stats
+from shared.db.repositories.usage import server_usage
 from shared.matrix.errors import Forbidden, InvalidParam, MatrixError, NotFound
 from shared.runtime import Runtime
 from shared.tasks.schedule import create_task
@@ -146,7 +148,7 @@ class UsageView:
     server: str
     servers: list[ServerFigures]
     remote: tuple[int, int] | None  # (bytes, files) of cached remote media: global admins only
-    top_users: list[UserMediaStat]
+    top_users: list[UploaderFigures]
     datastores: list[DatastoreFigures]
 
 
@@ -172,8 +174,7 @@ async def usage_view(rt: Runtime, caller: AdminCaller, server: str) -> UsageView
                    for name in usage_servers(rt, caller)]
         remote = (await remote_usage(session, [hs.name for hs in rt.config.homeservers])
                   if caller.is_global_admin else None)
-        top, _total = await user_media_stats(session, server, "media_length", False, 0, TOP_USERS,
-                                             None, None, None)
+        top = await top_uploaders(session, server, TOP_USERS)
         stores = await datastore_split(session, server)
     return UsageView(server, servers, remote, top, stores)
 
@@ -192,11 +193,9 @@ async def uploads_by_day(rt: Runtime, server: str, days: int = UPLOAD_DAYS) -> l
     return [found.get(day, DayFigures(day, 0, 0)) for day in range(first, today + 1)]
 
 
-async def top_users(rt: Runtime, server: str) -> list[UserMediaStat]:
+async def top_users(rt: Runtime, server: str) -> list[UploaderFigures]:
     async with rt.sessions() as session:
-        top, _total = await user_media_stats(session, server, "media_length", False, 0, TOP_USERS,
-                                             None, None, None)
-    return top
+        return await top_uploaders(session, server, TOP_USERS)
 
 
 async def datastore_figures(rt: Runtime, server: str) -> list[DatastoreFigures]:

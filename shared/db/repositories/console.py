@@ -52,6 +52,23 @@ async def datastore_split(session: AsyncSession, origin: str) -> list[DatastoreF
     return [DatastoreFigures(str(r[0]), int(r[1]), int(r[2])) for r in rows]
 
 
+@dataclass(frozen=True)
+class UploaderFigures:
+    user_id: str
+    size_bytes: int
+    files: int
+
+
+async def top_uploaders(session: AsyncSession, origin: str, limit: int) -> list[UploaderFigures]:
+    """The `limit` users of `origin` storing the most bytes (no total count: one pass)."""
+    size = func.coalesce(func.sum(MediaRow.size_bytes), 0)
+    rows = (await session.execute(
+        select(MediaRow.user_id, size, func.count())
+        .where(MediaRow.origin == origin, MediaRow.user_id.is_not(None), MediaRow.user_id != "")
+        .group_by(MediaRow.user_id).order_by(size.desc(), MediaRow.user_id).limit(limit))).all()
+    return [UploaderFigures(str(r[0]), int(r[1]), int(r[2])) for r in rows]
+
+
 async def remote_usage(session: AsyncSession, local_origins: Sequence[str]) -> tuple[int, int]:
     """(bytes, files) of the cached remote media: every origin that is not a local one."""
     row = (await session.execute(
