@@ -6,8 +6,8 @@ For each database: `mmr serve` (the embedded default on SQLite; the admin servic
 on PostgreSQL and a Redis of its own), then `rows` media rows written straight into its database (one local
 homeserver with 500 uploaders and a few remote origins, a year of creation times, two
 datastores, a thumbnail for every fifth item, 200 finished tasks), `ANALYZE`, a console sign-in,
-and each page asked `runs` times after one warm-up: median, 95th percentile and worst, in ms,
-with the 300 ms budget marked.
+and each page asked once (first) and `runs` times more: median, 95th percentile and worst, in
+ms, with the 300 ms budget marked.
 """
 
 from __future__ import annotations
@@ -118,12 +118,14 @@ PAGES = [
 ]
 
 
-def time_pages(url: str, runs: int) -> list[tuple[str, float, float, float]]:
+def time_pages(url: str, runs: int) -> list[tuple[str, float, float, float, float]]:
     results = []
     with httpx.Client(base_url=url, headers={"Host": HOST}, timeout=60) as http:
         sign_in(http)
         for label, path in PAGES:
-            assert http.get(CONSOLE + path).status_code == 200, path  # warm-up
+            start = time.perf_counter()
+            assert http.get(CONSOLE + path).status_code == 200, path
+            first = (time.perf_counter() - start) * 1000
             times = []
             for _ in range(runs):
                 start = time.perf_counter()
@@ -132,7 +134,7 @@ def time_pages(url: str, runs: int) -> list[tuple[str, float, float, float]]:
                 assert response.status_code == 200, (path, response.status_code)
             times.sort()
             p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
-            results.append((label, statistics.median(times), p95, times[-1]))
+            results.append((label, first, statistics.median(times), p95, times[-1]))
     return results
 
 
@@ -193,11 +195,13 @@ def main() -> None:
                       f" {args.runs} runs per page")
                 load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
                 print(f"load average {load} on {os.cpu_count()} cores (other work slows every figure)")
-                print(f"{'page':28} {'median':>8} {'p95':>8} {'worst':>8}")
-                for label, median, p95, worst in time_pages(process.url, args.runs):
-                    flag = "" if p95 < BUDGET_MS else "  OVER 300 ms"
+                print("first: the first request (usage's reads the figures; the charts and later"
+                      " views share them for 60 s)")
+                print(f"{'page':28} {'first':>8} {'median':>8} {'p95':>8} {'worst':>8}")
+                for label, first, median, p95, worst in time_pages(process.url, args.runs):
+                    flag = "" if max(first, p95) < BUDGET_MS else "  OVER 300 ms"
                     over = over or bool(flag)
-                    print(f"{label:28} {median:8.1f} {p95:8.1f} {worst:8.1f}{flag}")
+                    print(f"{label:28} {first:8.1f} {median:8.1f} {p95:8.1f} {worst:8.1f}{flag}")
     sys.exit(1 if over else 0)
 
 

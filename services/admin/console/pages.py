@@ -8,8 +8,10 @@ admins; Usage and Media also for local admins, limited to their own homeserver's
 from __future__ import annotations
 
 import datetime
+import hashlib
+import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from services.admin.attributes_api import set_media_purpose
@@ -20,6 +22,7 @@ from services.admin.purging import PURGE_TASK
 from services.admin.quarantine_api import quarantine_one
 from services.admin.selection import count, parse_mxc
 from shared.auth.admin import AdminCaller, require_quarantine_admin
+from shared.auth.tokens import cache_get_quietly, cache_set_quietly
 from shared.db.repositories.attributes import get_purpose
 from shared.db.repositories.console import (
     DAY_MS,
@@ -27,13 +30,13 @@ from shared.db.repositories.console import (
     DayFigures,
     MediaDetails,
     UploaderFigures,
-    daily_uploads,
-    datastore_split,
     media_details,
     media_of_user,
     recent_tasks,
     remote_usage,
+    thumbnail_usage,
     top_uploaders,
+    usage_by_day_and_datastore,
 )
 from shared.db.repositories.datastore_objects import SizeEstimate, size_estimate
 from shared.db.repositories.tasks import TaskRecord
@@ -47,6 +50,7 @@ FINISHED_TASKS_SHOWN = 50
 TOP_USERS = 10
 USER_MEDIA_SHOWN = 100
 UPLOAD_DAYS = 30
+USAGE_CACHE_SECONDS = 60
 
 # -- Cluster ----------------------------------------------------------------------------------
 
@@ -143,13 +147,39 @@ class ServerFigures:
     thumbnail_files: int
 
 
+@dataclass(frozen=True)
+class UsageSnapshot:
+    """One homeserver's figures, read in three passes and kept `USAGE_CACHE_SECONDS` in the
+    coordinator's cache, so the page and its four charts (five requests) share them."""
+
+    server: str
+    read_ts: int
+    totals: ServerFigures
+    days: list[DayFigures]
+    datastores: list[DatastoreFigures]
+    top_users: list[UploaderFigures]
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> UsageSnapshot:
+        data = json.loads(raw)
+        return cls(data["server"], data["read_ts"], ServerFigures(**data["totals"]),
+                   [DayFigures(**d) for d in data["days"]],
+                   [DatastoreFigures(**d) for d in data["datastores"]],
+                   [UploaderFigures(**u) for u in data["top_users"]])
+
+
 @dataclass
 class UsageView:
-    server: str
+    snapshot: UsageSnapshot
     servers: list[ServerFigures]
     remote: tuple[int, int] | None  # (bytes, files) of cached remote media: global admins only
-    top_users: list[UploaderFigures]
-    datastores: list[DatastoreFigures]
+
+    @property
+    def server(self) -> str:
+        return self.snapshot.server
 
 
 def usage_servers(rt: Runtime, caller: AdminCaller) -> list[str]:
@@ -168,39 +198,53 @@ def chosen_server(rt: Runtime, caller: AdminCaller, asked: str | None) -> str:
     return asked
 
 
-async def usage_view(rt: Runtime, caller: AdminCaller, server: str) -> UsageView:
+async def _read_snapshot(rt: Runtime, server: str) -> UsageSnapshot:
     async with rt.sessions() as session:
-        servers = [ServerFigures(name, *await server_usage(session, name))
-                   for name in usage_servers(rt, caller)]
+        cells = await usage_by_day_and_datastore(session, server)
+        thumbnails = await thumbnail_usage(session, server)
+        top = await top_uploaders(session, server, TOP_USERS)
+    days: dict[int, list[int]] = {}
+    stores: dict[str, list[int]] = {}
+    for cell in cells:
+        for figures in (days.setdefault(cell.day, [0, 0]), stores.setdefault(cell.datastore_id, [0, 0])):
+            figures[0] += cell.size_bytes
+            figures[1] += cell.files
+    totals = ServerFigures(server, sum(c.size_bytes for c in cells), sum(c.files for c in cells),
+                           *thumbnails)
+    return UsageSnapshot(server, int(time.time() * 1000), totals,
+                         [DayFigures(d, *days[d]) for d in sorted(days)],
+                         [DatastoreFigures(k, *stores[k]) for k in sorted(stores)], top)
+
+
+async def usage_snapshot(rt: Runtime, server: str) -> UsageSnapshot:
+    # Keyed by database too: one Redis may serve several deployments (and test runs).
+    database = hashlib.sha256(rt.config.database.url.encode()).hexdigest()[:16]
+    key = f"console-usage:{database}:{server}"
+    cached = await cache_get_quietly(rt.coordinator, key)
+    if cached is not None:
+        return UsageSnapshot.from_json(cached)
+    snapshot = await _read_snapshot(rt, server)
+    await cache_set_quietly(rt.coordinator, key, snapshot.to_json(), USAGE_CACHE_SECONDS)
+    return snapshot
+
+
+async def usage_view(rt: Runtime, caller: AdminCaller, server: str) -> UsageView:
+    snapshot = await usage_snapshot(rt, server)
+    servers = []
+    async with rt.sessions() as session:
+        for name in usage_servers(rt, caller):
+            servers.append(snapshot.totals if name == server
+                           else ServerFigures(name, *await server_usage(session, name)))
         remote = (await remote_usage(session, [hs.name for hs in rt.config.homeservers])
                   if caller.is_global_admin else None)
-        top = await top_uploaders(session, server, TOP_USERS)
-        stores = await datastore_split(session, server)
-    return UsageView(server, servers, remote, top, stores)
+    return UsageView(snapshot, servers, remote)
 
 
-async def storage_by_day(rt: Runtime, server: str) -> list[DayFigures]:
-    async with rt.sessions() as session:
-        return await daily_uploads(session, server)
-
-
-async def uploads_by_day(rt: Runtime, server: str, days: int = UPLOAD_DAYS) -> list[DayFigures]:
+def last_days(snapshot: UsageSnapshot, days: int = UPLOAD_DAYS) -> list[DayFigures]:
     """The last `days` days, each present (a day without uploads is zero)."""
-    today = int(time.time() * 1000) // DAY_MS
-    first = today - days + 1
-    async with rt.sessions() as session:
-        found = {d.day: d for d in await daily_uploads(session, server, first * DAY_MS)}
-    return [found.get(day, DayFigures(day, 0, 0)) for day in range(first, today + 1)]
-
-
-async def top_users(rt: Runtime, server: str) -> list[UploaderFigures]:
-    async with rt.sessions() as session:
-        return await top_uploaders(session, server, TOP_USERS)
-
-
-async def datastore_figures(rt: Runtime, server: str) -> list[DatastoreFigures]:
-    async with rt.sessions() as session:
-        return await datastore_split(session, server)
+    today = snapshot.read_ts // DAY_MS
+    found = {d.day: d for d in snapshot.days}
+    return [found.get(day, DayFigures(day, 0, 0)) for day in range(today - days + 1, today + 1)]
 
 
 # -- Media ------------------------------------------------------------------------------------

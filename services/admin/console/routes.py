@@ -224,17 +224,17 @@ CHARTS = ("storage", "uploads", "users", "datastores")
 @router.get("/usage/charts/{name}.svg")
 async def usage_chart(name: str, rt: RuntimeDep, user: ConsoleUserDep,
                       server: str | None = Query(None)) -> Response:
-    chosen = pages.chosen_server(rt, user.caller, server)
-    if name == "storage":
-        svg = charts.storage_over_time(await pages.storage_by_day(rt, chosen))
-    elif name == "uploads":
-        svg = charts.uploads_per_day(await pages.uploads_by_day(rt, chosen))
-    elif name == "users":
-        svg = charts.top_users(await pages.top_users(rt, chosen))
-    elif name == "datastores":
-        svg = charts.datastore_split(await pages.datastore_figures(rt, chosen))
-    else:
+    if name not in CHARTS:
         raise NotFound("No such chart")
+    snapshot = await pages.usage_snapshot(rt, pages.chosen_server(rt, user.caller, server))
+    if name == "storage":
+        svg = charts.storage_over_time(snapshot.days)
+    elif name == "uploads":
+        svg = charts.uploads_per_day(pages.last_days(snapshot))
+    elif name == "users":
+        svg = charts.top_users(snapshot.top_users)
+    else:
+        svg = charts.datastore_split(snapshot.datastores)
     return Response(svg, media_type="image/svg+xml",
                     headers={"Content-Security-Policy": SVG_CSP, "Cache-Control": "private, max-age=60"})
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db.models import BackgroundTaskRow, MediaRow
+from shared.db.models import BackgroundTaskRow, MediaRow, ThumbnailRow
 from shared.db.repositories.media import MediaRecord, _to_record
 from shared.db.repositories.tasks import TaskRecord
 from shared.db.repositories.tasks import _to_record as _task_record
@@ -34,22 +34,30 @@ class DatastoreFigures:
     files: int
 
 
-async def daily_uploads(session: AsyncSession, origin: str, since_ts: int = 0) -> list[DayFigures]:
-    """Bytes and files of `origin`'s media stored each day since `since_ts`, oldest first."""
+@dataclass(frozen=True)
+class DayStoreFigures:
+    day: int
+    datastore_id: str
+    size_bytes: int
+    files: int
+
+
+async def usage_by_day_and_datastore(session: AsyncSession, origin: str) -> list[DayStoreFigures]:
+    """One pass over `origin`'s media: bytes and files per (day stored, datastore), from which
+    the totals, the datastore split and the days all follow."""
     day = (MediaRow.creation_ts // DAY_MS).label("day")
     rows = (await session.execute(
-        select(day, func.coalesce(func.sum(MediaRow.size_bytes), 0), func.count())
-        .where(MediaRow.origin == origin, MediaRow.creation_ts >= since_ts)
-        .group_by(day).order_by(day))).all()
-    return [DayFigures(int(r[0]), int(r[1]), int(r[2])) for r in rows]
+        select(day, MediaRow.datastore_id, func.coalesce(func.sum(MediaRow.size_bytes), 0),
+               func.count())
+        .where(MediaRow.origin == origin).group_by(day, MediaRow.datastore_id))).all()
+    return [DayStoreFigures(int(r[0]), str(r[1]), int(r[2]), int(r[3])) for r in rows]
 
 
-async def datastore_split(session: AsyncSession, origin: str) -> list[DatastoreFigures]:
-    rows = (await session.execute(
-        select(MediaRow.datastore_id, func.coalesce(func.sum(MediaRow.size_bytes), 0), func.count())
-        .where(MediaRow.origin == origin)
-        .group_by(MediaRow.datastore_id).order_by(MediaRow.datastore_id))).all()
-    return [DatastoreFigures(str(r[0]), int(r[1]), int(r[2])) for r in rows]
+async def thumbnail_usage(session: AsyncSession, origin: str) -> tuple[int, int]:
+    row = (await session.execute(
+        select(func.coalesce(func.sum(ThumbnailRow.size_bytes), 0), func.count())
+        .where(ThumbnailRow.origin == origin))).one()
+    return int(row[0]), int(row[1])
 
 
 @dataclass(frozen=True)

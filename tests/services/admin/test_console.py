@@ -236,3 +236,26 @@ async def test_a_bad_date_is_a_page_not_a_task(deploy: Any, bad: str) -> None:
         await console.sign_in(TEST_SECRET)
         page = await console.get("/tasks/confirm/purge-remote", params={"before": bad})
         assert page.status_code == 400 and "not a date" in page.text
+
+
+async def test_a_datastore_transfer_is_confirmed_then_started(deploy: Any, tmp_path: Any) -> None:
+    stores = [{"id": "local", "type": "file", "forKinds": ["all"], "opts": {"path": str(tmp_path / "a")}},
+              {"id": "archive", "type": "file", "forKinds": [], "opts": {"path": str(tmp_path / "b")}}]
+    deployment: Deployment = deploy("embedded", datastores=stores)
+    await deployment.upload(TEST_SECRET, b"to be moved")
+    async with Console(deployment) as console:
+        await console.sign_in(TEST_SECRET)
+        query = "?source=local&target=archive&before=2100-01-01"
+        confirm = await console.get("/tasks/confirm/transfer" + query)
+        assert confirm.status_code == 200 and "1 object(s), 11 bytes" in confirm.text
+        started = await console.confirm_and_post("/tasks/confirm/transfer" + query)
+        assert started.status_code == 303, started.text
+        task_id = started.headers["location"].rsplit("=", 1)[1]
+        tasks = await console.get("/tasks")
+        row = tasks.text.split(f'data-task="{task_id}"', 1)[1].split("</tr>", 1)[0]
+        assert "storage_migration" in row
+        same = await console.get("/tasks/confirm/transfer?source=local&target=nowhere&before=2100-01-01")
+        assert same.status_code == 200  # the estimate needs only the source ...
+        refused = await console.confirm_and_post(
+            "/tasks/confirm/transfer?source=local&target=nowhere&before=2100-01-01")
+        assert refused.status_code == 400 and "Target datastore" in refused.text  # ... the start both

@@ -13,8 +13,8 @@ depends_on = None
 
 # (name, columns): each covers one console query, so it is answered from the index alone.
 INDEXES = (
-    ("media_origin_created_idx", ["origin", "creation_ts", "size_bytes"]),  # uploads per day
-    ("media_origin_datastore_idx", ["origin", "datastore_id", "size_bytes"]),  # datastore split
+    # bytes per day and datastore (usage totals, storage over time, uploads per day, split)
+    ("media_origin_created_idx", ["origin", "creation_ts", "datastore_id", "size_bytes"]),
     ("media_origin_user_idx", ["origin", "user_id", "size_bytes"]),  # top users
     ("media_user_created_idx", ["user_id", "creation_ts"]),  # a user's newest media
 )
