@@ -63,11 +63,11 @@ async def test_a_crashing_worker_fails_its_job_and_is_replaced(pool: WorkerPool)
 
 
 async def test_a_job_past_its_timeout_is_killed(pool: WorkerPool) -> None:
-    quick = WorkerPool(1, WorkerLimits(timeout_seconds=0.3, memory_bytes=0, cpu_seconds=10))
+    quick = WorkerPool(1, WorkerLimits(timeout_seconds=3, memory_bytes=0, cpu_seconds=10))
     try:
         victim = await quick.run(f"{JOBS}:pid")
         with pytest.raises(WorkerTimedOut):
-            await quick.run(f"{JOBS}:sleep", 10)
+            await quick.run(f"{JOBS}:sleep", 60)
         assert await quick.run(f"{JOBS}:pid") != victim
     finally:
         await quick.close()
