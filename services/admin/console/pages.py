@@ -37,6 +37,7 @@ from shared.db.repositories.console import (
     thumbnail_usage,
     top_uploaders,
     usage_by_day_and_datastore,
+    user_totals,
 )
 from shared.db.repositories.datastore_objects import SizeEstimate, size_estimate
 from shared.db.repositories.tasks import TaskRecord
@@ -266,6 +267,7 @@ class MediaLookup:
     query: str
     item: MediaItem | None = None
     user_media: list[MediaDetails] | None = None
+    user_totals: tuple[int, int] | None = None  # (bytes, files) of the user looked up
     message: str | None = None
 
 
@@ -306,6 +308,7 @@ async def look_up(rt: Runtime, caller: AdminCaller, query: str) -> MediaLookup:
     else:
         async with rt.sessions() as session:
             lookup.user_media = await media_of_user(session, query, USER_MEDIA_SHOWN)
+            lookup.user_totals = await user_totals(session, query)
     return lookup
 
 

@@ -104,6 +104,14 @@ async def media_of_user(session: AsyncSession, user_id: str, limit: int) -> list
     return [MediaDetails(_to_record(row), row.last_access_ts) for row in rows]
 
 
+async def user_totals(session: AsyncSession, user_id: str) -> tuple[int, int]:
+    """(bytes, files) a user has stored."""
+    row = (await session.execute(
+        select(func.coalesce(func.sum(MediaRow.size_bytes), 0), func.count())
+        .where(MediaRow.user_id == user_id))).one()
+    return int(row[0]), int(row[1])
+
+
 async def recent_tasks(session: AsyncSession, finished_limit: int) -> list[TaskRecord]:
     """Every unfinished task and the newest `finished_limit` finished ones, newest first."""
     unfinished = (await session.scalars(

@@ -162,7 +162,7 @@ async def test_each_page_renders(deployment: Deployment, callers: Callers) -> No
         media = await console.get("/media", params={"q": f"mxc://{server}/{media_id}"})
         assert media.status_code == 200 and "notes.txt" in media.text and "1000 bytes" in media.text
         user = await console.get("/media", params={"q": callers.alice.user_id})
-        assert f"mxc://{server}/{media_id}" in user.text
+        assert f"mxc://{server}/{media_id}" in user.text and "file(s)" in user.text
         for name in ("console.css", "console.js"):
             assert (await console.get(f"/static/{name}")).status_code == 200
         assert (await console.get("/static/..%2Fpages.py")).status_code == 404
