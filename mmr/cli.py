@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from mmr import cluster_cli
+from mmr.admin_cli import admin_app
 from mmr.serve import (
     StartupError,
     build_embedded_app,
@@ -21,6 +22,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="mmr: a Matri
 config_app = typer.Typer(help="Configuration tools")
 app.add_typer(config_app, name="config")
 cluster_cli.register(app)
+app.add_typer(admin_app, name="admin")
 
 ConfigOpt = Annotated[
     str | None, typer.Option("--config", "-c", help="YAML file or directory (or MMR_CONFIG)")

@@ -11,6 +11,8 @@ Pinned media (`purpose: pinned`) is never purged.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from shared.db.repositories.attributes import is_pinned
 from shared.db.repositories.media import MediaRecord, delete_media, get_media, media_rows_at
@@ -18,6 +20,7 @@ from shared.db.repositories.thumbnails import (
     ThumbnailRecord,
     delete_thumbnail,
     delete_thumbnails,
+    get_thumbnail,
     list_thumbnails,
     thumbnail_rows_at,
 )
@@ -66,10 +69,23 @@ async def forget_media(rt: Runtime, origin: str, media_id: str, keep_pinned: boo
     return True
 
 
+@asynccontextmanager
+async def _hash_locks(rt: Runtime, hashes: set[str]) -> AsyncIterator[None]:
+    """Hold the writers' hash lock of every one of `hashes`, taken in sorted order so that two
+    purges sharing bytes never wait on each other in a circle."""
+    async with AsyncExitStack() as stack:
+        for sha256 in sorted(hashes):
+            await stack.enter_async_context(lock_unless_unavailable(
+                rt.coordinator, f"upload:{sha256}", HASH_LOCK_TTL_SECONDS, HASH_LOCK_WAIT_SECONDS))
+        yield
+
+
 async def _forget_locked(rt: Runtime, record: MediaRecord) -> None:
-    async with lock_unless_unavailable(
-        rt.coordinator, f"upload:{record.sha256}", HASH_LOCK_TTL_SECONDS, HASH_LOCK_WAIT_SECONDS
-    ):
+    async with rt.sessions() as session:
+        thumbnails = await list_thumbnails(session, record.origin, record.media_id)
+    # Held across objects and rows: a writer that reused one of these objects meanwhile
+    # would find a row about to go and point a new one at a deleted object.
+    async with _hash_locks(rt, {record.sha256, *(t.sha256 for t in thumbnails)}):
         async with rt.sessions() as session:
             thumbnails = await list_thumbnails(session, record.origin, record.media_id)
         own: list[Location] = [(record.datastore_id, record.location)]
@@ -84,8 +100,12 @@ async def _forget_locked(rt: Runtime, record: MediaRecord) -> None:
 
 async def forget_thumbnail(rt: Runtime, thumbnail: ThumbnailRecord) -> None:
     """Forget one thumbnail (its media stays; a later request generates it again)."""
-    await _delete_unless_used_elsewhere(rt, (thumbnail.datastore_id, thumbnail.location), 1)
-    async with rt.sessions() as session:
-        await delete_thumbnail(session, thumbnail.key)
-        await session.commit()
+    async with _hash_locks(rt, {thumbnail.sha256}):
+        async with rt.sessions() as session:
+            if await get_thumbnail(session, thumbnail.key) is None:
+                return  # forgotten already; its object is no longer this row's to judge
+        await _delete_unless_used_elsewhere(rt, (thumbnail.datastore_id, thumbnail.location), 1)
+        async with rt.sessions() as session:
+            await delete_thumbnail(session, thumbnail.key)
+            await session.commit()
     await announce_media_changed(rt.coordinator, thumbnail.key.origin, thumbnail.key.media_id)

@@ -11,22 +11,27 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-PathType = Literal["Exact", "Prefix"]
+PathType = Literal["Exact", "Prefix", "ImplementationSpecific"]
 SERVICES = ("upload", "download", "thumbnail", "preview", "admin")
 
 
 @dataclass(frozen=True)
 class Route:
-    """A Kubernetes Ingress path rule: `Prefix` matches whole path segments."""
+    """A Kubernetes Ingress path rule: `Prefix` matches whole path segments;
+    `ImplementationSpecific` is an anchored regular expression (ingress-nginx `use-regex`),
+    with `example` a path it matches."""
 
     path_type: PathType
     path: str
     service: str
+    example: str = ""
 
 
 def _each(path_type: PathType, template: str, versions: tuple[str, ...], service: str) -> list[Route]:
     return [Route(path_type, template.format(v=v), service) for v in versions]
 
+
+CLIENT_ADMIN_VERSIONS = ("r0", "v3", "unstable", "unstable/io.t2bot.media")
 
 ROUTES: tuple[Route, ...] = (
     # upload
@@ -51,6 +56,15 @@ ROUTES: tuple[Route, ...] = (
     Route("Prefix", "/_matrix/media", "admin"),
     Route("Prefix", "/_matrix/client/v1/media", "admin"),
     Route("Prefix", "/_matrix/federation/v1/media", "admin"),
+    # admin: Synapse's media admin API and matrix-media-repo's client aliases, answered from
+    # mmr's data (the homeserver keeps the rest of /_synapse and /_matrix/client)
+    Route("Prefix", "/_synapse/admin/v1/media", "admin"),
+    Route("Exact", "/_synapse/admin/v1/purge_media_cache", "admin"),
+    Route("Exact", "/_synapse/admin/v1/statistics/users/media", "admin"),
+    Route("ImplementationSpecific", r"^/_synapse/admin/v1/(room|user)/[^/]+/media/quarantine$", "admin",
+          example="/_synapse/admin/v1/room/!abc:example.org/media/quarantine"),
+    *_each("Exact", "/_matrix/client/{v}/admin/purge_media_cache", CLIENT_ADMIN_VERSIONS, "admin"),
+    *_each("Prefix", "/_matrix/client/{v}/admin/quarantine_media", CLIENT_ADMIN_VERSIONS, "admin"),
 )
 
 
@@ -62,6 +76,8 @@ def matches(route: Route, path: str) -> bool:
     """Kubernetes Ingress semantics: Exact is the whole path; Prefix is whole segments."""
     if route.path_type == "Exact":
         return path == route.path
+    if route.path_type == "ImplementationSpecific":
+        return re.match(route.path, path) is not None
     prefix = _segments(route.path)
     return _segments(path)[: len(prefix)] == prefix
 
@@ -89,10 +105,15 @@ def sample_paths(routes: tuple[Route, ...] = ROUTES) -> list[str]:
     """Request paths that probe every rule, its edges, and paths that belong to no one."""
     paths: list[str] = []
     for route in routes:
+        if route.path_type == "ImplementationSpecific":
+            paths += [route.example, route.example + "/x", route.example.replace("/media/", "/medias/")]
+            continue
         for path in _version_variants(route.path):
             paths += [path, path + "/x"]
             if route.path_type == "Prefix":
                 paths.append(path + "/localhost/abc123/name.png")
                 paths.append(path + "s")  # a longer segment is not the same prefix
-    paths += ["/_matrix/media/version", "/_matrix/mediax", "/_matrix/client/v3/sync", "/", "/x"]
+    paths += ["/_matrix/media/version", "/_matrix/mediax", "/_matrix/client/v3/sync", "/", "/x",
+              "/_synapse/admin/v1/rooms/!abc:example.org", "/_synapse/admin/v1/users/@a:b",
+              "/_synapse/admin/v1/user/@a:example.org/media"]
     return list(dict.fromkeys(paths))

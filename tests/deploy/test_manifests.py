@@ -280,10 +280,19 @@ def test_pods_mount_the_config_and_a_writable_temp_dir(service: str) -> None:
 
 
 def _ingress_paths() -> list[Doc]:
-    (ingress,) = MANIFESTS["ingress.yaml"]
-    (rule,) = ingress["spec"]["rules"]
-    paths: list[Doc] = rule["http"]["paths"]
+    """Every path rule of every Ingress (the regex ones live in an Ingress of their own)."""
+    paths: list[Doc] = []
+    for ingress in _objects("Ingress").values():
+        (rule,) = ingress["spec"]["rules"]
+        paths += rule["http"]["paths"]
     return paths
+
+
+def test_only_the_regex_ingress_uses_regular_expressions() -> None:
+    for name, ingress in _objects("Ingress").items():
+        types = {p["pathType"] for p in ingress["spec"]["rules"][0]["http"]["paths"]}
+        regex = ingress["metadata"].get("annotations", {}).get("nginx.ingress.kubernetes.io/use-regex")
+        assert (types == {"ImplementationSpecific"}) == (regex == "true"), name
 
 
 def test_ingress_routes_exactly_the_routing_table() -> None:

@@ -40,7 +40,8 @@ async def schedule_round(rt: Runtime, task_name: str) -> int | None:
 async def _schedule_forever(rt: Runtime, task_name: str, interval_seconds: float) -> None:
     while True:
         try:
-            await schedule_round(rt, task_name)
+            if rt.runs_background_tasks:  # asked each round: the right to run tasks may move
+                await schedule_round(rt, task_name)
         except Exception:
             # A failed round (database restarting) must not end the schedule: the next retries.
             log.exception("could not schedule %s", task_name)
