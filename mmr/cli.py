@@ -77,7 +77,7 @@ def serve(
         typer.echo(f"console: http://{bind}:{listen}/_matrix/media/unstable/admin/console/")
     if cfg.shared_secret_auth.enabled and loaded is None:
         typer.echo(f"token: {cfg.shared_secret_auth.token}")
-    run_uvicorn(application, bind, listen, cfg.repo.log_level)
+    run_uvicorn(application, bind, listen, cfg.repo)
 
 
 @app.command()

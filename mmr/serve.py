@@ -14,11 +14,12 @@ from fastapi import FastAPI
 from shared.cluster.machine_lease import MachineIdInUse, NoFreeMachineId
 from shared.cluster.presence import Claim, claim_machine_id
 from shared.cluster.versions import VersionRefused
-from shared.config import ConfigError, MmrConfig, config_path_from_env, load_config
+from shared.config import ConfigError, MmrConfig, RepoConfig, config_path_from_env, load_config
 from shared.coordination.leases import LeaseStoreUnavailable
 from shared.ids.machine_id import MachineIdError, resolve_machine_id
 from shared.logging import setup_logging
 from shared.web.app import make_app
+from shared.web.http_protocol import HeadLimits, protocol_with_limits
 
 SERVICES = ("upload", "download", "thumbnail", "preview", "admin")
 
@@ -82,9 +83,11 @@ def build_embedded_app(config: MmrConfig, single_homeserver: bool) -> FastAPI:
     )
 
 
-def run_uvicorn(app: FastAPI, host: str, port: int, log_level: str) -> None:
-    uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False,
-                proxy_headers=False, timeout_graceful_shutdown=10)
+def run_uvicorn(app: FastAPI, host: str, port: int, repo: RepoConfig) -> None:
+    # Our httptools protocol: bounded request heads, Matrix JSON for requests it cannot parse.
+    http = protocol_with_limits(HeadLimits.from_config(repo))
+    uvicorn.run(app, host=host, port=port, log_level=repo.log_level, server_header=False,
+                proxy_headers=False, timeout_graceful_shutdown=10, http=http)
 
 
 def serve_service_main(service: str) -> None:

@@ -16,6 +16,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
+from shared.net.special_ranges import default_denied_networks
+
 DEFAULT_SHARED_SECRET = "ReplaceMe"
 
 
@@ -38,6 +40,11 @@ class RepoConfig(Section):
     freeze_unauthenticated_media: bool = True
     accept_query_access_token: bool = False
     temp_path: str | None = None
+    # Request heads are bounded where the bytes arrive (414/431 as Matrix JSON); each line is
+    # counted with its line ending. deploy/nginx uses the same numbers.
+    max_request_line_bytes: int = Field(8192, ge=256)
+    max_header_bytes: int = Field(8192, ge=256)
+    max_request_head_bytes: int = Field(16384, ge=512)
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -234,12 +241,8 @@ class UrlPreviewsConfig(Section):
     max_page_size_bytes: int = Field(10485760, ge=1)
     file_preview_types: list[str] = Field(default_factory=lambda: ["image/*"])
     preview_unsafe_certificates: bool = False
-    disallowed_networks: list[str] = Field(
-        default_factory=lambda: [
-            "127.0.0.1/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
-            "169.254.0.0/16", "::1/128", "fe80::/10", "fc00::/7",
-        ]
-    )
+    # Every IANA special-purpose range (shared/net/special_ranges.py); embedded IPv4 is unwrapped.
+    disallowed_networks: list[str] = Field(default_factory=default_denied_networks)
     allowed_networks: list[str] = Field(default_factory=lambda: ["0.0.0.0/0", "::/0"])
     url_deny_list: list[str] = Field(default_factory=list)
     default_language: str = "en-US,en"
@@ -284,12 +287,7 @@ class MetricsConfig(Section):
 class FederationConfig(Section):
     backoff_at: int = Field(20, ge=1)
     ignored_hosts: list[str] = Field(default_factory=list)
-    denied_networks: list[str] = Field(
-        default_factory=lambda: [
-            "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
-            "169.254.0.0/16", "::1/128", "fe80::/10", "fc00::/7", "0.0.0.0/32", "::/128",
-        ]
-    )
+    denied_networks: list[str] = Field(default_factory=default_denied_networks)
     allowed_networks: list[str] = Field(default_factory=list)
     trusted_key_servers: list[str] = Field(default_factory=list)
     verify_tls: bool = True
@@ -376,6 +374,15 @@ class ClusterConfig(Section):
         return range(int(first), int(last) + 1)
 
 
+class OrphanSweepConfig(Section):
+    """Machine 0's removal of stored objects no row references (shared/media/orphans.py)."""
+
+    enabled: bool = True
+    grace_hours: float = Field(6, ge=0)       # objects younger than this are never judged
+    interval_hours: float = Field(24, gt=0)   # a round at start, then every interval
+    dry_run: bool = False                     # count only; the task's result says what it found
+
+
 class MmrConfig(Section):
     """The whole configuration file."""
 
@@ -398,6 +405,7 @@ class MmrConfig(Section):
     quarantine: QuarantineConfig = Field(default_factory=QuarantineConfig)
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     archiving: ArchivingConfig = Field(default_factory=ArchivingConfig)
+    orphan_sweep: OrphanSweepConfig = Field(default_factory=OrphanSweepConfig)
 
     @field_validator("datastores")
     @classmethod
@@ -410,9 +418,14 @@ class MmrConfig(Section):
         return value
 
     def homeserver(self, name: str) -> HomeserverConfig | None:
-        """The homeserver entry for a server name, or None."""
+        """The homeserver entry for a server name, or None.
+
+        Matched case-insensitively, as DNS matches host names (`LOCALHOST` is `localhost`); the
+        port, when there is one, is digits, so lowering the whole name is the same thing.
+        """
+        wanted = name.lower()
         for hs in self.homeservers:
-            if hs.name == name:
+            if hs.name.lower() == wanted:
                 return hs
         return None
 

@@ -6,6 +6,7 @@ around real PostgreSQL, Redis and S3 instances.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -25,6 +26,8 @@ from shared.ids.machine_id import BACKGROUND_MACHINE_ID
 from shared.ids.snowflake import SnowflakeGenerator
 from shared.matrix.errors import UnknownHost
 from shared.storage.factory import make_registry
+from shared.storage.file import FileDatastore
+from shared.storage.leftovers import TempOwner, sweep_own_leftovers
 from shared.storage.registry import DatastoreRegistry
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,8 @@ class Runtime:
     ids: SnowflakeGenerator
     http: httpx.AsyncClient
     temp_dir: Path
+    # Goes into every temp name (shared.storage.leftovers): machine, pid, process start.
+    temp_tag: str = ""
     # The embedded default serves one homeserver whatever Host a request carries.
     single_homeserver: bool = False
     # The machine-ID lease and membership heartbeat (shared/cluster/presence.py).
@@ -69,6 +74,12 @@ class Runtime:
 
     def is_local_server(self, server_name: str) -> bool:
         return self.config.homeserver(server_name) is not None
+
+    def canonical_server_name(self, server_name: str) -> str:
+        """Our homeserver's configured spelling when `server_name` is ours in another case (rows
+        are keyed by that spelling); any other name unchanged."""
+        hs = self.config.homeserver(server_name)
+        return hs.name if hs is not None else server_name
 
     async def close(self) -> None:
         for closer in reversed(self.closers):
@@ -113,13 +124,16 @@ async def _connect(
 ) -> Runtime:
     machine_id = presence.machine_id
     if machine_id == BACKGROUND_MACHINE_ID:
-        import asyncio
-
         revision = await asyncio.to_thread(run_migrations, config.database.url)
         log.info("database schema at %s", revision)
     engine = create_engine(config.database, service)
     await wait_for_schema(engine, config.database.schema_wait_seconds)
-    datastores = make_registry(config.datastores)
+    owner = TempOwner.current(machine_id)
+    datastores = make_registry(config.datastores, owner.tag)
+    temp_dir = _temp_dir(config)
+    # What a killed predecessor of this machine left (spools, job folders, partial objects).
+    file_roots = [store.root for store in datastores.all() if isinstance(store, FileDatastore)]
+    await asyncio.to_thread(sweep_own_leftovers, temp_dir, file_roots, machine_id)
     return Runtime(
         config=config,
         service=service,
@@ -130,7 +144,8 @@ async def _connect(
         datastores=datastores,
         ids=SnowflakeGenerator(machine_id, guard=presence.lease.check_may_mint),
         http=httpx.AsyncClient(timeout=config.timeouts.client_server_timeout_seconds),
-        temp_dir=_temp_dir(config),
+        temp_dir=temp_dir,
+        temp_tag=owner.tag,
         single_homeserver=single_homeserver,
         presence=presence,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import mimetypes
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from services.download.serving import (
@@ -114,8 +114,10 @@ async def find_local(
 
 
 async def find_servable(rt: Runtime, req: DownloadRequest) -> MediaRecord:
-    # Step 1: reject IDs outside the spec's allow-list before touching anything.
+    # Step 1: reject IDs outside the spec's allow-list before touching anything; our own name
+    # in another case (`LOCALHOST`) is ours.
     validate_ids(req.server_name, req.media_id)
+    req = replace(req, server_name=rt.canonical_server_name(req.server_name))
     # Step 2: media of ignored hosts is not served.
     if is_ignored_host(rt, req.server_name):
         raise NotFound("Media from this server is not served here")

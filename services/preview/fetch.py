@@ -191,7 +191,7 @@ async def spool_capped(rt: Runtime, response: httpx.Response, max_bytes: int) ->
     """Stream the body to a temp file (hashing it), refusing it past `max_bytes`."""
     refuse_declared_too_large(response, max_bytes)
     try:
-        return await spool_to_temp(response.aiter_bytes(), rt.temp_dir, max_bytes)
+        return await spool_to_temp(response.aiter_bytes(), rt.temp_dir, max_bytes, rt.temp_tag)
     except SpoolTooLarge as exc:
         raise _too_large(max_bytes) from exc
     except httpx.HTTPError as exc:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import shutil
 import tempfile
 import time
@@ -35,6 +36,7 @@ from services.thumbnail.workers import (
     WorkerCrashed,
     WorkerFailure,
     WorkerJobError,
+    WorkerLost,
     WorkerOutOfMemory,
     WorkerOverCpu,
     WorkerTimedOut,
@@ -53,6 +55,8 @@ from shared.storage.base import Datastore
 from shared.storage.file import FileDatastore
 from shared.storage.keys import content_key, validate_key
 from shared.storage.spool import SpoolTooLarge, spool_to_temp
+
+log = logging.getLogger(__name__)
 
 FAILURE_CACHE_SECONDS = 300.0
 SOURCE_CHUNK_BYTES = 1024 * 1024
@@ -125,6 +129,8 @@ async def _generate_remembering_failure(
 ) -> ThumbnailRecord:
     try:
         return await _generate(rt, ctx, req)
+    except WorkerLost:
+        raise  # not the input's fault: never remembered
     except (ThumbnailFailure, WorkerFailure) as exc:
         remembered = json.dumps([type(exc).__name__, str(exc)]).encode()
         await rt.coordinator.cache_set(req.failure_key, remembered, FAILURE_CACHE_SECONDS)
@@ -136,10 +142,16 @@ async def _generate(rt: Runtime, ctx: ThumbnailContext, req: GenerationRequest) 
     if limit and req.source.size_bytes > limit:
         raise SourceTooLarge(f"The media is larger than the {limit} bytes that can be thumbnailed")
     # One private folder per job: whatever a crashed worker left behind goes with it.
-    job_dir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="thumbjob-", dir=rt.temp_dir))
+    prefix = f"thumbjob-{rt.temp_tag}-"  # swept by this machine's successor after a crash
+    job_dir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=prefix, dir=rt.temp_dir))
     try:
         source = await _source_file(rt, req.source, job_dir, limit)
-        output = await ctx.pool.run(THUMBNAIL_JOB, _job(rt, ctx, req, source, job_dir))
+        job = _job(rt, ctx, req, source, job_dir)
+        try:
+            output = await ctx.pool.run(THUMBNAIL_JOB, job)
+        except WorkerLost as exc:  # once more, on a fresh worker (the lost one is retired)
+            log.warning("retrying a thumbnail job once after %s", exc)
+            output = await ctx.pool.run(THUMBNAIL_JOB, job)
         return await _store_and_record(rt, req, output, source)
     finally:
         await asyncio.to_thread(shutil.rmtree, job_dir, True)

@@ -7,7 +7,7 @@ federation routes all come through `run`, so they answer with the same bytes.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from services.thumbnail import answers
 from services.thumbnail.answers import ThumbnailAnswer
@@ -19,6 +19,7 @@ from services.thumbnail.sizing import Method, Target, snap
 from services.thumbnail.workers import (
     WorkerCrashed,
     WorkerFailure,
+    WorkerLost,
     WorkerOutOfMemory,
     WorkerOverCpu,
     WorkerTimedOut,
@@ -34,6 +35,8 @@ from shared.media.remote import fetch_remote_media, is_ignored_host
 from shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+LOST_WORKER_RETRY_AFTER_SECONDS = 5
 
 __all__ = ["ThumbnailAnswer", "ThumbnailParams", "ThumbnailRequest", "run"]
 
@@ -101,6 +104,9 @@ async def _find_source(rt: Runtime, req: ThumbnailRequest) -> MediaRecord:
 def _as_matrix_error(exc: ThumbnailFailure | WorkerFailure, remote: bool) -> MatrixError:
     """The spec's answers: 413 M_TOO_LARGE (502 for remote media) for what is too big or too
     costly to thumbnail, 400 M_UNKNOWN for what cannot be thumbnailed."""
+    if isinstance(exc, WorkerLost):  # lost twice in a row: the machine is in trouble, not the media
+        return MatrixError(503, "M_UNKNOWN", "Thumbnailing is unavailable right now, try again",
+                           headers={"Retry-After": str(LOST_WORKER_RETRY_AFTER_SECONDS)})
     too_costly = (SourceTooLarge, WorkerOutOfMemory, WorkerOverCpu, WorkerTimedOut)
     if isinstance(exc, too_costly):
         return TooLarge(str(exc), status=502 if remote else 413)
@@ -129,6 +135,7 @@ async def run(rt: Runtime, req: ThumbnailRequest) -> ThumbnailAnswer:
         raise NotFound("Invalid server name or media ID")
     if is_ignored_host(rt, req.server_name):
         raise NotFound("Media from this server is not served here")
+    req = replace(req, server_name=rt.canonical_server_name(req.server_name))  # `LOCALHOST` is ours
     # Step 2: snap the request to the size thumbnails are made and stored at.
     asked = req.params
     target = snap(asked.width, asked.height, asked.method, config.sizes, config.dynamic_sizing)

@@ -45,6 +45,11 @@ class WorkerCrashed(WorkerFailure):
     """The worker died mid-job: a decoder crash, the CPU-time limit, or a kill from outside."""
 
 
+class WorkerLost(WorkerFailure):
+    """The worker was killed from outside (SIGKILL: the OOM killer, an operator), or exited,
+    while running a job: nothing says the input was at fault, so it is worth another try."""
+
+
 class WorkerOverCpu(WorkerCrashed):
     """The job used up its CPU-time budget (the kernel stopped the worker with SIGXCPU)."""
 
@@ -243,6 +248,8 @@ class WorkerPool:
             log.warning("thumbnail worker %s died during a job: %s", worker.process.pid, cause)
             if exitcode == -signal.SIGXCPU:
                 raise WorkerOverCpu("Thumbnailing the media needs more CPU time than allowed") from None
+            if exitcode is None or exitcode >= 0 or exitcode == -signal.SIGKILL:
+                raise WorkerLost(f"The thumbnail worker was lost: {cause}") from None
             raise WorkerCrashed(f"The thumbnail worker stopped: {cause}") from None
 
     @staticmethod

@@ -61,7 +61,7 @@ async def _check_before_body(
 
 async def _spool(rt: Runtime, req: UploadRequest, max_bytes: int) -> SpooledFile:
     try:
-        return await spool_to_temp(req.body, rt.temp_dir, max_bytes or None)
+        return await spool_to_temp(req.body, rt.temp_dir, max_bytes or None, rt.temp_tag)
     except SpoolTooLarge as exc:
         raise too_large(max_bytes) from exc
 

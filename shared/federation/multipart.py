@@ -151,7 +151,7 @@ async def _read_metadata(events: _Events) -> dict[str, Any]:
             raise MultipartError("the metadata part is too large")
     try:
         metadata = json.loads(raw or b"{}")
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: `[[[[...` nested too deep
         raise MultipartError("the metadata part is not JSON") from exc
     if not isinstance(metadata, dict):
         raise MultipartError("the metadata part is not a JSON object")

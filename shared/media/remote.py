@@ -151,7 +151,7 @@ async def _fetch_and_store(
             if max_bytes and remote.declared_length is not None and remote.declared_length > max_bytes:
                 raise _too_large(max_bytes)
             # Step 5b: stream to a temp file under the limit, hashing as it goes.
-            spooled = await spool_to_temp(remote.chunks, rt.temp_dir, max_bytes or None)
+            spooled = await spool_to_temp(remote.chunks, rt.temp_dir, max_bytes or None, rt.temp_tag)
     except SpoolTooLarge as exc:
         raise _too_large(max_bytes) from exc
     except (FederationUnavailable, httpx.HTTPError, MultipartError) as exc:

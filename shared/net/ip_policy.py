@@ -2,8 +2,9 @@
 
 An address is allowed when it is inside some allowed network and inside no disallowed network
 (deny wins; anything not allowed is denied, as in matrix-media-repo). IPv6 addresses that carry
-an IPv4 address (IPv4-mapped `::ffff:a.b.c.d`, NAT64, 6to4, Teredo) are also judged by that IPv4
-address, so `::ffff:127.0.0.1` is as blocked as `127.0.0.1`.
+an IPv4 address (IPv4-mapped `::ffff:a.b.c.d`, IPv4-compatible `::a.b.c.d`, IPv4-translated
+`::ffff:0:a.b.c.d`, NAT64's `64:ff9b::/96`, 6to4, Teredo) are also judged by that IPv4 address, so
+`::ffff:127.0.0.1` and `::7f00:1` are as blocked as `127.0.0.1`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ ALWAYS_DISALLOWED = ("0.0.0.0/8", "::/128")
 blocked whatever the configuration says (matrix-media-repo always adds 0.0.0.0/32 and ::/128)."""
 
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+_IPV4_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")
 _INET_ATON_PART = re.compile(r"0[xX][0-9a-fA-F]*|0[0-7]*|[1-9][0-9]*")
 
 
@@ -39,12 +42,16 @@ def parse_networks(cidrs: Iterable[str], *, setting: str = "networks") -> list[I
 
 
 def embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 address stands for (mapped, NAT64, 6to4, Teredo client), if any."""
+    """The IPv4 address an IPv6 address stands for, if any.
+
+    IPv4-mapped, IPv4-compatible (deprecated, but still routed by some stacks), IPv4-translated
+    (SIIT), NAT64 well-known prefix, 6to4 and the Teredo client address.
+    """
     if isinstance(ip, ipaddress.IPv4Address):
         return None
     if ip.ipv4_mapped is not None:
         return ip.ipv4_mapped
-    if ip in _NAT64:
+    if ip in _NAT64 or ip in _IPV4_COMPATIBLE or ip in _IPV4_TRANSLATED:
         return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     if ip.sixtofour is not None:
         return ip.sixtofour

@@ -37,6 +37,15 @@ class StoredObject:
     size_bytes: int
 
 
+@dataclass(frozen=True)
+class ListedObject:
+    """One object found by `list_content_objects`: its key, size and last write (unix seconds)."""
+
+    key: str
+    size_bytes: int
+    modified: float
+
+
 @runtime_checkable
 class Datastore(Protocol):
     """A place that stores immutable objects by key.
@@ -77,6 +86,17 @@ class Datastore(Protocol):
 
     def public_url(self, key: str) -> str | None:
         """A URL clients may be redirected to, or None when the datastore has none."""
+        ...
+
+    def list_content_objects(self, after: str | None = None) -> AsyncIterator[ListedObject]:
+        """Every object under a content key (`shared.storage.keys.is_content_key`), in key order,
+        starting after `after`: what an orphan sweep may judge (other keys are not ours to)."""
+        ...
+
+    async def sweep_partials(self, older_than: float, dry_run: bool) -> tuple[int, int]:
+        """Remove half-written objects begun before `older_than` (unix seconds) by any process:
+        a file datastore's temp files, an S3 bucket's incomplete multipart uploads. Returns how
+        many and their bytes (as far as known); `dry_run` only counts."""
         ...
 
     async def close(self) -> None: ...

@@ -26,10 +26,11 @@ def _warn_ignored_opts(config: DatastoreConfig, opts: S3DatastoreOpts) -> None:
                     "redirects are always used where the route allows them", config.id)
 
 
-def make_datastore(config: DatastoreConfig) -> Datastore:
+def make_datastore(config: DatastoreConfig, temp_tag: str = "") -> Datastore:
     kinds = frozenset(config.for_kinds)
     if config.type == "file":
-        return FileDatastore(id=config.id, kinds=kinds, path=Path(config.file_opts().path))
+        return FileDatastore(id=config.id, kinds=kinds, path=Path(config.file_opts().path),
+                             temp_tag=temp_tag)
     opts = config.s3_opts()
     _warn_ignored_opts(config, opts)
     return S3Datastore(
@@ -48,5 +49,6 @@ def make_datastore(config: DatastoreConfig) -> Datastore:
     )
 
 
-def make_registry(configs: list[DatastoreConfig]) -> DatastoreRegistry:
-    return DatastoreRegistry([make_datastore(c) for c in configs])
+def make_registry(configs: list[DatastoreConfig], temp_tag: str = "") -> DatastoreRegistry:
+    """`temp_tag`: the process's `Runtime.temp_tag`, put into file datastores' temp names."""
+    return DatastoreRegistry([make_datastore(c, temp_tag) for c in configs])

@@ -17,11 +17,12 @@ from shared.storage.base import (
     ByteRange,
     DatastoreUnavailable,
     InvalidKey,
+    ListedObject,
     ObjectNotFound,
     RangeNotSatisfiable,
     StoredObject,
 )
-from shared.storage.keys import validate_key
+from shared.storage.keys import is_content_key, validate_key
 
 OBJECT_MODE = 0o644
 """Objects are made world-readable whether they were hard-linked (spool files are 0600) or
@@ -40,9 +41,11 @@ class FileDatastore:
     blocking filesystem work runs in worker threads.
     """
 
-    def __init__(self, id: str, kinds: frozenset[str], path: Path) -> None:
+    def __init__(self, id: str, kinds: frozenset[str], path: Path, temp_tag: str = "") -> None:
         self.id = id
         self.kinds = frozenset(kinds)
+        # In temp names, so that a crashed writer's successor finds its partial objects.
+        self.temp_tag = temp_tag
         path.mkdir(parents=True, exist_ok=True)
         self.root = path.resolve()
 
@@ -66,7 +69,8 @@ class FileDatastore:
             return _regular_file_size(target)
         target.parent.mkdir(parents=True, exist_ok=True)
         # A leading dot can never be a valid key, so temp files never collide with objects.
-        temp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
+        owner = f"{self.temp_tag}-" if self.temp_tag else ""
+        temp = target.parent / f".{target.name}.{owner}{uuid.uuid4().hex}.tmp"
         try:
             _link_or_copy(source, temp)
             os.chmod(temp, OBJECT_MODE)
@@ -138,6 +142,36 @@ class FileDatastore:
         with contextlib.suppress(*_MISSING_ERRORS):
             self._resolve(key).unlink()
 
+    async def list_content_objects(self, after: str | None = None) -> AsyncIterator[ListedObject]:
+        """Walk the two fan-out levels in order, one directory per worker-thread hop."""
+        for first in await asyncio.to_thread(_sorted_hex_dirs, self.root):
+            if after is not None and first < after[:2]:
+                continue
+            for second in await asyncio.to_thread(_sorted_hex_dirs, self.root / first):
+                prefix = f"{first}/{second}/"
+                if after is not None and prefix[:5] < after[:5]:
+                    continue
+                for found in await asyncio.to_thread(_content_files, self.root, prefix):
+                    if after is None or found.key > after:
+                        yield found
+
+    async def sweep_partials(self, older_than: float, dry_run: bool) -> tuple[int, int]:
+        return await asyncio.to_thread(self._sweep_partials_sync, older_than, dry_run)
+
+    def _sweep_partials_sync(self, older_than: float, dry_run: bool) -> tuple[int, int]:
+        count = size = 0
+        for path in self.root.glob("*/*/.*.tmp"):
+            try:
+                info = path.lstat()
+                if info.st_mtime >= older_than:
+                    continue
+                if not dry_run:
+                    path.unlink()
+            except FileNotFoundError:
+                continue
+            count, size = count + 1, size + info.st_size
+        return count, size
+
     async def check_ready(self) -> None:
         """Prove the root exists and is writable by creating and removing a probe file.
 
@@ -161,6 +195,32 @@ class FileDatastore:
 
     async def close(self) -> None:
         return None
+
+
+def _sorted_hex_dirs(path: Path) -> list[str]:
+    try:
+        names = [e.name for e in os.scandir(path) if e.is_dir(follow_symlinks=False)]
+    except FileNotFoundError:
+        return []
+    return sorted(n for n in names if len(n) == 2 and all(c in "0123456789abcdef" for c in n))
+
+
+def _content_files(root: Path, prefix: str) -> list[ListedObject]:
+    found = []
+    try:
+        entries = list(os.scandir(root / prefix))
+    except FileNotFoundError:
+        return []
+    for entry in entries:
+        key = prefix + entry.name
+        if not is_content_key(key) or not entry.is_file(follow_symlinks=False):
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        found.append(ListedObject(key, info.st_size, info.st_mtime))
+    return sorted(found, key=lambda o: o.key)
 
 
 def _check_stream_args(byte_range: ByteRange | None, chunk_size: int) -> None:

@@ -32,6 +32,15 @@ def content_key(sha256_hex: str) -> str:
     return f"{sha256_hex[0:2]}/{sha256_hex[2:4]}/{sha256_hex}"
 
 
+_CONTENT_KEY = re.compile(r"([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{64})")
+
+
+def is_content_key(key: str) -> bool:
+    """Whether `key` is what `content_key` makes (the fan-out matching the hash)."""
+    found = _CONTENT_KEY.fullmatch(key)
+    return found is not None and found[3].startswith(found[1] + found[2])
+
+
 def validate_key(key: str) -> str:
     """Return `key` unchanged if it is a safe relative key, else raise `InvalidKey`.
 

@@ -19,11 +19,12 @@ from botocore.exceptions import ClientError
 from shared.storage.base import (
     ByteRange,
     DatastoreUnavailable,
+    ListedObject,
     ObjectNotFound,
     RangeNotSatisfiable,
     StoredObject,
 )
-from shared.storage.keys import validate_key
+from shared.storage.keys import is_content_key, validate_key
 
 _NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 _NO_BUCKET_CODES = frozenset({"404", "NoSuchBucket", "NotFound"})
@@ -183,6 +184,43 @@ class S3Datastore:
     async def delete(self, key: str) -> None:
         object_key = self._object_key(key)
         await asyncio.to_thread(self._client.delete_object, Bucket=self.bucket, Key=object_key)
+
+    async def list_content_objects(self, after: str | None = None) -> AsyncIterator[ListedObject]:
+        """ListObjectsV2 one page (up to 1000 keys) per worker-thread hop, in key order."""
+        base = f"{self.prefix}/" if self.prefix else ""
+        token: str | None = None
+        while True:
+            args: dict[str, Any] = {"Bucket": self.bucket, "Prefix": base}
+            if token is not None:
+                args["ContinuationToken"] = token
+            elif after is not None:
+                args["StartAfter"] = base + after
+            page = await asyncio.to_thread(self._client.list_objects_v2, **args)
+            for item in page.get("Contents", []):
+                key = str(item["Key"])[len(base):]
+                if is_content_key(key):
+                    yield ListedObject(key, int(item["Size"]), item["LastModified"].timestamp())
+            if not page.get("IsTruncated"):
+                return
+            token = page["NextContinuationToken"]
+
+    async def sweep_partials(self, older_than: float, dry_run: bool) -> tuple[int, int]:
+        """Abort multipart uploads begun before `older_than`: a killed uploader's parts are
+        stored (and billed) but never shown as an object. Their bytes are not counted."""
+        return await asyncio.to_thread(self._abort_stale_uploads, older_than, dry_run), 0
+
+    def _abort_stale_uploads(self, older_than: float, dry_run: bool) -> int:
+        aborted = 0
+        paginator = self._client.get_paginator("list_multipart_uploads")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{self.prefix}/" if self.prefix else ""):
+            for upload in page.get("Uploads", []):
+                if upload["Initiated"].timestamp() >= older_than:
+                    continue
+                if not dry_run:
+                    self._client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                aborted += 1
+        return aborted
 
     async def check_ready(self) -> None:
         """HEAD the bucket: proves the endpoint answers, the credentials work and it exists.

@@ -83,8 +83,9 @@ class _SpoolWriter:
         self._closed = False
 
     @classmethod
-    def create(cls, temp_dir: Path) -> _SpoolWriter:
-        fd, name = tempfile.mkstemp(dir=temp_dir, prefix="spool-", suffix=".part")
+    def create(cls, temp_dir: Path, owner_tag: str) -> _SpoolWriter:
+        prefix = f"spool-{owner_tag}-" if owner_tag else "spool-"
+        fd, name = tempfile.mkstemp(dir=temp_dir, prefix=prefix, suffix=".part")
         return cls(Path(name), os.fdopen(fd, "wb"))
 
     def write(self, chunks: list[bytes]) -> None:
@@ -112,15 +113,19 @@ class _SpoolWriter:
                 self.path.unlink(missing_ok=True)
 
 
-async def spool_to_temp(chunks: AsyncIterator[bytes], temp_dir: Path, max_bytes: int | None) -> SpooledFile:
+async def spool_to_temp(
+    chunks: AsyncIterator[bytes], temp_dir: Path, max_bytes: int | None, owner_tag: str = ""
+) -> SpooledFile:
     """Write `chunks` to a new temp file in `temp_dir`, returning its path, SHA-256 and size.
 
     Raises `SpoolTooLarge` as soon as more than `max_bytes` have arrived (None means no limit).
-    On any exception the temp file is deleted before the exception propagates.
+    On any exception the temp file is deleted before the exception propagates. `owner_tag`
+    (`Runtime.temp_tag`) goes into the name, so the process's successor can sweep it after a
+    crash (`shared.storage.leftovers`).
     """
     # Created inline, not in a thread: a cancellation while awaiting a thread that creates the
     # file would leak it, and creating an empty file is a quick syscall.
-    writer = _SpoolWriter.create(temp_dir)
+    writer = _SpoolWriter.create(temp_dir, owner_tag)
     try:
         size = await _pump(chunks, writer, max_bytes)
         digest = await asyncio.to_thread(writer.finish)

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from shared.config import RepoConfig
 from tests.deploy.routing import SERVICES, sample_paths, service_for
 from tests.infra.nginx import (
     TEMPLATE_PATH,
@@ -24,6 +25,7 @@ from tests.infra.nginx import (
     render_template,
     start_nginx,
 )
+from tests.infra.raw_http import send_raw
 
 STUB_REPLY = '"$SERVICE|$http_host|$http_x_forwarded_host|$http_x_forwarded_for|$http_x_request_id"'
 
@@ -125,3 +127,42 @@ def test_host_forwarding_and_request_id_reach_the_upstream(routed_nginx: NginxPr
 
     generated = httpx.get(routed_nginx.url + path, headers={"Host": "example.org"})
     assert re.fullmatch(r"[0-9a-f]{32}", generated.text.split("|")[4])
+
+
+def test_head_limits_are_mmr_defaults() -> None:
+    """nginx bounds request heads as mmr does (the embedded default has no nginx in front)."""
+    text = TEMPLATE_PATH.read_text()
+    buffers = re.search(r"^\s*large_client_header_buffers (\d+) (\d+)k;", text, re.MULTILINE)
+    assert buffers is not None
+    count, size = int(buffers[1]), int(buffers[2]) * 1024
+    repo = RepoConfig()
+    assert size == repo.max_request_line_bytes == repo.max_header_bytes
+    assert count * size == repo.max_request_head_bytes
+
+
+@pytest.mark.parametrize(
+    ("request_line", "headers", "status"),
+    [
+        (b"GET /_matrix/media/v3/config?" + b"q" * 9000, b"", 414),
+        (b"GET /_matrix/media/v3/config", b"X-Big: " + b"v" * 9000 + b"\r\n", 431),
+        (b"GET /_matrix/media/v3/config",
+         b"".join(b"X-Fill-%d: %s\r\n" % (i, b"v" * 6000) for i in range(4)), 431),
+    ],
+    ids=["request line", "one header", "whole head"],
+)
+def test_nginx_answers_oversized_heads_as_matrix_json(
+    routed_nginx: NginxProcess, request_line: bytes, headers: bytes, status: int
+) -> None:
+    request = request_line + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n" + headers + b"\r\n"
+    answer = send_raw(routed_nginx.port, request)
+    assert answer.status == status, answer
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.json()["errcode"] == "M_TOO_LARGE"
+
+
+def test_nginx_passes_heads_within_the_limits(routed_nginx: NginxProcess) -> None:
+    headers = b"X-One: " + b"v" * 7000 + b"\r\n"
+    request = (b"GET /_matrix/media/v3/config?" + b"q" * 7000 + b" HTTP/1.1\r\nHost: localhost\r\n"
+               b"Connection: close\r\n" + headers + b"\r\n")
+    answer = send_raw(routed_nginx.port, request)
+    assert answer.status == 200 and answer.body.startswith(b"upload|")

@@ -174,3 +174,19 @@ async def media_rows_at(session: AsyncSession, datastore_id: str, location: str)
         MediaRow.datastore_id == datastore_id, MediaRow.location == location
     )
     return int((await session.execute(stmt)).scalar() or 0)
+
+
+async def media_locations_in_use(
+    session: AsyncSession, datastore_id: str, candidates: dict[str, str]
+) -> set[str]:
+    """Which of `candidates` (location -> sha256 of its bytes) some media row points at.
+
+    Asked by hash (indexed) and then narrowed to the exact datastore and location.
+    """
+    if not candidates:
+        return set()
+    stmt = select(MediaRow.location).where(
+        MediaRow.sha256.in_(set(candidates.values())), MediaRow.datastore_id == datastore_id,
+        MediaRow.location.in_(list(candidates)),
+    )
+    return set((await session.scalars(stmt)).all())

@@ -119,3 +119,15 @@ async def thumbnail_rows_at(session: AsyncSession, datastore_id: str, location: 
         ThumbnailRow.datastore_id == datastore_id, ThumbnailRow.location == location
     )
     return int((await session.execute(stmt)).scalar() or 0)
+
+
+async def thumbnail_locations_in_use(
+    session: AsyncSession, datastore_id: str, locations: list[str]
+) -> set[str]:
+    """Which of `locations` some thumbnail row of `datastore_id` points at."""
+    if not locations:
+        return set()
+    stmt = select(ThumbnailRow.location).where(
+        ThumbnailRow.datastore_id == datastore_id, ThumbnailRow.location.in_(locations)
+    )
+    return set((await session.scalars(stmt)).all())

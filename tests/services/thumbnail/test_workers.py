@@ -13,6 +13,7 @@ from services.thumbnail.workers import (
     WorkerCrashed,
     WorkerJobError,
     WorkerLimits,
+    WorkerLost,
     WorkerOutOfMemory,
     WorkerOverCpu,
     WorkerPool,
@@ -60,6 +61,13 @@ async def test_a_crashing_worker_fails_its_job_and_is_replaced(pool: WorkerPool)
         await pool.run(f"{JOBS}:crash")
     assert await pool.run(f"{JOBS}:echo", "next") == "next"
     assert pool.workers_lost == 1
+
+
+async def test_a_worker_killed_from_outside_is_lost_not_crashed(pool: WorkerPool) -> None:
+    """SIGKILL says nothing about the input (OOM killer, operator): WorkerLost, retried above."""
+    with pytest.raises(WorkerLost, match="SIGKILL"):
+        await pool.run(f"{JOBS}:killed")
+    assert await pool.run(f"{JOBS}:echo", 1) == 1
 
 
 async def test_a_job_past_its_timeout_is_killed(pool: WorkerPool) -> None:
