@@ -76,6 +76,8 @@ def serve(
     bind = host or cfg.repo.bind_address
     listen = port or cfg.repo.port
     typer.echo(f"mmr {service or 'embedded default'} listening on http://{bind}:{listen}")
+    if service in (None, "admin"):
+        typer.echo(f"console: http://{bind}:{listen}/_matrix/media/unstable/admin/console/")
     if cfg.shared_secret_auth.enabled and loaded is None:
         typer.echo(f"token: {cfg.shared_secret_auth.token}")
     run_uvicorn(application, bind, listen, cfg.repo, drain_seconds)
