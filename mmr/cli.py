@@ -111,6 +111,8 @@ def serve(
 
     def listening() -> None:
         typer.echo(f"mmr {service or 'embedded default'} listening on http://{bind}:{listen}")
+        if service in (None, "admin"):
+            typer.echo(f"console: http://{bind}:{listen}/_matrix/media/unstable/admin/console/")
         if cfg.shared_secret_auth.enabled and loaded is None:
             typer.echo(f"token: {cfg.shared_secret_auth.token}")
 

@@ -32,5 +32,8 @@ if [ $want_test = 1 ]; then
   command -v redis-server >/dev/null || need+=(redis-server)
   command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
   command -v pg_ctlcluster >/dev/null || command -v pg_ctl >/dev/null || need+=(postgresql)
+  # The console's browser tests drive Debian's chromium through its chromedriver.
+  command -v chromium >/dev/null || need+=(chromium)
+  command -v chromedriver >/dev/null || need+=(chromium-driver)
   [ ${#need[@]} -eq 0 ] || apt_install "${need[@]}"
 fi

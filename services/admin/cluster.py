@@ -10,6 +10,7 @@ from shared.auth.admin import GlobalAdminDep
 from shared.cluster.membership import cluster_report
 from shared.coordination.leases import LeaseStoreUnavailable
 from shared.matrix.errors import ServiceUnavailable
+from shared.runtime import Runtime
 from shared.web.deps import RuntimeDep
 
 router = APIRouter()
@@ -20,6 +21,11 @@ router = APIRouter()
 async def cluster_status(runtime: RuntimeDep, _admin: GlobalAdminDep) -> dict[str, Any]:
     """Every live process (machine ID, service, version, host, pid, started, last heartbeat,
     config fingerprint) and the rules it breaks (version skew, no machine 0, ...)."""
+    return await read_cluster(runtime)
+
+
+async def read_cluster(runtime: Runtime) -> dict[str, Any]:
+    """The cluster report (also the console's Cluster page); 503 when it cannot be read."""
     if runtime.presence is None:
         raise ServiceUnavailable("this process has not joined a cluster")
     try:

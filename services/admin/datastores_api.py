@@ -9,10 +9,11 @@ from typing import Any
 
 from fastapi import Query
 from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.admin.archive_tasks import TRANSFER
 from services.admin.audit import admin_router
-from shared.auth.admin import GlobalAdminDep
+from shared.auth.admin import AdminCaller, GlobalAdminDep
 from shared.db.repositories.datastore_objects import size_estimate
 from shared.matrix.errors import BadRequest, NotFound
 from shared.runtime import Runtime
@@ -74,7 +75,13 @@ async def estimate(datastore_id: str, _caller: GlobalAdminDep, rt: RuntimeDep, s
 @router.post("/datastores/{source_id}/transfer_to/{target_id}")
 async def transfer(source_id: str, target_id: str, caller: GlobalAdminDep, rt: RuntimeDep,
                    session: SessionDep, before_ts: str | None = Query(None)) -> JSONResponse:
-    cutoff = _before_ts(before_ts)
+    return _no_cache(await start_transfer(rt, session, caller, source_id, target_id,
+                                          _before_ts(before_ts)))
+
+
+async def start_transfer(rt: Runtime, session: AsyncSession, caller: AdminCaller, source_id: str,
+                         target_id: str, cutoff: int) -> dict[str, Any]:
+    """Start a transfer task (also the console's); its size estimate and `task_id`."""
     if source_id == target_id:
         raise BadRequest("Source and target datastore cannot be the same")
     if not _known(rt, source_id):
@@ -85,4 +92,4 @@ async def transfer(source_id: str, target_id: str, caller: GlobalAdminDep, rt: R
     record = await create_task(rt, TRANSFER, {
         "source_datastore_id": source_id, "target_datastore_id": target_id, "before_ts": cutoff,
     }, created_by=caller.user_id)
-    return _no_cache({**answer, "task_id": record.id})
+    return {**answer, "task_id": record.id}

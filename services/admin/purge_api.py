@@ -50,19 +50,25 @@ def _removed(result: dict[str, Any]) -> dict[str, Any]:
     return {"total_removed": result.get("total_removed", 0)}
 
 
+def purge_params(selector: MediaSelector) -> dict[str, Any]:
+    """The params of a `purge_media` task over `selector`."""
+    return {"selector": selector_to_json(selector)}
+
+
 async def _purge(rt: Runtime, request: Request, caller: AdminCaller, selector: MediaSelector,
                  shape: Shape = _affected) -> JSONResponse:
-    return await run_task(rt, request, caller, PURGE_TASK,
-                          {"selector": selector_to_json(selector)}, shape)
+    return await run_task(rt, request, caller, PURGE_TASK, purge_params(selector), shape)
+
+
+def remote_selector(rt: Runtime, before_ts: int) -> MediaSelector:
+    """Cached remote media fetched before `before_ts`, except quarantined and pinned media."""
+    return MediaSelector(not_origins=_local_origins(rt), created_before=before_ts, quarantined=False)
 
 
 async def purge_remote(
     rt: Runtime, request: Request, caller: AdminCaller, before_ts: int, shape: Shape = _removed
 ) -> JSONResponse:
-    """Cached remote media fetched before `before_ts`, except quarantined and pinned media."""
-    selector = MediaSelector(not_origins=_local_origins(rt), created_before=before_ts,
-                             quarantined=False)
-    return await _purge(rt, request, caller, selector, shape)
+    return await _purge(rt, request, caller, remote_selector(rt, before_ts), shape)
 
 
 @router.post("/purge/remote")

@@ -35,6 +35,7 @@ from shared.auth.users import UserInfo
 from shared.config import HomeserverConfig, MmrConfig
 from shared.coordination.base import Coordinator
 from shared.matrix.errors import Forbidden, MissingToken, UpstreamError
+from shared.runtime import Runtime
 from shared.web.deps import HomeserverDep, RuntimeDep
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,13 @@ async def get_caller(request: Request, rt: RuntimeDep, hs: HomeserverDep) -> Adm
     token = extract_token(request.headers, request.query_params, rt.config.repo.accept_query_access_token)
     if token is None:
         raise MissingToken()
+    return await caller_for_token(request, rt, hs, token)
+
+
+async def caller_for_token(
+    request: Request, rt: Runtime, hs: HomeserverConfig, token: str
+) -> AdminCaller:
+    """The caller `token` belongs to (the console's session keeps a token instead of a header)."""
     user = await authenticate(rt.config, rt.coordinator, rt.http, hs, token)
     _note_caller(request, user.user_id)
     if user.is_shared_secret or user.user_id in rt.config.admins:

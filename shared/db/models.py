@@ -33,6 +33,10 @@ class MediaRow(Base):
         Index("media_sha256_idx", "sha256"),
         Index("media_user_idx", "user_id"),
         Index("media_origin_idx", "origin"),
+        # 0004_console: the console's usage and media pages.
+        Index("media_origin_created_idx", "origin", "creation_ts", "datastore_id", "size_bytes"),
+        Index("media_origin_user_idx", "origin", "user_id", "size_bytes"),
+        Index("media_user_created_idx", "user_id", "creation_ts"),
     )
 
 

@@ -57,6 +57,12 @@ def _forwarded_chain(headers: Sequence[str]) -> list[IpAddress]:
     return chain
 
 
+def trusts_peer(peer: str | None, repo: RepoConfig) -> bool:
+    """Whether the X-Forwarded-* headers of a request from `peer` are the operator's proxy's."""
+    return repo.trust_any_forwarded_address or _is_trusted(_parse_ip(peer or ""),
+                                                           _networks(tuple(repo.trusted_proxies)))
+
+
 def client_ip(peer: str | None, forwarded_for: Sequence[str], repo: RepoConfig) -> str:
     """The address a request is limited and logged under.
 
@@ -65,7 +71,7 @@ def client_ip(peer: str | None, forwarded_for: Sequence[str], repo: RepoConfig) 
     """
     peer_ip = _parse_ip(peer or "")
     networks = _networks(tuple(repo.trusted_proxies))
-    trusted_peer = repo.trust_any_forwarded_address or _is_trusted(peer_ip, networks)
+    trusted_peer = trusts_peer(peer, repo)
     if not forwarded_for or not trusted_peer:
         return str(peer_ip) if peer_ip is not None else (peer or "unknown")
     chain = _forwarded_chain(forwarded_for)

@@ -83,6 +83,7 @@ def second_run(workdir: Path, first_run: tuple[Run, Uploaded]) -> Run:
 def test_start_prints_the_url_and_an_admin_token(first_run: tuple[Run, Uploaded]) -> None:
     run, _ = first_run
     assert "listening on http://127.0.0.1:" in run.stdout
+    assert "/_matrix/media/unstable/admin/console/" in run.stdout  # the console's URL
     assert len(run.token) >= 32
 
 

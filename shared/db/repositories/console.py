@@ -1,0 +1,123 @@
+"""The operator console's read-only figures: usage by day, by datastore, media of a user.
+
+Every query here is bounded by an index of revision 0004_console (or the tables' keys), so the
+console's pages stay fast on a large media table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.db.models import BackgroundTaskRow, MediaRow, ThumbnailRow
+from shared.db.repositories.media import MediaRecord, _to_record
+from shared.db.repositories.tasks import TaskRecord
+from shared.db.repositories.tasks import _to_record as _task_record
+
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class DayFigures:
+    day: int  # days since the epoch (UTC)
+    size_bytes: int
+    files: int
+
+
+@dataclass(frozen=True)
+class DatastoreFigures:
+    datastore_id: str
+    size_bytes: int
+    files: int
+
+
+@dataclass(frozen=True)
+class DayStoreFigures:
+    day: int
+    datastore_id: str
+    size_bytes: int
+    files: int
+
+
+async def usage_by_day_and_datastore(session: AsyncSession, origin: str) -> list[DayStoreFigures]:
+    """One pass over `origin`'s media: bytes and files per (day stored, datastore), from which
+    the totals, the datastore split and the days all follow."""
+    day = (MediaRow.creation_ts // DAY_MS).label("day")
+    rows = (await session.execute(
+        select(day, MediaRow.datastore_id, func.coalesce(func.sum(MediaRow.size_bytes), 0),
+               func.count())
+        .where(MediaRow.origin == origin).group_by(day, MediaRow.datastore_id))).all()
+    return [DayStoreFigures(int(r[0]), str(r[1]), int(r[2]), int(r[3])) for r in rows]
+
+
+async def thumbnail_usage(session: AsyncSession, origin: str) -> tuple[int, int]:
+    row = (await session.execute(
+        select(func.coalesce(func.sum(ThumbnailRow.size_bytes), 0), func.count())
+        .where(ThumbnailRow.origin == origin))).one()
+    return int(row[0]), int(row[1])
+
+
+@dataclass(frozen=True)
+class UploaderFigures:
+    user_id: str
+    size_bytes: int
+    files: int
+
+
+async def top_uploaders(session: AsyncSession, origin: str, limit: int) -> list[UploaderFigures]:
+    """The `limit` users of `origin` storing the most bytes (no total count: one pass)."""
+    size = func.coalesce(func.sum(MediaRow.size_bytes), 0)
+    rows = (await session.execute(
+        select(MediaRow.user_id, size, func.count())
+        .where(MediaRow.origin == origin, MediaRow.user_id.is_not(None), MediaRow.user_id != "")
+        .group_by(MediaRow.user_id).order_by(size.desc(), MediaRow.user_id).limit(limit))).all()
+    return [UploaderFigures(str(r[0]), int(r[1]), int(r[2])) for r in rows]
+
+
+async def remote_usage(session: AsyncSession, local_origins: Sequence[str]) -> tuple[int, int]:
+    """(bytes, files) of the cached remote media: every origin that is not a local one."""
+    row = (await session.execute(
+        select(func.coalesce(func.sum(MediaRow.size_bytes), 0), func.count())
+        .where(MediaRow.origin.not_in(list(local_origins))))).one()
+    return int(row[0]), int(row[1])
+
+
+@dataclass(frozen=True)
+class MediaDetails:
+    record: MediaRecord
+    last_access_ts: int | None
+
+
+async def media_details(session: AsyncSession, origin: str, media_id: str) -> MediaDetails | None:
+    row = await session.get(MediaRow, (origin, media_id))
+    return MediaDetails(_to_record(row), row.last_access_ts) if row is not None else None
+
+
+async def media_of_user(session: AsyncSession, user_id: str, limit: int) -> list[MediaDetails]:
+    """A user's newest media first (at most `limit`)."""
+    rows = (await session.scalars(
+        select(MediaRow).where(MediaRow.user_id == user_id)
+        .order_by(MediaRow.creation_ts.desc(), MediaRow.media_id).limit(limit))).all()
+    return [MediaDetails(_to_record(row), row.last_access_ts) for row in rows]
+
+
+async def user_totals(session: AsyncSession, user_id: str) -> tuple[int, int]:
+    """(bytes, files) a user has stored."""
+    row = (await session.execute(
+        select(func.coalesce(func.sum(MediaRow.size_bytes), 0), func.count())
+        .where(MediaRow.user_id == user_id))).one()
+    return int(row[0]), int(row[1])
+
+
+async def recent_tasks(session: AsyncSession, finished_limit: int) -> list[TaskRecord]:
+    """Every unfinished task and the newest `finished_limit` finished ones, newest first."""
+    unfinished = (await session.scalars(
+        select(BackgroundTaskRow).where(BackgroundTaskRow.end_ts.is_(None))
+        .order_by(BackgroundTaskRow.id.desc()))).all()
+    finished = (await session.scalars(
+        select(BackgroundTaskRow).where(BackgroundTaskRow.end_ts.is_not(None))
+        .order_by(BackgroundTaskRow.end_ts.desc()).limit(finished_limit))).all()
+    return [_task_record(row) for row in (*unfinished, *finished)]
