@@ -76,7 +76,7 @@ def await_admin(
     wanted, deadline, seen = mmr_version(), time.monotonic() + timeout, "nothing"
     while time.monotonic() < deadline:
         try:
-            seen = httpx.get(f"{url}/_matrix/media/version", timeout=5).json().get("version")
+            seen = httpx.get(f"{url}/_matrix/media/version", timeout=5).json().get("Version")
             if seen == wanted:
                 typer.echo(f"machine 0 runs {wanted}")
                 return

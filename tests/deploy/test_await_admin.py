@@ -14,7 +14,7 @@ from tests.infra.fixture_web import FixtureWebServer, page
 
 def _version(web: FixtureWebServer, version: str) -> None:
     web.routes["/_matrix/media/version"] = page(
-        json.dumps({"server": "mmr", "version": version}), "application/json")
+        json.dumps({"Version": version, "GitCommit": "", "unstable_features": {}}), "application/json")
 
 
 def test_returns_once_machine_zero_serves_this_release() -> None:

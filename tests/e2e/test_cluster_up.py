@@ -163,7 +163,7 @@ def test_url_preview_through_nginx(cluster: UpCluster, web: FixtureWebServer) ->
 def test_admin_call_reaches_machine_zero(cluster: UpCluster) -> None:
     with cluster.client() as client:
         version = client.get("/_matrix/media/version", headers={"X-Request-Id": "up-admin-1"})
-    assert version.status_code == 200 and version.json()["server"] == "mmr"
+    assert version.status_code == 200 and "Version" in version.json()
     assert version.headers["x-request-id"] == "up-admin-1"
     admin_port = next(m.port for m in cluster.state.members if m.service == "admin")
     access = (Path(cluster.folder) / "nginx" / "access.log").read_text()
