@@ -138,11 +138,18 @@ def start_seaweedfs(base_dir: Path, detach: bool = False) -> S3Server:
     raise RuntimeError(f"SeaweedFS did not start after {START_ATTEMPTS} attempts") from last_error
 
 
+MASTER_TOML = "[master.volume_growth]\ncopy_1 = 1\ncopy_2 = 2\ncopy_3 = 3\ncopy_other = 1\n"
+
+
 def _start_once(weed: Path, run_dir: Path, detach: bool) -> S3Server:
     data_dir = run_dir / "data"
     data_dir.mkdir(exist_ok=True)
     config_path = run_dir / "s3.json"
     config_path.write_text(json.dumps(_s3_identities()))
+    # Read from the working directory: every bucket is a collection, and by default each new
+    # collection grows 7 volumes, so a test run that makes hundreds of buckets ran out of volumes
+    # ("failed to find writable volumes"). One volume per collection is plenty here.
+    (run_dir / "master.toml").write_text(MASTER_TOML)
     ports = _free_ports(10)
     s3_port = ports[0]
     args = [str(weed), "mini", *_mini_flags(run_dir, data_dir, config_path, ports)]
@@ -206,6 +213,9 @@ def _mini_flags(run_dir: Path, data_dir: Path, config_path: Path, ports: list[in
         f"-filer.port={filer}",
         f"-filer.port.grpc={filer_grpc}",
         "-webdav=false",
+        # Enough volumes for one per bucket of a whole test run (each holds two open files).
+        "-volume.max=3000",
+        "-master.volumeSizeLimitMB=64",
         "-admin.ui=false",
         # The admin server still listens with the UI off.
         f"-admin.port={admin}",
