@@ -18,7 +18,7 @@ import sys
 import time
 from types import FrameType
 
-from mmr.serve import build_service_app, read_config, run_uvicorn
+from mmr.serve import bind_socket, build_service_app, read_config, run_uvicorn
 from mmr.services import StartupError
 from shared.ids.machine_id import AUTO, ENV_VAR
 
@@ -39,14 +39,7 @@ def check_workers(service: str, workers: int) -> None:
 
 
 def _listen(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    sock = bind_socket(host, port)
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 
+from mmr.devcluster.procs import stop_process as devcluster_stop
 from tests.infra.http_server import free_port
 
 START_TIMEOUT_SECONDS = 60.0
@@ -52,14 +53,7 @@ def stop_process(
     process: subprocess.Popen[bytes], sig: signal.Signals, timeout: float = STOP_TIMEOUT_SECONDS
 ) -> int:
     """Send `sig`, wait for the exit, kill after `timeout`; the exit code (-9 when killed)."""
-    if process.poll() is None:
-        process.send_signal(sig)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return int(process.returncode)
+    return devcluster_stop(process, sig, timeout)
 
 
 @dataclass
