@@ -47,6 +47,11 @@ class TaskRunner:
         self._running: dict[int, asyncio.Task[None]] = {}
         self._loop_task: asyncio.Task[None] | None = None
 
+    @property
+    def running_ids(self) -> frozenset[int]:
+        """Ids of the tasks this process is running now."""
+        return frozenset(self._running)
+
     def start(self) -> None:
         self._loop_task = asyncio.create_task(self._loop(), name="task-runner")
 

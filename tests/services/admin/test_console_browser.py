@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -42,9 +42,14 @@ def browser() -> Iterator[WebDriver]:
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 30.0) -> Any:
+    """Poll `check` until it is truthy; an element replaced mid-check (the page navigated or
+    refreshed itself between find and read) counts as not yet."""
     deadline = time.monotonic() + timeout
     while True:
-        value = check()
+        try:
+            value = check()
+        except StaleElementReferenceException:
+            value = None
         if value or time.monotonic() > deadline:
             assert value, "timed out"
             return value
