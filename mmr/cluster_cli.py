@@ -14,7 +14,14 @@ from rich.table import Table
 
 from shared.cluster.membership import cluster_report
 from shared.cluster.presence import open_lease_store
-from shared.cluster.sizing import MMR_HOMESERVERS_PER_INSTANCE, POOLS, mmr_rule_of_thumb, plan_pools
+from shared.cluster.sizing import (
+    CAPACITY_MODEL_PATH,
+    MMR_HOMESERVERS_PER_INSTANCE,
+    POOLS,
+    homeservers_per_core,
+    mmr_rule_of_thumb,
+    plan_pools,
+)
 from shared.config import ConfigError, MmrConfig, load_config
 from shared.coordination.leases import LeaseStoreUnavailable
 
@@ -126,6 +133,9 @@ def plan(
         table.add_row(p.service, f"{p.load:.1f}", str(p.replicas), p.machine_ids,
                       str(p.capacity) + ("" if p.fits else "  (too small: widen it)"))
     console.print(table)
+    per_core = homeservers_per_core(_pairs(load_per_homeserver), _pairs(rate_per_core))
     console.print(f"total: {1 + sum(p.replicas for p in plans)} processes (+1 standby machine 0). "
-                  "The default rates are placeholders: measure yours with bench/ and pass "
-                  "--rate-per-core and --load-per-homeserver.")
+                  f"One core serving every pool carries about {per_core:,.0f} homeservers.")
+    console.print(f"Rates per core and loads per homeserver: {CAPACITY_MODEL_PATH} (written by "
+                  "`python -m bench run`; docs/CAPACITY.md explains them). Measure yours and "
+                  "pass --rate-per-core and --load-per-homeserver.")

@@ -31,6 +31,7 @@ if [ $want_test = 1 ]; then
   need=()
   command -v redis-server >/dev/null || need+=(redis-server)
   command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+  command -v wrk >/dev/null || need+=(wrk)  # bench/'s load client (and its plumbing test)
   command -v pg_ctlcluster >/dev/null || command -v pg_ctl >/dev/null || need+=(postgresql)
   # The console's browser tests drive Debian's chromium through its chromedriver.
   command -v chromium >/dev/null || need+=(chromium)

@@ -1,0 +1,318 @@
+"""The servers one benchmark run starts on this machine, each as a `Target` the rows load alike.
+
+* `mmr-embedded`: `mmr serve --config` (every service in one process, SQLite, a file datastore);
+* `mmr-cluster`: `mmr cluster up`'s code (mmr/devcluster): PostgreSQL, Redis, SeaweedFS S3, one
+  process per pool (two for download) and nginx from deploy/nginx in front;
+* `synapse`: PyPI matrix-synapse on SQLite with its default thumbnail sizes (made at upload), rate
+  limits raised, logging at WARNING. It is also the homeserver whose tokens mmr checks and whose
+  signing key mmr federates with (`127.0.0.1:<port>` over TLS);
+* `synapse-dynamic`: the same with `dynamic_thumbnails: true` and no pre-made sizes, so every
+  thumbnail size is made on its first request, as mmr does;
+* `synapse-remote`: the remote homeserver holding the media of the remote-media rows;
+* `nginx`: nginx serving the same files statically (sendfile), the limit for byte rows.
+
+Synapse lives in its own venv under .test-infra/ (installed on first use by tests.infra.synapse).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.measure import ProcessTree
+from bench.rig import SECRET, write_config
+
+LOOPBACK_ALLOWED_DENY_LIST = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"]
+MAX_UPLOAD_BYTES = 1100 * 1024 * 1024  # a 1 GiB upload fits, in every target
+
+
+@dataclass
+class Target:
+    """A server under load: where to send requests and which processes' CPU they cost."""
+
+    name: str
+    kind: str  # "mmr", "synapse" or "nginx"
+    url: str
+    token: str
+    server_name: str  # the homeserver name of media uploaded here
+    host: str | None = None  # the Host header mmr picks the homeserver by
+    pools: dict[str, list[ProcessTree]] = field(default_factory=dict)  # pool or "*" -> trees
+    extra: list[ProcessTree] = field(default_factory=list)  # ingress, object store
+    static_dir: Path | None = None  # nginx: where the files it serves go
+    state: dict[str, Any] = field(default_factory=dict)  # what rows prepared here, shared
+
+    def service(self, pool: str) -> list[ProcessTree]:
+        return self.pools.get(pool) or self.pools["*"]
+
+    def everything(self) -> list[ProcessTree]:
+        trees = [tree for trees in self.pools.values() for tree in trees]
+        return list(dict.fromkeys(trees)) + self.extra
+
+    def headers(self) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        if self.host:
+            headers["Host"] = self.host
+        return headers
+
+
+# --- Synapse ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Homeserver:
+    """What mmr needs to front a homeserver (checks its tokens, signs federation as it)."""
+
+    name: str
+    cs_api: str
+    signing_key: str | None
+    token: str
+    ca_file: str | None
+
+
+def _quiet_log_config(path: Path, log_file: Path) -> str:
+    """WARNING and up only, access lines included: a log line per request is a cost mmr does not
+    pay either."""
+    config = {"version": 1, "formatters": {"plain": {"format": "%(asctime)s %(name)s %(message)s"}},
+              "handlers": {"main": {"class": "logging.FileHandler", "formatter": "plain",
+                                    "filename": str(log_file)}},
+              "root": {"level": "WARNING", "handlers": ["main"]},
+              "disable_existing_loggers": False}
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def ensure_synapse_extras() -> None:
+    """Synapse's URL previews need its `url-preview` extra (beautifulsoup4) in its venv."""
+    import subprocess
+
+    from tests.infra.synapse import synapse_python
+
+    python = str(synapse_python())
+    if subprocess.run([python, "-c", "import bs4"], capture_output=True).returncode != 0:
+        subprocess.run([python, "-m", "pip", "install", "-q", "beautifulsoup4>=4.13.0"],
+                       check=True)
+
+
+@contextlib.contextmanager
+def synapse_target(work: Path, name: str, tls: tuple[Path, Path],
+                   extra: dict[str, Any] | None = None) -> Iterator[Target]:
+    from tests.infra.synapse import start_synapse
+
+    folder = work / name
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {
+        "tls_certificate_path": str(tls[0]), "tls_private_key_path": str(tls[1]),
+        "max_upload_size": f"{MAX_UPLOAD_BYTES // (1024 * 1024)}M",
+        "log_config": _quiet_log_config(folder / "quiet-log.yaml", folder / "warnings.log"),
+        "url_preview_enabled": True,
+        "url_preview_ip_range_blacklist": ["10.0.0.0/8"],
+        "url_preview_ip_range_whitelist": ["127.0.0.1"],
+        "rc_media_create": {"per_second": 100000, "burst_count": 1000000},
+        **(extra or {}),
+    }
+    server = start_synapse(folder / "hs", federation_tls=True, extra_config=config)
+    try:
+        user = server.register_user("bench", "benchpass")
+        assert server.process is not None
+        target = Target(name, "synapse", server.client_url, user.access_token, server.server_name,
+                        pools={"*": [ProcessTree((server.process.pid,))]})
+        target.state["server"] = server
+        yield target
+    finally:
+        server.stop()
+
+
+def homeserver_of(synapse: Target, tls: tuple[Path, Path]) -> Homeserver:
+    server = synapse.state["server"]
+    return Homeserver(server.server_name, server.client_url, str(server.signing_key_path),
+                      synapse.token, str(tls[0]))
+
+
+# --- mmr ----------------------------------------------------------------------------------------
+
+
+def mmr_sections(homeserver: Homeserver | None) -> dict[str, Any]:
+    """The config both mmr shapes share: the fronted homeserver, loopback allowed for previews
+    and federation, rate limits off, a 1 GiB upload allowed."""
+    sections: dict[str, Any] = {
+        "rateLimit": {"enabled": False},
+        "uploads": {"maxBytes": MAX_UPLOAD_BYTES},
+        "urlPreviews": {"allowedNetworks": ["127.0.0.1/32"], "disallowedNetworks": []},
+        "sharedSecretAuth": {"enabled": True, "token": SECRET},
+    }
+    if homeserver is None:
+        sections["homeservers"] = [{"name": "localhost", "csApi": ""}]
+    else:
+        sections["homeservers"] = [{"name": homeserver.name, "csApi": homeserver.cs_api,
+                                    "signingKeyPath": homeserver.signing_key}]
+        sections["federation"] = {"deniedNetworks": LOOPBACK_ALLOWED_DENY_LIST,
+                                  "caFile": homeserver.ca_file}
+    return sections
+
+
+def _identity(homeserver: Homeserver | None) -> tuple[str, str]:
+    """(token, homeserver name) a client of the fronted homeserver uses."""
+    if homeserver is None:
+        return SECRET, "localhost"
+    return homeserver.token, homeserver.name
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        current = merged.get(key)
+        merged[key] = (deep_merge(current, value)
+                       if isinstance(current, dict) and isinstance(value, dict) else value)
+    return merged
+
+
+@contextlib.contextmanager
+def mmr_embedded_target(work: Path, homeserver: Homeserver | None,
+                        name: str = "mmr-embedded",
+                        variant: dict[str, Any] | None = None) -> Iterator[Target]:
+    """The embedded default; `variant` (config sections) is layered over it for an A/B row."""
+    from tests.infra.processes import start_mmr
+
+    data = work / name
+    data.mkdir(parents=True)
+    config = deep_merge({
+        "repo": {"tempPath": str(data / "tmp"), "logLevel": "warning"},
+        "database": {"sqlite": str(data / "mmr.db")},
+        "datastores": [{"id": "local", "type": "file", "forKinds": ["all"],
+                        "opts": {"path": str(data / "media")}}],
+        **mmr_sections(homeserver),
+    }, variant or {})
+    path = write_config(data / "config.yaml", config)
+    process = start_mmr(name, ["serve", "--config", path], data / "logs")
+    try:
+        process.wait_healthy()
+        token, server_name = _identity(homeserver)
+        yield Target(name, "mmr", process.url, token, server_name, host=server_name,
+                     pools={"*": [ProcessTree((process.process.pid,))]})
+    finally:
+        process.stop()
+
+
+CLUSTER_COUNTS = {"upload": 1, "download": 2, "thumbnail": 1, "preview": 1}
+
+
+@contextlib.contextmanager
+def mmr_cluster_target(work: Path, homeserver: Homeserver | None,
+                       redis_url: str | None) -> Iterator[Target]:
+    """`mmr cluster up` in a folder of this run, with the bench's config layered over it."""
+    from mmr.devcluster.cluster import UpOptions, down, up
+
+    folder = work / "mmr-cluster"
+    folder.mkdir(parents=True)
+    extra = folder / "bench.yaml"
+    sections = mmr_sections(homeserver)
+    sections["repo"] = {"logLevel": "warning", "bindAddress": "127.0.0.1",
+                        "tempPath": str(folder / "tmp"), "logDirectory": str(folder / "logs"),
+                        "trustedProxies": ["127.0.0.1/32"]}
+    extra.write_text(yaml.safe_dump(sections))
+    try:
+        state = up(UpOptions(folder, counts=dict(CLUSTER_COUNTS), port=0, redis=redis_url,
+                             extra_config=extra))
+        pids = {started.name: started.pid for started in state.started}
+        pools: dict[str, list[ProcessTree]] = {}
+        for member in state.members:
+            pools.setdefault(member.service, []).append(ProcessTree((pids[member.name],)))
+        extra_trees = [ProcessTree((pids[name],)) for name in ("nginx", "seaweedfs") if name in pids]
+        port = state.url.rsplit(":", 1)[1]
+        token, name = _identity(homeserver)
+        target = Target("mmr-cluster", "mmr", f"http://127.0.0.1:{port}", token, name, host=name,
+                        pools=pools, extra=extra_trees)
+        target.state["cluster"] = state
+        yield target
+    finally:
+        down(folder, purge=True)
+
+
+@contextlib.contextmanager
+def single_download_ingress(cluster: Target, work: Path) -> Iterator[Target]:
+    """A second nginx like the cluster's but with one download process upstream: the
+    `download-workers` row compares it with the cluster's two."""
+    from mmr.deploy.nginx_conf import render_mmr_conf
+    from mmr.devcluster.cluster import POOL_RANGES
+    from mmr.devcluster.nginx import start_nginx
+
+    state = cluster.state["cluster"]
+    upstreams = {service: [f"127.0.0.1:{m.port}" for m in state.members if m.service == service]
+                 for service in POOL_RANGES}
+    upstreams["download"] = upstreams["download"][:1]
+    nginx = start_nginx(render_mmr_conf(upstreams, "127.0.0.1:${NGINX_PORT}", "0"),
+                        work / "nginx-one-download")
+    try:
+        yield Target("mmr-cluster-1proc", "mmr", nginx.url, cluster.token, cluster.server_name,
+                     host=cluster.host, pools={"download": cluster.pools["download"][:1]},
+                     extra=[ProcessTree((nginx.process.pid,))])
+    finally:
+        nginx.stop()
+
+
+# --- nginx --------------------------------------------------------------------------------------
+
+
+def static_conf(root: Path) -> str:
+    return f"""
+    sendfile on;
+    tcp_nopush on;
+    server {{
+        listen 127.0.0.1:${{NGINX_PORT}};
+        root {root};
+        location / {{ }}
+    }}
+"""
+
+
+@contextlib.contextmanager
+def nginx_static(work: Path, name: str = "nginx") -> Iterator[Target]:
+    from mmr.devcluster.nginx import start_nginx
+
+    root = work / name / "files"
+    root.mkdir(parents=True)
+    (root / "index.html").write_text("ok")
+    nginx = start_nginx(static_conf(root), work / name / "run")
+    try:
+        yield Target(name, "nginx", nginx.url, "", "", pools={"*": [ProcessTree((nginx.process.pid,))]},
+                     static_dir=root)
+    finally:
+        nginx.stop()
+
+
+def describe_versions(synapse_present: bool) -> dict[str, str]:
+    """What ran, for RESULTS.md."""
+    import platform
+    import subprocess
+
+    versions = {"python": platform.python_version()}
+    with contextlib.suppress(Exception):
+        from importlib.metadata import version
+
+        versions["mmr"] = version("mmr")
+    with contextlib.suppress(Exception):
+        commit = subprocess.run(["git", "-C", str(Path(__file__).resolve().parent), "rev-parse",
+                                 "--short", "HEAD"], capture_output=True, text=True, check=True)
+        versions["mmr"] = f"{versions.get('mmr', '?')} at {commit.stdout.strip()}"
+    with contextlib.suppress(Exception):
+        from mmr.devcluster.nginx import ensure_nginx
+
+        nginx = subprocess.run([str(ensure_nginx()), "-v"], capture_output=True, text=True)
+        versions["nginx"] = nginx.stderr.strip().split("/", 1)[-1]
+    with contextlib.suppress(Exception):
+        wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
+        versions["wrk"] = (wrk.stdout + wrk.stderr).split()[1]
+    if synapse_present:
+        with contextlib.suppress(Exception):
+            from tests.infra.synapse import synapse_python
+
+            synapse = subprocess.run([str(synapse_python()), "-c",
+                                      "import synapse; print(synapse.__version__)"],
+                                     capture_output=True, text=True, cwd="/")
+            versions["synapse"] = synapse.stdout.strip()  # cwd /: not this repo's git tag
+    return versions
