@@ -1,28 +1,23 @@
-"""Starting mmr the way benchmarks measure it: the embedded default, or a cluster of one service.
+"""Starting mmr the way the separate bench tools measure it (soak, archive, console):
 
     with mmr_embedded(work, {"urlPreviews": {...}}) as process: ...
-    with mmr_cluster(work, stack, "preview", {...}) as processes: ...   # machines 1..count
 
-Both run `mmr serve` as real subprocesses (tests.infra.processes) with shared-secret auth
-(`SECRET`) for homeserver `localhost`, rate limits off and the given config sections on top. The
-cluster runs on a fresh PostgreSQL database, Redis and a SeaweedFS S3 bucket, with an admin
-process as machine 0 (it migrates). Import after putting the repository root on sys.path.
+`mmr serve` as a real subprocess (tests.infra.processes) with shared-secret auth (`SECRET`) for
+homeserver `localhost`, rate limits off and the given config sections on top. Import after
+putting the repository root on sys.path. `python -m bench run` starts its targets itself
+(bench/targets.py: the embedded default, `mmr cluster up`'s cluster, Synapse, nginx).
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tests.infra.postgres import temporary_database
 from tests.infra.processes import MmrProcess, start_mmr
-from tests.infra.redis_server import ensure_redis
-from tests.infra.seaweedfs import start_seaweedfs
 
 SECRET = "bench-shared-secret"
 HOST = "localhost"
@@ -64,36 +59,3 @@ def mmr_embedded(work: Path, sections: dict[str, Any]) -> Iterator[MmrProcess]:
         yield process
     finally:
         process.stop()
-
-
-@contextmanager
-def mmr_cluster(
-    work: Path, stack: ExitStack, service: str, sections: dict[str, Any], count: int = 2
-) -> Iterator[list[MmrProcess]]:
-    """`count` processes of `service` (machines 1..count) plus admin, on PostgreSQL/Redis/S3."""
-    data = work / "cluster"
-    data.mkdir()
-    pg = stack.enter_context(temporary_database(f"mmr_bench_{service}"))
-    s3 = start_seaweedfs(data / "seaweedfs")
-    stack.callback(s3.stop)
-    bucket = f"bench-{uuid.uuid4().hex[:12]}"
-    s3.client().create_bucket(Bucket=bucket)
-    config = base_config(data, sections) | {
-        "database": {"postgres": pg},
-        "redis": {"enabled": True, "url": ensure_redis()},
-        "datastores": [{"id": "s3", "type": "s3", "forKinds": ["all"], "opts": {
-            "endpoint": s3.endpoint, "bucketName": bucket, "accessKeyId": s3.access_key,
-            "accessSecret": s3.secret_key, "region": s3.region, "ssl": False, "pathStyle": True}}],
-    }
-    path = write_config(data / "config.yaml", config)
-    admin = started(start_mmr("admin", ["serve", "admin", "--config", path], data / "logs",
-                              env={"MACHINE_ID": "0"}))
-    processes = [start_mmr(f"{service}{i}", ["serve", service, "--config", path], data / "logs",
-                           env={"MACHINE_ID": str(i)}) for i in range(1, count + 1)]
-    try:
-        for process in processes:
-            started(process)
-        yield processes
-    finally:
-        for process in [*processes, admin]:
-            process.stop()

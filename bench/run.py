@@ -64,7 +64,23 @@ def parser() -> argparse.ArgumentParser:
                           "(A/B of a setting, e.g. bench/variants/metrics-on.yaml)")
     run.add_argument("--keep-going", action="store_true",
                      help="a failing row is noted and the run goes on (default: stop)")
+    again = commands.add_parser("report", help="print the table of a JSON again and rewrite "
+                                               "bench/RESULTS.md from it")
+    again.add_argument("--json", type=Path, default=report.RESULTS_JSON)
     return top
+
+
+def rewrite_report(json_path: Path) -> int:
+    """RESULTS.md from an earlier run's JSON (after a change of the report's layout)."""
+    import json
+
+    document = json.loads(json_path.read_text())
+    fields = set(Measurement.__dataclass_fields__)
+    results = [Measurement(**{k: v for k, v in m.items() if k in fields})
+               for m in document["results"]]
+    report.write_outputs(results, document["meta"], json_path, report.RESULTS_MD)
+    print(report.text_table(report.HEADER, report.table_rows(results)))
+    return 0
 
 
 def settings_of(args: argparse.Namespace) -> Settings:
@@ -184,6 +200,7 @@ def run(args: argparse.Namespace) -> int:
     rows = selected_rows(args)
     command = "python -m bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     started = time.monotonic()
+    load_before = os.getloadavg()[0]
     results: list[Measurement] = []
     failures = 0
     with tempfile.TemporaryDirectory(prefix="mmr-bench-") as tmp, ExitStack() as stack:
@@ -208,6 +225,8 @@ def run(args: argparse.Namespace) -> int:
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(), "versions": versions, "command": command,
         "seconds": time.monotonic() - started, "settings": vars(settings),
+        # Other work on the machine shows here: compare runs only at a similar load.
+        "load_average": {"start": load_before, "end": os.getloadavg()[0]},
         "rows": {row.name: row.about for row in rows},
     }
     document = report.write_outputs(results, meta, args.json,
@@ -227,4 +246,4 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "run":
         return run(args)
-    return 2
+    return rewrite_report(args.json)

@@ -150,8 +150,9 @@ def wrk_row(row: str, target: Target, pool: str, settings: Settings, paths: list
                          body_bytes=body_bytes)
     m = Measurement(row, target.name, requests=result.requests, errors=result.errors,
                     requests_per_s=result.per_second, p50_ms=result.p50_ms, p99_ms=result.p99_ms)
-    moved = body_bytes * result.requests if body_bytes else result.bytes
-    m.mb_per_s = moved / result.seconds / 1e6 if result.seconds else None
+    # wrk counts the bytes it received: for uploads, the bodies it sent are what moved.
+    m.mb_per_s = (body_bytes * result.requests / result.seconds / 1e6
+                  if body_bytes and result.seconds else result.mb_per_second)
     if result.errors:
         m.note = f"{result.errors} errors"
     return meter.fill(m, result.requests)
