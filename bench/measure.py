@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import subprocess
 import tempfile
@@ -145,6 +146,7 @@ class WrkResult:
     p50_ms: float
     p99_ms: float
     errors: int
+    client_cpu_seconds: float = 0.0  # wrk's own user + system time
 
     @property
     def per_second(self) -> float:
@@ -214,8 +216,10 @@ def run_wrk(base_url: str, paths: Sequence[str], headers: dict[str, str], *, con
         command = [wrk, f"-t{min(threads, connections)}", f"-c{connections}",
                    f"-d{max(1, round(seconds))}s", f"--timeout={timeout_s}s", "-s", script.name,
                    base_url]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         done = subprocess.run(command, capture_output=True, text=True, check=False,
                               timeout=seconds + timeout_s + 30)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
     finally:
         Path(script.name).unlink(missing_ok=True)
     line = next((x for x in done.stdout.splitlines() if x.startswith("WRKJSON ")), None)
@@ -224,7 +228,9 @@ def run_wrk(base_url: str, paths: Sequence[str], headers: dict[str, str], *, con
     raw = json.loads(line.removeprefix("WRKJSON "))
     return WrkResult(requests=raw["requests"], bytes=raw["bytes"],
                      seconds=raw["duration_us"] / 1e6, p50_ms=raw["p50_us"] / 1000,
-                     p99_ms=raw["p99_us"] / 1000, errors=raw["errors"])
+                     p99_ms=raw["p99_us"] / 1000, errors=raw["errors"],
+                     client_cpu_seconds=(after.ru_utime - before.ru_utime)
+                     + (after.ru_stime - before.ru_stime))
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:

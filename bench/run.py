@@ -27,12 +27,12 @@ from bench.targets import (
     Homeserver,
     Target,
     describe_versions,
+    download_workers_target,
     ensure_synapse_extras,
     homeserver_of,
     mmr_cluster_target,
     mmr_embedded_target,
     nginx_static,
-    single_download_ingress,
     synapse_target,
 )
 from bench.workloads import ROW_NAMES, ROWS, Measurement, Settings
@@ -181,14 +181,17 @@ def start_targets(stack: ExitStack, work: Path, args: argparse.Namespace,
             print(f"starting mmr embedded+{name} ...", flush=True)
             targets[f"mmr-embedded+{name}"] = stack.enter_context(
                 mmr_embedded_target(work, homeserver, f"mmr-embedded+{name}", variant))
-    if args.mode in ("cluster", "both") and {"mmr-cluster", "mmr-cluster-1proc"} & needed:
+    workers = {f"mmr-workers-{n}": n for n in (1, 2)}
+    if args.mode in ("cluster", "both") and ({"mmr-cluster", *workers} & needed):
         print("starting mmr cluster ...", flush=True)
         cluster = stack.enter_context(mmr_cluster_target(work, homeserver, args.redis))
         targets["mmr-cluster"] = cluster
-        if "mmr-cluster-1proc" in needed:
-            one = stack.enter_context(single_download_ingress(cluster, work))
-            one.state["files-from"] = cluster
-            targets["mmr-cluster-1proc"] = one
+        for name, count in workers.items():
+            if name in needed:
+                print(f"starting mmr serve download --workers {count} ...", flush=True)
+                target = stack.enter_context(download_workers_target(cluster, work, count))
+                target.state["files-from"] = cluster  # the same media, stored once
+                targets[name] = target
     if "synapse" in targets and "synapse" not in peers:
         # Started only as the fronted homeserver: not a row target.
         targets["_homeserver"] = targets.pop("synapse")

@@ -234,25 +234,54 @@ def mmr_cluster_target(work: Path, homeserver: Homeserver | None,
 
 
 @contextlib.contextmanager
-def single_download_ingress(cluster: Target, work: Path) -> Iterator[Target]:
-    """A second nginx like the cluster's but with one download process upstream: the
-    `download-workers` row compares it with the cluster's two."""
+def download_workers_target(cluster: Target, work: Path, workers: int) -> Iterator[Target]:
+    """`mmr serve download --workers N` (MACHINE_ID=auto, one port) on the cluster's config,
+    behind an nginx like the cluster's whose download upstream is that port: the
+    `download-workers` row compares N=1 with N=2 under the same client load."""
+    import os
+    import shutil
+    import subprocess
+
     from mmr.deploy.nginx_conf import render_mmr_conf
     from mmr.devcluster.cluster import POOL_RANGES
     from mmr.devcluster.nginx import start_nginx
+    from tests.infra.http_server import free_port
+    from tests.infra.processes import MmrProcess, mmr_command
 
     state = cluster.state["cluster"]
-    upstreams = {service: [f"127.0.0.1:{m.port}" for m in state.members if m.service == service]
-                 for service in POOL_RANGES}
-    upstreams["download"] = upstreams["download"][:1]
-    nginx = start_nginx(render_mmr_conf(upstreams, "127.0.0.1:${NGINX_PORT}", "0"),
-                        work / "nginx-one-download")
+    folder = work / f"download-workers-{workers}"
+    config_dir = folder / "config"
+    shutil.copytree(Path(state.folder) / "config", config_dir)
+    # Metrics off: N workers would share the one metrics port of the generated config.
+    (config_dir / "60-workers.yaml").write_text(yaml.safe_dump({"metrics": {"enabled": False}}))
+    port = free_port()
+    logs = folder / "logs"
+    logs.mkdir(parents=True)
+    env = {name: value for name, value in os.environ.items() if not name.startswith("MMR_")}
+    env["MACHINE_ID"] = "auto"
+    command = [*mmr_command(), "serve", "download", "--config", str(config_dir),
+               "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    stdout, stderr = logs / "download.stdout", logs / "download.stderr"
+    with open(stdout, "wb") as out, open(stderr, "wb") as err:
+        popen = subprocess.Popen(command, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                 env=env)
+    process = MmrProcess(f"download-workers-{workers}", command, popen, port, stdout, stderr)
+    nginx = None
     try:
-        yield Target("mmr-cluster-1proc", "mmr", nginx.url, cluster.token, cluster.server_name,
-                     host=cluster.host, pools={"download": cluster.pools["download"][:1]},
+        process.wait_healthy()
+        upstreams = {service: [f"127.0.0.1:{m.port}" for m in state.members
+                               if m.service == service] for service in POOL_RANGES}
+        upstreams["download"] = [f"127.0.0.1:{port}"]
+        nginx = start_nginx(render_mmr_conf(upstreams, "127.0.0.1:${NGINX_PORT}", "0"),
+                            folder / "nginx")
+        yield Target(f"mmr-workers-{workers}", "mmr", nginx.url, cluster.token,
+                     cluster.server_name, host=cluster.host,
+                     pools={"download": [ProcessTree((popen.pid,))]},
                      extra=[ProcessTree((nginx.process.pid,))])
     finally:
-        nginx.stop()
+        if nginx is not None:
+            nginx.stop()
+        process.stop()
 
 
 # --- nginx --------------------------------------------------------------------------------------

@@ -61,6 +61,7 @@ class Measurement:
     cpu_ms_per_request_all: float | None = None  # plus ingress and object store
     peak_rss_mib: float | None = None
     rss_growth_mib: float | None = None  # peak above idle (the 1 GiB rows)
+    client_cpu_ms_per_request: float | None = None  # wrk's: the client load a request took
     note: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -150,6 +151,8 @@ def wrk_row(row: str, target: Target, pool: str, settings: Settings, paths: list
                          body_bytes=body_bytes)
     m = Measurement(row, target.name, requests=result.requests, errors=result.errors,
                     requests_per_s=result.per_second, p50_ms=result.p50_ms, p99_ms=result.p99_ms)
+    if result.requests:
+        m.client_cpu_ms_per_request = result.client_cpu_seconds / result.requests * 1000
     # wrk counts the bytes it received: for uploads, the bodies it sent are what moved.
     m.mb_per_s = (body_bytes * result.requests / result.seconds / 1e6
                   if body_bytes and result.seconds else result.mb_per_second)
@@ -202,14 +205,15 @@ def download_1m(target: Target, settings: Settings) -> Measurement:
 
 
 def download_workers(target: Target, settings: Settings) -> Measurement:
-    """10 KiB downloads (CPU-bound in the service) through nginx to one or two processes."""
+    """10 KiB downloads (CPU-bound in the service) through nginx to one or two processes of
+    `mmr serve download --workers N`."""
     m = wrk_row("download-workers", target, "download", settings,
                 stored_files_of(target, 10 * 1024), connections=32)
     return m
 
 
 def stored_files_of(target: Target, size: int) -> list[str]:
-    # The one-process ingress shares the cluster's media; the cluster made them first.
+    # The --workers targets serve the cluster's media: stored once, through the cluster.
     source = target.state.get("files-from")
     return stored_files(source, size) if isinstance(source, Target) else stored_files(target, size)
 
@@ -460,8 +464,9 @@ ROWS: tuple[Row, ...] = (
         "GET of 16 stored 10 KiB files, wrk 32 connections"),
     Row("download-1m", "download", (*MMR, *BYTES_PEERS), download_1m,
         "GET of 16 stored 1 MiB files, wrk 16 connections"),
-    Row("download-workers", "download", ("mmr-cluster-1proc", "mmr-cluster"), download_workers,
-        "10 KiB GETs through nginx to one download process, then to two; wrk 32 connections"),
+    Row("download-workers", "download", ("mmr-workers-1", "mmr-workers-2"), download_workers,
+        "10 KiB GETs through nginx to `mmr serve download --workers 1`, then --workers 2; "
+        "wrk 32 connections"),
     Row("upload-1m", "upload", (*MMR, "synapse"), upload_1m,
         "POST of distinct 1 MiB bodies, wrk 8 connections"),
     Row("thumb-first", "thumbnail", (*MMR, "synapse-dynamic"), thumb_first,

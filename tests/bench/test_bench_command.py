@@ -19,7 +19,7 @@ from bench.workloads import Measurement
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MEASUREMENT_KEYS = {"row", "target", "requests", "errors", "requests_per_s", "mb_per_s", "p50_ms",
                     "p99_ms", "cpu_ms_per_request", "cpu_ms_per_request_all", "peak_rss_mib",
-                    "rss_growth_mib", "note", "ratios"}
+                    "rss_growth_mib", "client_cpu_ms_per_request", "note", "ratios"}
 
 
 def test_one_quick_row_writes_the_json_the_table_is_made_of(tmp_path: Path) -> None:
@@ -42,6 +42,7 @@ def test_one_quick_row_writes_the_json_the_table_is_made_of(tmp_path: Path) -> N
         assert measurement["requests"] > 0
         assert measurement["errors"] == 0
         assert measurement["cpu_ms_per_request"] is not None
+        assert measurement["client_cpu_ms_per_request"] is not None
     assert set(by_target["mmr-embedded"]["ratios"]) == {"nginx"}
     assert document["rates_per_core"]["download"]["from"] == "mmr-embedded"
     assert "download-10k" in done.stdout and "req/s" in done.stdout
