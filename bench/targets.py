@@ -342,6 +342,7 @@ def describe_versions(synapse_present: bool) -> dict[str, str]:
 
             synapse = subprocess.run([str(synapse_python()), "-c",
                                       "import synapse; print(synapse.__version__)"],
-                                     capture_output=True, text=True, cwd="/")
-            versions["synapse"] = synapse.stdout.strip()  # cwd /: not this repo's git tag
+                                     capture_output=True, text=True)
+            # Its venv sits inside this repo, so Synapse appends this repo's git branch.
+            versions["synapse"] = synapse.stdout.strip().split(" ")[0]
     return versions
