@@ -138,11 +138,11 @@ def stored_files(target: Target, size: int) -> list[str]:
 
 def wrk_row(row: str, target: Target, pool: str, settings: Settings, paths: list[str], *,
             connections: int, unique: bool = False, method: str = "GET",
-            body_bytes: int = 0) -> Measurement:
+            body_bytes: int = 0, warmup: bool | None = None) -> Measurement:
     headers = target.headers()
     if body_bytes:
         headers["Content-Type"] = "application/octet-stream"
-    if settings.warmup:
+    if settings.warmup if warmup is None else warmup:
         run_wrk(target.url, paths, headers, connections=connections, seconds=1, unique=unique,
                 method=method, body_bytes=body_bytes)
     with Meter(target, pool) as meter:
@@ -207,9 +207,10 @@ def download_1m(target: Target, settings: Settings) -> Measurement:
 def download_workers(target: Target, settings: Settings) -> Measurement:
     """10 KiB downloads (CPU-bound in the service) through nginx to one or two processes of
     `mmr serve download --workers N`."""
-    m = wrk_row("download-workers", target, "download", settings,
-                stored_files_of(target, 10 * 1024), connections=32)
-    return m
+    # Always warmed up, --quick too: each worker process meets its first requests cold (token
+    # checks, database connections), and twice as many processes pay that twice.
+    return wrk_row("download-workers", target, "download", settings,
+                   stored_files_of(target, 10 * 1024), connections=32, warmup=True)
 
 
 def stored_files_of(target: Target, size: int) -> list[str]:
