@@ -13,7 +13,6 @@ from typing import Self
 
 from services.thumbnail.worker.formats import image_decoders
 from services.thumbnail.worker.pool import WorkerLimits, WorkerPool
-from services.thumbnail.worker.render import render_thumbnail
 from shared.coordination.base import Coordinator, CoordinatorUnavailable, Subscription
 from shared.db.repositories.thumbnails import ThumbnailRecord
 from shared.media.changes import CHANNEL, media_changes
@@ -28,6 +27,8 @@ LOOKUP_TTL_SECONDS = 5.0
 """How long a process answers a repeated request without asking the database again. Changes
 (quarantine, purge) are announced and forgotten at once; this bounds a lost announcement."""
 LOOKUP_MAX_ENTRIES = 50_000
+WARM_MODULE = "services.thumbnail.worker.warm"
+"""The forkserver's preload; by name, because importing it is the (worker-only) warm-up."""
 
 
 class BytesCache:
@@ -138,8 +139,9 @@ class ThumbnailContext:
         limits = WorkerLimits(
             timeout_seconds=config.worker_timeout_seconds, memory_bytes=config.worker_memory_bytes
         )
-        # Workers fork from a server that has already imported the renderer and its decoders.
-        pool = WorkerPool(config.num_workers, limits, preload=(render_thumbnail.__module__,))
+        # Workers fork from a server that has already imported the renderer and its decoders,
+        # and used them once (`worker.warm`).
+        pool = WorkerPool(config.num_workers, limits, preload=(WARM_MODULE,))
         return cls(pool=pool, image_formats=image_decoders(config.types))
 
     async def close(self) -> None:

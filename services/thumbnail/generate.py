@@ -157,6 +157,8 @@ class SourceFile:
     path: Path
     sha256: str
     size_bytes: int
+    # False for a stored object read in place: the writer must never move that one.
+    disposable: bool = False
 
 
 async def _source_file(rt: Runtime, record: MediaRecord, job_dir: Path, limit: int) -> SourceFile:
@@ -170,7 +172,7 @@ async def _source_file(rt: Runtime, record: MediaRecord, job_dir: Path, limit: i
         spooled = await spool_to_temp(chunks, job_dir, limit or None)
     except SpoolTooLarge as exc:
         raise SourceTooLarge(f"The media is larger than the {limit} bytes that can be thumbnailed") from exc
-    return SourceFile(spooled.path, spooled.sha256, spooled.size_bytes)
+    return SourceFile(spooled.path, spooled.sha256, spooled.size_bytes, disposable=True)
 
 
 def _job(rt: Runtime, ctx: ThumbnailContext, req: GenerationRequest, source: SourceFile,
@@ -208,5 +210,5 @@ async def _store_and_record(
     else:
         path = Path(output.path)
         sha256, size = await asyncio.to_thread(_hash_file, path)
-        made = SourceFile(path, sha256, size)
+        made = SourceFile(path, sha256, size, disposable=True)  # the job folder goes anyway
     return await store_thumbnail(rt, ThumbnailWrite(req.key, output.content_type), made)

@@ -14,7 +14,9 @@ Public entry points, one per use:
   use, so deleting follows the same rules as writing.
 
 `source` is a finished file with its hash and size (`HashedFile`: a `SpooledFile` is one). The
-caller owns the temp file and discards it; the writer never deletes a file it did not make.
+caller owns the temp file and discards it; the writer never deletes a file it did not make. A
+`disposable` source (a temp file that would be discarded right after) may instead be moved into
+a file datastore: no bytes copied, and the discard then finds nothing left to delete.
 
 The rules, in this one place:
 
@@ -92,6 +94,12 @@ class HashedFile(Protocol):
 
     @property
     def size_bytes(self) -> int: ...
+
+    @property
+    def disposable(self) -> bool:
+        """True when `path` is a temp file the caller discards once stored, so the writer may
+        move it (never for a file that must stay, such as a stored object read in place)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -240,7 +248,8 @@ async def _media_object(rt: Runtime, write: MediaWrite, source: HashedFile) -> t
             return stored, existing.quarantined
     store = rt.datastores.for_kind(DATASTORE_KIND[write.kind])
     content_type = write.content_type or DEFAULT_CONTENT_TYPE
-    stored = await store.put_file(content_key(source.sha256), source.path, content_type)
+    stored = await store.put_file(content_key(source.sha256), source.path, content_type,
+                                  move=source.disposable)
     return stored, existing is not None and existing.quarantined
 
 
@@ -302,7 +311,8 @@ async def store_thumbnail(rt: Runtime, write: ThumbnailWrite, source: HashedFile
     store = rt.datastores.for_kind(DATASTORE_KIND["thumbnail"])
 
     async def put() -> StoredObject:
-        return await store.put_file(content_key(source.sha256), source.path, write.content_type)
+        return await store.put_file(content_key(source.sha256), source.path, write.content_type,
+                                    move=source.disposable)
 
     async def record(stored: StoredObject) -> tuple[ThumbnailRecord, StoredObject]:
         row = ThumbnailRecord(
@@ -342,4 +352,4 @@ async def copy_object(rt: Runtime, copy: ObjectCopy, to: Datastore) -> StoredObj
         async with spooled:
             if spooled.sha256 != copy.sha256:
                 raise ValueError(f"{copy.datastore_id}/{copy.location} does not hold {copy.sha256}")
-            return await to.put_file(key, spooled.path, copy.content_type)
+            return await to.put_file(key, spooled.path, copy.content_type, move=True)

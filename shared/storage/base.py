@@ -57,10 +57,14 @@ class Datastore(Protocol):
     id: str
     kinds: frozenset[str]
 
-    async def put_file(self, key: str, path: Path, content_type: str) -> StoredObject:
+    async def put_file(
+        self, key: str, path: Path, content_type: str, *, move: bool = False
+    ) -> StoredObject:
         """Store the file at `path` (a finished temp file) under `key`.
 
-        The file is left in place; the caller discards it.
+        The file is left in place; the caller discards it. With `move` (the caller would discard
+        it right after) a datastore may take the file itself instead of copying it, so it may be
+        gone afterwards; discarding must then find nothing to delete.
         """
         ...
 

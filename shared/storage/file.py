@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import shutil
 import stat
@@ -57,17 +58,24 @@ class FileDatastore:
             raise InvalidKey(f"key {key!r} resolves outside datastore {self.id!r}")
         return target
 
-    async def put_file(self, key: str, path: Path, content_type: str) -> StoredObject:
-        """Store a copy (or hard link) of `path` at `key`; a no-op if the key already exists."""
+    async def put_file(
+        self, key: str, path: Path, content_type: str, *, move: bool = False
+    ) -> StoredObject:
+        """Store `path` at `key`; a no-op if the key already exists. With `move` the file is
+        renamed into place when it is on the same filesystem (no bytes copied, nothing left to
+        delete), else it is hard-linked or copied and left where it was."""
         validate_key(key)
-        size = await asyncio.to_thread(self._put_sync, key, path)
+        size = await asyncio.to_thread(self._put_sync, key, path, move)
         return StoredObject(datastore_id=self.id, location=key, size_bytes=size)
 
-    def _put_sync(self, key: str, source: Path) -> int:
+    def _put_sync(self, key: str, source: Path, move: bool = False) -> int:
         target = self._resolve(key)
         with contextlib.suppress(FileNotFoundError):
             return _regular_file_size(target)
         target.parent.mkdir(parents=True, exist_ok=True)
+        if move and _moved_into_place(source, target):
+            _fsync_path(target.parent)
+            return target.stat().st_size
         # A leading dot can never be a valid key, so temp files never collide with objects.
         owner = f"{self.temp_tag}-" if self.temp_tag else ""
         temp = target.parent / f".{target.name}.{owner}{uuid.uuid4().hex}.tmp"
@@ -244,6 +252,37 @@ def _regular_file_size(path: Path) -> int:
     if not stat.S_ISREG(info.st_mode):
         raise IsADirectoryError(str(path))
     return info.st_size
+
+
+def _moved_into_place(source: Path, target: Path) -> bool:
+    """Make the caller's temp file the object: its bytes reach the disk first (fsync), then one
+    rename gives them the key, so the key never names a half-written file even after a crash.
+
+    False, with `source` untouched, when a rename cannot do it (EXDEV: the temp folder is on
+    another filesystem; or the filesystem refuses): the caller copies instead. Another writer's
+    rename of the same content-addressed key first is harmless, the bytes are the same.
+    """
+    fd = os.open(source, os.O_RDONLY)
+    try:
+        mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        # Before the rename, so that the object never exists with the temp file's mode (0600).
+        os.fchmod(fd, OBJECT_MODE)
+        os.fsync(fd)
+        try:
+            os.rename(source, target)
+        except OSError as exc:
+            if exc.errno not in _NO_RENAME_ERRNOS:
+                raise
+            os.fchmod(fd, mode)  # the temp file stays the caller's, as private as it was
+            return False
+    finally:
+        os.close(fd)
+    return True
+
+
+_NO_RENAME_ERRNOS = frozenset({errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EACCES})
+"""Why a rename into the datastore may fail where a copy works: another filesystem, or one
+(or a mount) that refuses renames from there."""
 
 
 def _link_or_copy(source: Path, dest: Path) -> None:

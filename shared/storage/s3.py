@@ -115,8 +115,11 @@ class S3Datastore:
         validate_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
-    async def put_file(self, key: str, path: Path, content_type: str) -> StoredObject:
-        """Upload `path` (multipart when large); skipped when the key already exists."""
+    async def put_file(
+        self, key: str, path: Path, content_type: str, *, move: bool = False
+    ) -> StoredObject:
+        """Upload `path` (multipart when large); skipped when the key already exists. The file
+        is always left in place (`move` changes nothing: the bytes have to be sent)."""
         object_key = self._object_key(key)
         size = await self._head_size(object_key)
         if size is None:

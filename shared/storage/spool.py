@@ -5,6 +5,11 @@ addressed) and must never be buffered in RAM (a large upload would cost its size
 the stream goes to disk in bounded batches, with the hashing and writing done off the event
 loop, and the temp file is removed on every failure path, including a client disconnect
 (`asyncio.CancelledError`).
+
+Each batch is hashed and written as one block in one worker-thread hop, and the last batch is
+written and the file closed in the same hop: a body of up to `WRITE_BATCH_BYTES` costs one hop.
+Hashing chunk by chunk in the thread would give up and take back the GIL twice per chunk,
+which on a busy process costs more CPU (futex waits, context switches) than the hashing itself.
 """
 
 from __future__ import annotations
@@ -20,8 +25,8 @@ from pathlib import Path
 from typing import BinaryIO, Self
 
 WRITE_BATCH_BYTES = 1024 * 1024
-"""Chunks are collected up to this size before one thread hop writes them: fewer hops than one
-per chunk, and at most this much (plus one chunk) is held in memory."""
+"""Chunks are collected up to this size before one thread hop hashes and writes them: fewer
+hops than one per chunk, and at most this much (plus one chunk) is held in memory."""
 
 
 class SpoolTooLarge(Exception):
@@ -42,6 +47,9 @@ class SpooledFile:
     path: Path
     sha256: str
     size_bytes: int
+    # A temp file its owner discards once stored, so the media writer may move it into a file
+    # datastore instead of copying it (`shared.media.store.HashedFile`).
+    disposable: bool = True
 
     def discard_sync(self) -> None:
         """Delete the temp file; already gone is fine (discard may run twice)."""
@@ -49,6 +57,10 @@ class SpooledFile:
 
     async def discard(self) -> None:
         """Delete the temp file without blocking the loop on a slow disk."""
+        # Moved into a datastore (the usual end of an upload): nothing to delete, so no thread
+        # hop. The check is one lstat in our own temp folder, like the mkstemp that made it.
+        if not os.path.lexists(self.path):
+            return
         try:
             await asyncio.to_thread(self.discard_sync)
         except asyncio.CancelledError:
@@ -84,15 +96,18 @@ class _SpoolWriter:
         return cls(Path(name), os.fdopen(fd, "wb"))
 
     def write(self, chunks: list[bytes]) -> None:
+        """Hash and write `chunks` as one block (one GIL release each for hash and write)."""
+        block = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         with self._lock:
             if self._closed:
                 return
-            for chunk in chunks:
-                self._hash.update(chunk)
-                self._file.write(chunk)
+            self._hash.update(block)
+            self._file.write(block)
 
-    def finish(self) -> str:
-        """Flush and close the file; return the hex digest."""
+    def finish(self, last: list[bytes]) -> str:
+        """Write `last`, close the file; return the hex digest."""
+        if last:
+            self.write(last)
         with self._lock:
             self._closed = True
             self._file.close()
@@ -122,16 +137,19 @@ async def spool_to_temp(
     # file would leak it, and creating an empty file is a quick syscall.
     writer = _SpoolWriter.create(temp_dir, owner_tag)
     try:
-        size = await _pump(chunks, writer, max_bytes)
-        digest = await asyncio.to_thread(writer.finish)
+        size, last = await _pump(chunks, writer, max_bytes)
+        digest = await asyncio.to_thread(writer.finish, last)
     except BaseException:
         writer.abort()
         raise
     return SpooledFile(path=writer.path, sha256=digest, size_bytes=size)
 
 
-async def _pump(chunks: AsyncIterator[bytes], writer: _SpoolWriter, max_bytes: int | None) -> int:
-    """Move the stream into `writer` in batches; return the total size."""
+async def _pump(
+    chunks: AsyncIterator[bytes], writer: _SpoolWriter, max_bytes: int | None
+) -> tuple[int, list[bytes]]:
+    """Move the stream into `writer` in batches; return the total size and the last batch,
+    still unwritten (`finish` writes it in the hop that closes the file)."""
     size = 0
     batch: list[bytes] = []
     batch_bytes = 0
@@ -141,11 +159,10 @@ async def _pump(chunks: AsyncIterator[bytes], writer: _SpoolWriter, max_bytes: i
         size += len(chunk)
         if max_bytes is not None and size > max_bytes:
             raise SpoolTooLarge(max_bytes)
-        batch.append(chunk)
-        batch_bytes += len(chunk)
+        # A full batch is written only once more follows: the last one goes with `finish`.
         if batch_bytes >= WRITE_BATCH_BYTES:
             await asyncio.to_thread(writer.write, batch)
             batch, batch_bytes = [], 0
-    if batch:
-        await asyncio.to_thread(writer.write, batch)
-    return size
+        batch.append(chunk)
+        batch_bytes += len(chunk)
+    return size, batch

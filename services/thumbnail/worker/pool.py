@@ -7,8 +7,9 @@ worker that crashes, is killed or runs out of memory costs that one job a clear 
 starts a replacement on the next job and the service never notices.
 
 Workers are forked from a forkserver that has already imported the decoders, so a replacement is
-ready in milliseconds and shares the libraries' pages with its siblings. They start on first use,
-so a process that never makes a thumbnail never starts one.
+ready in milliseconds and shares the libraries' pages with its siblings. `start` starts the
+forkserver and every worker ahead of the first job (services call it at start); without it
+they start on first use.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import ctypes
 import logging
 import math
 import multiprocessing
+import os
 import pickle
 import resource
 import signal
@@ -118,6 +120,11 @@ def _few_malloc_arenas() -> None:
         ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, 2)
 
 
+def worker_ready() -> int:
+    """The job `WorkerPool.start` sends each new worker: it only proves the worker is up."""
+    return os.getpid()
+
+
 def worker_main(conn: Connection, memory_bytes: int) -> None:
     """Serve jobs from `conn` until it closes. Runs in the worker process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the service, which stops us
@@ -173,6 +180,11 @@ class WorkerPool:
         self.workers_lost = 0
         self.peak_rss_bytes = 0
 
+    async def start(self) -> None:
+        """Start the forkserver (importing the preloaded modules) and all `size` workers now,
+        each proven up by a job, so that the first real job waits for neither."""
+        await asyncio.gather(*(self._run(worker_ready, (), counted=False) for _ in range(self.size)))
+
     @property
     def pids(self) -> list[int]:
         return [w.process.pid for w in self._workers if w.process.pid is not None]
@@ -183,6 +195,12 @@ class WorkerPool:
         Raises `WorkerCrashed`, `WorkerTimedOut` or `WorkerOutOfMemory` when the worker did not
         survive the job; the exception a job raises is re-raised here as it was.
         """
+        result: T = await self._run(job, args, counted=True)
+        return result
+
+    async def _run(self, job: Job, args: tuple[Any, ...], counted: bool) -> Any:
+        """`run`; a job not `counted` (a start-up check) is left out of `jobs_run` and out of
+        the worker's job count."""
         async with self._slots:
             if self._closed:
                 raise RuntimeError("the worker pool is closed")
@@ -192,13 +210,13 @@ class WorkerPool:
             except BaseException:
                 self._retire(worker)
                 raise
-            result: T = self._settle(worker, status, payload, peak)
-            return result
+            return self._settle(worker, status, payload, peak, counted)
 
-    def _settle(self, worker: _Worker, status: str, payload: Any, peak: int) -> Any:
-        self.jobs_run += 1
+    def _settle(self, worker: _Worker, status: str, payload: Any, peak: int, counted: bool) -> Any:
+        if counted:
+            self.jobs_run += 1
+            worker.jobs += 1
         self.peak_rss_bytes = max(self.peak_rss_bytes, peak)
-        worker.jobs += 1
         if status == "oom" or worker.jobs >= JOBS_PER_WORKER:
             self._retire(worker, lost=status == "oom")
         else:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import cast
 
-from sqlalchemy import Table, bindparam, delete, func, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.models import MediaRow
-from shared.db.repositories.mapping import record_of, row_of
-from shared.db.repositories.unique import add_unless_taken
+from shared.db.repositories.mapping import record_of
 
 
 @dataclass(frozen=True)
@@ -44,10 +44,16 @@ def _to_record(row: MediaRow) -> MediaRecord:
 
 
 async def insert_media(session: AsyncSession, record: MediaRecord) -> None:
-    """Insert a record; raise MediaIdTaken when the ID exists (the caller's transaction is rolled back)."""
-    row = row_of(MediaRow, record)
-    if not await add_unless_taken(session, row):
-        raise MediaIdTaken(record.mxc)
+    """Insert a record; raise MediaIdTaken when the ID exists (the caller's transaction is rolled back).
+
+    One Core INSERT rather than an ORM add and flush: every upload pays for this, and nothing
+    needs the row in the session afterwards.
+    """
+    try:
+        await session.execute(insert(MediaRow).values(asdict(record)))
+    except IntegrityError as exc:
+        await session.rollback()
+        raise MediaIdTaken(record.mxc) from exc
 
 
 async def get_media(session: AsyncSession, origin: str, media_id: str) -> MediaRecord | None:

@@ -109,3 +109,16 @@ async def test_pregeneration_makes_the_configured_sizes_after_upload(
     assert response.status_code == 200
     assert node.pool.jobs_run == jobs  # served from storage, made by nobody this time
     assert len(await stored_thumbnails(rt, media_id)) == 5
+
+
+async def test_the_workers_are_up_before_the_first_request(
+    serve: Serve, embedded_config: ConfigFor
+) -> None:
+    config = embedded_config(thumbnails={"numWorkers": 2})
+    node = serve(embedded_app(config), config)
+    started = sorted(node.pool.pids)
+    assert len(started) == 2 and node.pool.jobs_run == 0  # started at start, not by a request
+    async with node.client() as client:
+        response = await thumbnail(client, await upload(client, unique_jpeg(), "image/jpeg"))
+    assert response.status_code == 200
+    assert node.pool.jobs_run == 1 and sorted(node.pool.pids) == started

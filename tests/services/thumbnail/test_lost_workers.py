@@ -32,7 +32,7 @@ def killing_workers(node: Node, times: int | None) -> Iterator[list[int]]:
             except RuntimeError:  # the set changed while copied: look again
                 continue
             for pid in pids:
-                if pid not in killed:
+                if pid not in killed and (times is None or len(killed) < times):
                     os.kill(pid, signal.SIGKILL)
                     killed.append(pid)
             stop.wait(0.001)
@@ -48,7 +48,7 @@ def killing_workers(node: Node, times: int | None) -> Iterator[list[int]]:
 
 @pytest.fixture
 def node(serve: Serve, embedded_config: object) -> Node:
-    """A fresh embedded default: no idle worker yet, so the first worker runs the first job."""
+    """A fresh embedded default: its workers started with it, none has run a job yet."""
     config = embedded_config()  # type: ignore[operator]
     return serve(embedded_app(config), config)
 

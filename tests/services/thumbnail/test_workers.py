@@ -38,6 +38,14 @@ async def test_jobs_run_in_other_processes_that_are_reused(pool: WorkerPool) -> 
     assert pool.peak_rss_bytes > 0
 
 
+async def test_start_brings_up_every_worker_ahead_of_the_first_job(pool: WorkerPool) -> None:
+    await pool.start()
+    started = sorted(pool.pids)
+    assert len(started) == 2 and pool.jobs_run == 0
+    assert await pool.run(jobs.pid) in started
+    assert sorted(pool.pids) == started and pool.jobs_run == 1
+
+
 async def test_at_most_size_jobs_run_at_once(pool: WorkerPool) -> None:
     started = asyncio.get_running_loop().time()
     results = await asyncio.gather(*(pool.run(jobs.sleep, 0.3) for _ in range(4)))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +82,32 @@ async def test_a_transfer_copies_an_object_to_another_datastore(rt: Runtime) -> 
     assert (stored.datastore_id, stored.location, stored.size_bytes) == ("other", record.location, 1000)
     assert b"".join([chunk async for chunk in target.open_stream(stored.location)]) == data
     assert await rt.datastores.get(record.datastore_id).exists(record.location)  # the original stays
+
+
+@dataclass(frozen=True)
+class KeptFile:
+    """A source that must stay where it is (as a stored object a thumbnail reuses)."""
+
+    path: Path
+    sha256: str
+    size_bytes: int
+    disposable: bool = False
+
+
+async def test_a_disposable_source_is_moved_into_a_file_datastore_and_others_are_not(
+    rt: Runtime,
+) -> None:
+    moved = os.urandom(500)
+    async with spooled(rt, moved) as source:
+        inode = source.path.stat().st_ino
+        record = await store_media(rt, imported("moveAAAAAAAAAAAAAAAAAAAAAAA"), source)
+        assert not source.path.exists()
+    stored = await rt.datastores.get(record.datastore_id).local_path(record.location)
+    assert stored is not None and stored.stat().st_ino == inode
+    kept = rt.temp_dir / "kept"
+    kept.write_bytes(b"kept bytes")
+    record = await store_media(rt, imported("keepAAAAAAAAAAAAAAAAAAAAAAA"),
+                               KeptFile(kept, hashlib.sha256(b"kept bytes").hexdigest(), 10))
+    assert kept.read_bytes() == b"kept bytes"
+    stored = await rt.datastores.get(record.datastore_id).local_path(record.location)
+    assert stored is not None and stored.read_bytes() == b"kept bytes"

@@ -115,3 +115,47 @@ async def test_real_cross_filesystem_put(file_datastore: FileDatastore) -> None:
         assert source.exists()
     finally:
         source.unlink()
+
+
+async def test_move_renames_the_temp_file_into_place(
+    file_datastore: FileDatastore, tmp_path: Path
+) -> None:
+    source = write(tmp_path, b"moved bytes")
+    source.chmod(0o600)  # as spool files are
+    inode = source.stat().st_ino
+    stored = await file_datastore.put_file(KEY, source, "text/plain", move=True)
+    target = file_datastore.root / KEY
+    assert not source.exists()
+    assert target.stat().st_ino == inode  # the same file: no bytes copied
+    assert target.read_bytes() == b"moved bytes" and stored.size_bytes == 11
+    assert target.stat().st_mode & 0o777 == 0o644
+    assert all_files(file_datastore.root) == [target]
+
+
+async def test_move_of_an_existing_key_leaves_the_temp_file(
+    file_datastore: FileDatastore, tmp_path: Path
+) -> None:
+    await file_datastore.put_file(KEY, write(tmp_path, b"same"), "text/plain")
+    source = tmp_path / "again.bin"
+    source.write_bytes(b"same")
+    await file_datastore.put_file(KEY, source, "text/plain", move=True)
+    assert source.read_bytes() == b"same"  # the caller's to discard
+
+
+async def test_move_across_filesystems_copies_and_keeps_the_temp_file_private(
+    file_datastore: FileDatastore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def cross_device(src: object, dst: object) -> None:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "rename", cross_device)
+    monkeypatch.setattr(os, "link", cross_device)
+    source = write(tmp_path, b"copied bytes")
+    source.chmod(0o600)
+    await file_datastore.put_file(KEY, source, "text/plain", move=True)
+    target = file_datastore.root / KEY
+    assert target.read_bytes() == b"copied bytes"
+    assert target.stat().st_mode & 0o777 == 0o644
+    assert source.read_bytes() == b"copied bytes"
+    assert source.stat().st_mode & 0o777 == 0o600
+    assert all_files(file_datastore.root) == [target]

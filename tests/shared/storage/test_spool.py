@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.storage.spool import SpooledFile, SpoolTooLarge, spool_to_temp
+from shared.storage.spool import WRITE_BATCH_BYTES, SpooledFile, SpoolTooLarge, spool_to_temp
 from tests.shared.storage.helpers import peak_traced_bytes
 
 
@@ -148,3 +148,21 @@ async def test_discard_is_idempotent(spool_dir: Path) -> None:
 def test_spooled_file_is_a_plain_dataclass(tmp_path: Path) -> None:
     spooled = SpooledFile(path=tmp_path / "gone", sha256="0" * 64, size_bytes=0)
     spooled.discard_sync()  # a missing file is fine
+
+
+@pytest.mark.parametrize("extra", [b"", b"tail"])
+async def test_hash_and_size_across_a_full_batch(spool_dir: Path, extra: bytes) -> None:
+    # Exactly one batch of chunks, with or without more after it: the batch written in the
+    # loop or the one written while finishing must both count once.
+    chunks = [os.urandom(WRITE_BATCH_BYTES // 16) for _ in range(16)] + [extra]
+    data = b"".join(chunks)
+    async with await spool_to_temp(stream(chunks), spool_dir, max_bytes=None) as spooled:
+        assert spooled.sha256 == hashlib.sha256(data).hexdigest()
+        assert spooled.path.read_bytes() == data
+
+
+async def test_discard_after_the_file_was_moved_away(spool_dir: Path, tmp_path: Path) -> None:
+    spooled = await spool_to_temp(stream([b"data"]), spool_dir, max_bytes=None)
+    spooled.path.rename(tmp_path / "stored")  # what a file datastore's move does
+    await spooled.discard()
+    assert (tmp_path / "stored").read_bytes() == b"data"
