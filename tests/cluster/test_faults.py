@@ -1,4 +1,5 @@
-"""Faults with nothing lost: Redis, then S3, stopped for 10 s under a running client.
+"""Faults with nothing lost: Redis, then S3, stopped for 10 s, and PostgreSQL restarted, under a
+running client.
 
 Downloads, uploads, cold and warm thumbnails and previews keep answering (locks and caches fail
 open to the database and per-process singleflight, waits poll), `/readyz` says `degraded` with
@@ -11,6 +12,7 @@ import hashlib
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +22,11 @@ import sqlalchemy as sa
 import yaml
 
 from tests.cluster.conftest import LEASE_SECONDS, Start, WriteConfig, client, machine_id
+from tests.conftest import cluster_raw_config, new_bucket
 from tests.infra.fixture_web import FixtureWebServer, page
+from tests.infra.private_postgres import PrivatePostgres
 from tests.infra.private_redis import PrivateRedis
-from tests.infra.processes import MmrProcess
+from tests.infra.processes import MmrProcess, run_mmr
 from tests.infra.seaweedfs import S3Server
 from tests.infra.tcp_proxy import TcpProxy
 from tests.services.thumbnail.helpers import unique_jpeg
@@ -298,3 +302,89 @@ def _media_rows(config: Path) -> int:
         count = int(conn.execute(sa.text("SELECT count(*) FROM media")).scalar_one())
     engine.dispose()
     return count
+
+
+PG_DOWN_SECONDS = 5.0
+
+
+def test_postgresql_restarted_fails_only_what_needs_it_clearly_and_resumes(
+    tmp_path: Path, redis_url: str, s3_server: S3Server, start: Start
+) -> None:
+    with PrivatePostgres() as postgres:
+        database = postgres.url(postgres_database := "mmr_restart")
+        postgres.create_database(postgres_database)
+        raw = cluster_raw_config(tmp_path, database, redis_url, s3_server, new_bucket(s3_server))
+        raw["cluster"] = {"leaseSeconds": 30}
+        config = tmp_path / "media-repo.yaml"
+        config.write_text(yaml.safe_dump(raw))
+        migrated = run_mmr(["migrate", "--config", str(config)])
+        assert migrated.returncode == 0, migrated.stderr
+        nodes = {s: start(s, s, config, None if s == "admin" else "auto")
+                 for s in ("admin", "upload", "download", "thumbnail")}
+        before = unique_jpeg(64, 48)
+        with client(nodes["upload"]) as http:
+            answer = http.post("/_matrix/media/v3/upload", content=before,
+                               headers={"Content-Type": "image/jpeg"})
+        assert answer.status_code == 200, answer.text
+        stored = answer.json()["content_uri"]
+        uploaded = [(stored, hashlib.sha256(before).hexdigest())]
+        outcomes, statuses = Tally(), Counter[str]()
+
+        def round_of_requests() -> None:
+            data = unique_jpeg(48, 36)
+            with client(nodes["upload"], timeout=60) as http:
+                up = http.post("/_matrix/media/v3/upload", content=data,
+                               headers={"Content-Type": "image/jpeg"})
+            if up.status_code == 200:
+                uploaded.append((up.json()["content_uri"], hashlib.sha256(data).hexdigest()))
+            with client(nodes["download"], timeout=60) as http:
+                down = http.get(f"/_matrix/client/v1/media/download/{_media_path(stored)}")
+            with client(nodes["thumbnail"], timeout=60) as http:
+                thumb = http.get(f"/_matrix/client/v1/media/thumbnail/{_media_path(stored)}",
+                                 params={"width": 32, "height": 32, "method": "scale"})
+            for kind, answer in (("upload", up), ("download", down), ("thumbnail", thumb)):
+                clear = answer.status_code == 200 or (
+                    answer.status_code in (502, 503) and "errcode" in answer.json())
+                outcomes.record(kind, clear, f"{answer.status_code} {answer.text[:200]}")
+                statuses[f"{kind} {answer.status_code}"] += 1
+
+        round_of_requests()
+        postgres.stop()
+        began = time.monotonic()
+        while time.monotonic() - began < PG_DOWN_SECONDS:
+            round_of_requests()
+        postgres.start()
+        resumed_after = _until_all_answer(nodes, stored)
+        for _ in range(3):
+            round_of_requests()
+        lost = [mxc for mxc, sha in uploaded if _sha_of(nodes["download"], mxc) != sha]
+        dangling = _rows_without_objects(config, s3_server)
+        with REPORT.open("a") as report:
+            report.write(
+                f"postgresql stopped {PG_DOWN_SECONDS:.0f}s and restarted: sent "
+                f"{sum(outcomes.sent.values())} {outcomes.sent}, unclear failures "
+                f"{sum(len(v) for v in outcomes.failed.values())}, answers "
+                f"{dict(sorted(statuses.items()))}, lost media {len(lost)} "
+                f"of {len(uploaded)}, records without objects {len(dangling)}, every service "
+                f"answering {resumed_after:.1f}s after the restart\n")
+        assert outcomes.failed == {}, outcomes.failed
+        assert statuses["upload 503"] > 0  # an upload needs the database: refused while it is down
+        assert lost == [] and dangling == []
+
+
+def _until_all_answer(nodes: dict[str, MmrProcess], stored: str, within: float = 30) -> float:
+    """Seconds until upload, download and thumbnail all answer 200 again, by themselves."""
+    began = time.monotonic()
+    while True:
+        with client(nodes["upload"]) as http:
+            up = http.post("/_matrix/media/v3/upload", content=b"back",
+                           headers={"Content-Type": "text/plain"}).status_code
+        with client(nodes["download"]) as http:
+            down = http.get(f"/_matrix/client/v1/media/download/{_media_path(stored)}").status_code
+        with client(nodes["thumbnail"]) as http:
+            thumb = http.get(f"/_matrix/client/v1/media/thumbnail/{_media_path(stored)}",
+                             params={"width": 33, "height": 33, "method": "scale"}).status_code
+        if (up, down, thumb) == (200, 200, 200):
+            return time.monotonic() - began
+        assert time.monotonic() - began < within, (up, down, thumb)
+        time.sleep(0.25)
