@@ -1,9 +1,10 @@
 """Faults with nothing lost: Redis, then S3, stopped for 10 s, and PostgreSQL restarted, under a
 running client.
 
-Downloads, uploads, cold and warm thumbnails and previews keep answering (locks and caches fail
-open to the database and per-process singleflight, waits poll), `/readyz` says `degraded` with
-200, and once Redis is back every process uses it again by itself (pub/sub wakes waiters).
+Downloads, uploads, cold and warm thumbnails, previews and inbound federation keep answering
+(locks and caches fail open to the database and per-process singleflight, waits poll), `/readyz`
+says `degraded` with 200, and once Redis is back every process uses it again by itself (pub/sub
+wakes waiters).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import sqlalchemy as sa
 import yaml
 
 from tests.cluster.conftest import LEASE_SECONDS, Start, WriteConfig, client, machine_id
-from tests.conftest import cluster_raw_config, new_bucket
+from tests.conftest import SERVER_NAME, cluster_raw_config, new_bucket
+from tests.infra.federation_origin import FederationOrigin
 from tests.infra.fixture_web import FixtureWebServer, page
 from tests.infra.private_postgres import PrivatePostgres
 from tests.infra.private_redis import PrivateRedis
@@ -32,6 +34,8 @@ from tests.infra.tcp_proxy import TcpProxy
 from tests.services.thumbnail.helpers import unique_jpeg
 
 OUTAGE_SECONDS = 10.0
+# The default deny list without loopback: the test's federation origin listens on 127.0.0.1.
+LOOPBACK_ALLOWED_DENY_LIST = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"]
 SERVICES = ("admin", "upload", "download", "thumbnail", "preview")
 REPORT = Path(__file__).parent.parent.parent / ".test-infra" / "fault-redis.txt"
 
@@ -55,7 +59,8 @@ Request = tuple[str, Callable[[], httpx.Response]]
 
 
 def _requests(nodes: dict[str, MmrProcess], web: FixtureWebServer, stored: list[tuple[str, str]],
-              uploaded: list[tuple[str, str]], counter: list[int]) -> list[Request]:
+              uploaded: list[tuple[str, str]], counter: list[int],
+              origin: FederationOrigin) -> list[Request]:
     n = counter[0] = counter[0] + 1
     mxc, _ = stored[n % len(stored)]
     data = unique_jpeg(64, 48)
@@ -84,17 +89,28 @@ def _requests(nodes: dict[str, MmrProcess], web: FixtureWebServer, stored: list[
             return http.get("/_matrix/client/v1/media/preview_url",
                             params={"url": web.url(f"/page?n={n}")})
 
+    def inbound_federation() -> httpx.Response:
+        # Another server fetching our media: its X-Matrix signature is checked with its keys
+        # (cached in Redis; fetched again from it while Redis is away).
+        uri = f"/_matrix/federation/v1/media/download/{mxc.rsplit('/', 1)[1]}"
+        with httpx.Client(base_url=nodes["download"].url, timeout=30) as http:
+            return http.get(uri, headers={"Host": SERVER_NAME,
+                                          **origin.authorization(SERVER_NAME, uri)})
+
     return [("download", download), ("upload", do_upload), ("thumbnail-warm", thumb(32)),
-            ("thumbnail-cold", thumb(40 + n)), ("preview", preview)]
+            ("thumbnail-cold", thumb(40 + n)), ("preview", preview),
+            ("federation", inbound_federation)]
 
 
 def test_redis_stopped_for_10_seconds_loses_nothing(
-    tmp_path: Path, write_config: WriteConfig, start: Start
+    tmp_path: Path, write_config: WriteConfig, start: Start, test_tls: tuple[Path, Path]
 ) -> None:
-    with PrivateRedis(tmp_path / "redis") as redis, FixtureWebServer() as web:
+    with (PrivateRedis(tmp_path / "redis") as redis, FixtureWebServer() as web,
+          FederationOrigin(*test_tls) as origin):
         web.routes["/page"] = page("<html><head><title>Outage</title></head><body>still here</body></html>")
         config = write_config(
             redis=redis.url, cluster={"leaseSeconds": 30},
+            federation={"caFile": str(test_tls[0]), "deniedNetworks": LOOPBACK_ALLOWED_DENY_LIST},
             urlPreviews={"enabled": True, "allowedNetworks": ["127.0.0.1/32"], "disallowedNetworks": []},
             thumbnails={"dynamicSizing": True})
         nodes = {s: start(s, s, config, None if s == "admin" else "auto") for s in SERVICES}
@@ -107,7 +123,7 @@ def test_redis_stopped_for_10_seconds_loses_nothing(
             assert answer.status_code == 200, answer.text
             stored.append((answer.json()["content_uri"], hashlib.sha256(data).hexdigest()))
         tally, uploaded, counter = Tally(), list(stored), [0]
-        for kind, request in _requests(nodes, web, stored, uploaded, counter):
+        for kind, request in _requests(nodes, web, stored, uploaded, counter, origin):
             answer = request()
             assert answer.status_code == 200, (kind, answer.text)  # all warm before the outage
 
@@ -115,7 +131,7 @@ def test_redis_stopped_for_10_seconds_loses_nothing(
         began = time.monotonic()
         ready: list[tuple[int, str]] = []
         while time.monotonic() - began < OUTAGE_SECONDS:
-            for kind, request in _requests(nodes, web, stored, uploaded, counter):
+            for kind, request in _requests(nodes, web, stored, uploaded, counter, origin):
                 try:
                     answer = request()
                     tally.record(kind, answer.status_code == 200, f"{answer.status_code} {answer.text[:200]}")
