@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonDict
 
+from shared.coordination.connect import sentinel_url
 from shared.net.special_ranges import default_denied_networks
 
 DEFAULT_SHARED_SECRET = "ReplaceMe"
@@ -394,22 +395,33 @@ class RedisShard(Section):
     addr: str
 
 
+class RedisSentinel(Section):
+    """A Sentinel-managed Redis: the sentinels are asked for the master, again after a failover."""
+
+    master_name: str = Field(min_length=1)
+    addresses: list[str] = Field(min_length=1)  # host:port of each sentinel
+    password: str | None = None  # the sentinels' own (requirepass), if any; redis.password is the master's
+
+
 class RedisConfig(Section):
     enabled: bool = False
     database_number: int = Field(0, ge=0)
     shards: list[RedisShard] = Field(default_factory=list)
     url: str | None = None
     password: str | None = None
+    sentinel: RedisSentinel | None = None
 
     @model_validator(mode="after")
     def _one_shard(self) -> Self:
         # matrix-media-repo hashes keys over a ring of shards; mmr talks to one Redis (which may
-        # be a Sentinel-managed or proxied one). Refuse rather than silently use the first. With
-        # Redis off the shards are never used (MMR's sample lists three), so they may stay.
+        # be a Sentinel-managed one). Refuse rather than silently use the first. With Redis off
+        # the shards are never used (MMR's sample lists three), so they may stay.
         if self.enabled and len(self.shards) > 1:
             raise ValueError(
                 f"redis.shards: {len(self.shards)} shards given, but mmr uses one Redis: list one "
-                "shard, or set redis.url to a single server (put Redis Cluster/Sentinel behind it)")
+                "shard, set redis.url to a single server, or redis.sentinel for a replicated one")
+        if self.enabled and self.sentinel is not None and (self.url or self.shards):
+            raise ValueError("redis.sentinel names the Redis to use: leave redis.url and redis.shards out")
         return self
 
     @property
@@ -417,6 +429,9 @@ class RedisConfig(Section):
         """The URL to connect to, or None when Redis is off (in-process coordination)."""
         if not self.enabled:
             return None
+        if self.sentinel is not None:
+            return sentinel_url(self.sentinel.addresses, self.sentinel.master_name,
+                                self.database_number, self.password, self.sentinel.password)
         if self.url:
             return self.url
         if not self.shards:

@@ -26,6 +26,8 @@ from typing import Any, ParamSpec, Protocol, TypeVar
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from shared.coordination.connect import redis_client
+
 log = logging.getLogger(__name__)
 
 RECORD_VERSION = 1
@@ -151,7 +153,7 @@ class RedisLeaseStore:
     @classmethod
     def from_url(cls, url: str, prefix: str) -> RedisLeaseStore:
         # Short timeouts: a heartbeat that hangs on a dead Redis would outlive the lease.
-        client = Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        client = redis_client(url, socket_timeout=2.0, socket_connect_timeout=2.0)
         return cls(client, prefix)
 
     def _lease_key(self, name: str) -> str:

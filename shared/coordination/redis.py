@@ -31,6 +31,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from .base import CoordinatorUnavailable, LockNotAcquired, Subscription
+from .connect import redis_client
 from .ratelimit import RateLimitedCoordinator, RedisRateLimiter, ThrottledLog
 
 logger = logging.getLogger(__name__)
@@ -151,7 +152,7 @@ class RedisCoordinator(RateLimitedCoordinator):
         socket_timeout: float = 5.0,
         connect_timeout: float = 2.0,
     ) -> None:
-        self._client: Redis = Redis.from_url(
+        self._client: Redis = redis_client(
             url,
             socket_timeout=socket_timeout,
             socket_connect_timeout=connect_timeout,

@@ -1,0 +1,124 @@
+"""Redis beyond one server: every coordination feature (locks, leases, pub/sub, streams, caches,
+rate limits) against a Sentinel-managed Redis on loopback, before and after a failover to the
+replica, through clients made before the failover (as a running process's are)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+import redis as sync_redis
+
+from shared.config import parse_config
+from shared.coordination.base import LockNotAcquired
+from shared.coordination.leases import RedisLeaseStore
+from shared.coordination.queue import RedisWorkQueue
+from shared.coordination.redis import RedisCoordinator
+from tests.infra.redis_sentinel import RedisSentinelGroup
+
+RECOVERY_SECONDS = 20.0
+
+
+class Clients:
+    """What one mmr process holds: a coordinator, a lease store and a work queue."""
+
+    def __init__(self, url: str) -> None:
+        prefix = f"t{uuid.uuid4().hex[:6]}"
+        self.coordinator = RedisCoordinator(url, namespace=prefix)
+        self.leases = RedisLeaseStore.from_url(url, prefix)
+        self.queue = RedisWorkQueue(url, f"{prefix}:jobs", "workers")
+
+    async def close(self) -> None:
+        await self.coordinator.close()
+        await self.leases.close()
+        await self.queue.close()
+
+
+async def every_feature_works(clients: Clients, tag: str) -> None:
+    """Raises unless each feature really went through Redis (none of them failed open)."""
+    coordinator = clients.coordinator
+    async with coordinator.lock(f"lock-{tag}", ttl_seconds=10, wait_seconds=1):
+        with pytest.raises(LockNotAcquired):
+            async with coordinator.lock(f"lock-{tag}", ttl_seconds=10, wait_seconds=0.2):
+                pass
+    await coordinator.cache_set(f"cache-{tag}", b"cached", 30)
+    assert await coordinator.cache_get(f"cache-{tag}") == b"cached"
+    subscription = await coordinator.subscribe(f"channel-{tag}")
+    try:
+        await coordinator.publish(f"channel-{tag}", b"hello")
+        assert await subscription.get(5) == b"hello"
+    finally:
+        await subscription.close()
+    assert await coordinator.rate_limit(f"rate-{tag}", 0.001, 1) is None
+    assert await coordinator.rate_limit(f"rate-{tag}", 0.001, 1) is not None  # limited: shared
+    assert await clients.leases.claim(f"machine:{tag}", "me", {"service": "upload"}, 30) is None
+    holder = await clients.leases.claim(f"machine:{tag}", "another", {"service": "upload"}, 30)
+    assert holder is not None and holder.get("service") == "upload"
+    await clients.queue.put({"job": tag})
+    async with contextlib.aclosing(clients.queue.consume("worker-1")) as consumer:  # type: ignore[type-var]
+        assert await asyncio.wait_for(anext(consumer), 10) == {"job": tag}
+
+
+async def _eventually(attempt: Callable[[], Awaitable[None]], within: float = RECOVERY_SECONDS) -> float:
+    """Seconds until `attempt` succeeds (requests during a switch may fail, as in an outage)."""
+    began = time.monotonic()
+    while True:
+        try:
+            await attempt()
+            return time.monotonic() - began
+        except Exception:
+            if time.monotonic() - began > within:
+                raise
+            await asyncio.sleep(0.2)
+
+
+async def test_sentinel_failover_to_the_replica_keeps_every_feature_working(tmp_path: Path) -> None:
+    with RedisSentinelGroup(tmp_path / "sentinel") as group:
+        config = parse_config({"redis": {"enabled": True, "sentinel": {
+            "masterName": group.master_name, "addresses": [group.sentinel_address]}}})
+        url = config.redis.effective_url
+        assert url is not None and url.startswith("redis+sentinel://")
+        clients = Clients(url)
+        try:
+            await every_feature_works(clients, "before")
+            assert await clients.leases.claim("machine:0", "zero", {"service": "admin"}, 60) is None
+            listener = await clients.coordinator.subscribe("media-changed")
+            heard: list[bytes] = []
+
+            async def listen() -> None:
+                async for message in listener:
+                    heard.append(message)
+
+            listening = asyncio.create_task(listen())
+            with sync_redis.Redis(host="127.0.0.1", port=group.master.port) as master:
+                master.execute_command("WAIT", 1, 2000)  # the replica has every write so far
+            new_master = await asyncio.to_thread(group.fail_over)
+
+            switched_after = await _eventually(lambda: every_feature_works(clients, "after"))
+            # A lease taken before the failover is still held (it was replicated).
+            zero = await clients.leases.holder("machine:0")
+            assert zero is not None and zero.get("service") == "admin"
+            # A subscription made before the failover hears what is published after it.
+            await _eventually(lambda: _published_and_heard(clients, heard))
+            listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listening
+            await listener.close()
+            with sync_redis.Redis(host="127.0.0.1", port=new_master) as redis:
+                assert redis.info("replication")["role"] == "master"
+                assert redis.exists(f"{clients.coordinator.namespace}:cache:cache-after")
+            print(f"sentinel failover: every feature working again {switched_after:.1f}s after "
+                  "the sentinel named the new master")
+        finally:
+            await clients.close()
+
+
+async def _published_and_heard(clients: Clients, heard: list[bytes]) -> None:
+    await clients.coordinator.publish("media-changed", b"after the failover")
+    await asyncio.sleep(0.3)
+    assert b"after the failover" in heard
