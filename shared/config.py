@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Self
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -25,7 +26,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonDict
 
-from shared.coordination.connect import sentinel_url
+from shared.coordination.connect import cluster_url, sentinel_url
 from shared.net.special_ranges import default_denied_networks
 
 DEFAULT_SHARED_SECRET = "ReplaceMe"
@@ -410,18 +411,28 @@ class RedisConfig(Section):
     url: str | None = None
     password: str | None = None
     sentinel: RedisSentinel | None = None
+    # A Redis Cluster: `shards` (or `url`) name some of its nodes; the client learns the rest.
+    cluster: bool = False
 
     @model_validator(mode="after")
-    def _one_shard(self) -> Self:
-        # matrix-media-repo hashes keys over a ring of shards; mmr talks to one Redis (which may
-        # be a Sentinel-managed one). Refuse rather than silently use the first. With Redis off
-        # the shards are never used (MMR's sample lists three), so they may stay.
-        if self.enabled and len(self.shards) > 1:
+    def _one_redis(self) -> Self:
+        if not self.enabled:
+            # Redis off: the shards are never used (MMR's sample lists three), so they may stay.
+            return self
+        # matrix-media-repo hashes keys over a ring of shards itself; mmr talks to one Redis:
+        # a server, a Sentinel-managed master, or a Redis Cluster (which shards by slot).
+        # Refuse rather than silently use the first shard.
+        if len(self.shards) > 1 and not self.cluster:
             raise ValueError(
                 f"redis.shards: {len(self.shards)} shards given, but mmr uses one Redis: list one "
-                "shard, set redis.url to a single server, or redis.sentinel for a replicated one")
-        if self.enabled and self.sentinel is not None and (self.url or self.shards):
-            raise ValueError("redis.sentinel names the Redis to use: leave redis.url and redis.shards out")
+                "shard, set redis.url to a single server, redis.sentinel for a replicated one, or "
+                "redis.cluster: true if the shards are nodes of one Redis Cluster")
+        if self.sentinel is not None and (self.url or self.shards or self.cluster):
+            raise ValueError("redis.sentinel names the Redis to use: leave redis.url, redis.shards "
+                             "and redis.cluster out")
+        if self.cluster and self.database_number != 0:
+            raise ValueError("redis.cluster: a Redis Cluster has only database 0; set "
+                             "redis.databaseNumber to 0")
         return self
 
     @property
@@ -432,6 +443,16 @@ class RedisConfig(Section):
         if self.sentinel is not None:
             return sentinel_url(self.sentinel.addresses, self.sentinel.master_name,
                                 self.database_number, self.password, self.sentinel.password)
+        if self.cluster:
+            nodes = [shard.addr for shard in self.shards]
+            password = self.password
+            if self.url:
+                parts = urlsplit(self.url)
+                nodes.append(parts.netloc.rpartition("@")[2])
+                password = password or parts.password
+            if not nodes:
+                raise ValueError("redis.cluster is true but neither redis.url nor redis.shards is set")
+            return cluster_url(nodes, password)
         if self.url:
             return self.url
         if not self.shards:
@@ -527,7 +548,8 @@ class MmrConfig(Section):
         """What the files set that mmr accepts and ignores, per-domain files included."""
         found = unused_keys(self)
         if len(self.redis.shards) > 1:
-            found.append("redis.shards (redis.enabled is false; when on, mmr takes one shard)")
+            found.append("redis.shards (redis.enabled is false; when on, more than one is refused "
+                         "unless redis.cluster is true)")
         for name, domain in sorted(self._domains.items()):
             found += [f"{key} (per-domain file of {name})" for key in unused_keys(domain)]
         return found

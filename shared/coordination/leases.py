@@ -23,10 +23,9 @@ import time
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, ParamSpec, Protocol, TypeVar
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from shared.coordination.connect import redis_client
+from shared.coordination.connect import RedisClient, redis_client
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +141,7 @@ class LeaseStore(Protocol):
 class RedisLeaseStore:
     """Leases in Redis: one key per lease, `PX` expiry, Lua for compare-and-set."""
 
-    def __init__(self, client: Redis, prefix: str, owns_client: bool = True) -> None:
+    def __init__(self, client: RedisClient, prefix: str, owns_client: bool = True) -> None:
         self._client = client
         self._prefix = prefix
         self._owns_client = owns_client

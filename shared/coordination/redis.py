@@ -26,12 +26,11 @@ from collections.abc import AsyncIterator, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from .base import CoordinatorUnavailable, LockNotAcquired, Subscription
-from .connect import redis_client
+from .connect import RedisClient, redis_client
 from .ratelimit import RateLimitedCoordinator, RedisRateLimiter, ThrottledLog
 
 logger = logging.getLogger(__name__)
@@ -152,7 +151,7 @@ class RedisCoordinator(RateLimitedCoordinator):
         socket_timeout: float = 5.0,
         connect_timeout: float = 2.0,
     ) -> None:
-        self._client: Redis = redis_client(
+        self._client: RedisClient = redis_client(
             url,
             socket_timeout=socket_timeout,
             socket_connect_timeout=connect_timeout,

@@ -1,6 +1,7 @@
 """Redis beyond one server: every coordination feature (locks, leases, pub/sub, streams, caches,
-rate limits) against a Sentinel-managed Redis on loopback, before and after a failover to the
-replica, through clients made before the failover (as a running process's are)."""
+rate limits) against real servers on loopback: a Sentinel-managed Redis, before and after a
+failover to the replica through clients made before it (as a running process's are), and a
+Redis Cluster of three masters with keys spread over all of them."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from shared.coordination.base import LockNotAcquired
 from shared.coordination.leases import RedisLeaseStore
 from shared.coordination.queue import RedisWorkQueue
 from shared.coordination.redis import RedisCoordinator
+from tests.infra.redis_cluster import RedisClusterGroup
 from tests.infra.redis_sentinel import RedisSentinelGroup
 
 RECOVERY_SECONDS = 20.0
@@ -28,10 +30,12 @@ class Clients:
     """What one mmr process holds: a coordinator, a lease store and a work queue."""
 
     def __init__(self, url: str) -> None:
-        prefix = f"t{uuid.uuid4().hex[:6]}"
-        self.coordinator = RedisCoordinator(url, namespace=prefix)
-        self.leases = RedisLeaseStore.from_url(url, prefix)
-        self.queue = RedisWorkQueue(url, f"{prefix}:jobs", "workers")
+        # As mmr's own: the coordinator's keys spread over the slots; the lease store's prefix
+        # is a hash tag (cluster_prefix), so its multi-key scripts stay in one slot.
+        unique = uuid.uuid4().hex[:8]
+        self.coordinator = RedisCoordinator(url, namespace=f"mmr-{unique}")
+        self.leases = RedisLeaseStore.from_url(url, f"mmr:{{cluster:{unique}}}")
+        self.queue = RedisWorkQueue(url, f"mmr-{unique}:jobs", "workers")
 
     async def close(self) -> None:
         await self.coordinator.close()
@@ -122,3 +126,22 @@ async def _published_and_heard(clients: Clients, heard: list[bytes]) -> None:
     await clients.coordinator.publish("media-changed", b"after the failover")
     await asyncio.sleep(0.3)
     assert b"after the failover" in heard
+
+
+async def test_a_redis_cluster_serves_every_feature_with_keys_on_every_master(tmp_path: Path) -> None:
+    with RedisClusterGroup(tmp_path / "cluster") as group:
+        shards = [{"name": f"node{n}", "addr": address} for n, address in enumerate(group.addresses)]
+        config = parse_config({"redis": {"enabled": True, "cluster": True, "shards": shards}})
+        url = config.redis.effective_url
+        assert url is not None and url.startswith("redis+cluster://")
+        clients = Clients(url)
+        try:
+            for n in range(12):  # enough keys that every master holds some
+                await every_feature_works(clients, f"k{n}")
+        finally:
+            await clients.close()
+        holding = []
+        for node in group.nodes:
+            with sync_redis.Redis(host="127.0.0.1", port=node.port) as redis:
+                holding.append(redis.dbsize())
+        assert all(count > 0 for count in holding), holding
