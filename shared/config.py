@@ -547,7 +547,7 @@ class MmrConfig(Section):
     def unused_keys(self) -> list[str]:
         """What the files set that mmr accepts and ignores, per-domain files included."""
         found = unused_keys(self)
-        if len(self.redis.shards) > 1:
+        if len(self.redis.shards) > 1 and not self.redis.enabled:
             found.append("redis.shards (redis.enabled is false; when on, more than one is refused "
                          "unless redis.cluster is true)")
         for name, domain in sorted(self._domains.items()):

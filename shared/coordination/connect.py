@@ -109,3 +109,10 @@ def redis_client(url: str, **options: Any) -> RedisClient:
     client: Redis = sentinel.master_for(target.master_name, db=target.db, password=target.password,
                                         **options)
     return client
+
+
+async def prepare_pubsub(client: RedisClient) -> None:
+    """A cluster client's pub/sub picks the node by the channel's slot, from a slot map that only
+    a first command loads: load it, or the very first SUBSCRIBE of a process fails."""
+    if isinstance(client, RedisCluster):
+        await client.initialize()

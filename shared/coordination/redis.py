@@ -30,7 +30,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from .base import CoordinatorUnavailable, LockNotAcquired, Subscription
-from .connect import RedisClient, redis_client
+from .connect import RedisClient, prepare_pubsub, redis_client
 from .ratelimit import RateLimitedCoordinator, RedisRateLimiter, ThrottledLog
 
 logger = logging.getLogger(__name__)
@@ -279,6 +279,8 @@ class RedisCoordinator(RateLimitedCoordinator):
             await self._client.publish(self._channel(channel), message)
 
     async def subscribe(self, channel: str) -> Subscription:
+        with _reaching_redis("subscribe"):
+            await prepare_pubsub(self._client)
         pubsub = self._client.pubsub()
         sub = RedisSubscription(pubsub, channel, self)
         try:
