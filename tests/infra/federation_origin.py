@@ -44,9 +44,6 @@ class FederationOrigin:
         return {"Authorization": sign_request(self.signing_key, self.server_name, destination,
                                               method, uri)}
 
-    def key_fetches(self) -> int:
-        return self.web.hits("/_matrix/key/v2/server")
-
     def __enter__(self) -> FederationOrigin:
         self.web.__enter__()
         return self
