@@ -67,6 +67,8 @@ async def every_feature_works(clients: Clients, tag: str) -> None:
         await subscription.close()
     assert await coordinator.rate_limit(f"rate-{tag}", 0.001, 1) is None
     assert await coordinator.rate_limit(f"rate-{tag}", 0.001, 1) is not None  # limited: shared
+    assert await coordinator.leaky_bucket(f"bytes-{tag}", 10, 10, 0.001, 0) is None
+    assert await coordinator.leaky_bucket(f"bytes-{tag}", 10, 10, 0.001, 0) is not None  # full
     assert await clients.leases.claim(f"machine:{tag}", "me", {"service": "upload"}, 30) is None
     holder = await clients.leases.claim(f"machine:{tag}", "another", {"service": "upload"}, 30)
     assert holder is not None and holder.get("service") == "upload"
