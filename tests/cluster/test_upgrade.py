@@ -96,30 +96,40 @@ def _thumbnail(node: MmrProcess, mxc: str, size: int) -> None:
     assert answer.headers["content-type"].startswith("image/")
 
 
-def _async_upload(create_via: MmrProcess, put_via: MmrProcess, wait_via: MmrProcess) -> None:
-    """Create on one process, PUT on another, while a third's download waits for the content."""
-    with client(create_via) as http:
+Pick = Callable[[], MmrProcess]
+
+
+def _async_upload(create_via: Pick, put_via: Pick, wait_via: Pick) -> None:
+    """Create on one process, PUT on another, while a third's download waits for the content.
+
+    Each request picks its process when it is sent, as an ingress would.
+    """
+    creator = create_via()
+    with client(creator) as http:
         created = http.post("/_matrix/media/v1/create")
-    assert created.status_code == 200, f"create via {create_via.name}: {created.text}"
+    assert created.status_code == 200, f"create via {creator.name}: {created.text}"
     mxc = created.json()["content_uri"]
-    body = f"async via {create_via.name}/{put_via.name}".encode()
-    got: dict[str, bytes | BaseException] = {}
+    got: dict[str, object] = {}
 
     def wait() -> None:
+        waiter_node = wait_via()
+        got["waited via"] = waiter_node.name
         try:
-            got["body"] = _download(wait_via, mxc, wait_ms=30000)
+            got["body"] = _download(waiter_node, mxc, wait_ms=30000)
         except BaseException as exc:  # reported by the caller's assert
             got["body"] = exc
 
     waiter = threading.Thread(target=wait)
     waiter.start()
     time.sleep(0.3)
-    with client(put_via) as http:
+    putter = put_via()
+    body = f"async via {creator.name}/{putter.name}".encode()
+    with client(putter) as http:
         put = http.put(f"/_matrix/media/v3/upload/{_path(mxc)}", content=body,
                        headers={"Content-Type": "text/plain"})
-    assert put.status_code == 200, f"PUT via {put_via.name}: {put.status_code} {put.text}"
+    assert put.status_code == 200, f"PUT via {putter.name}: {put.status_code} {put.text}"
     waiter.join(60)
-    assert got.get("body") == body, (create_via.name, put_via.name, wait_via.name, got)
+    assert got.get("body") == body, (creator.name, putter.name, got)
 
 
 class Load:
@@ -159,8 +169,8 @@ class Load:
                 self._step("download", self._download_one, mxc, sha)
                 self._step("thumbnail", _thumbnail, pick("thumbnail"), mxc, 24)
             if n % 4 == 0:
-                self._step("async upload", _async_upload, pick("upload"), pick("upload"),
-                           pick("download"))
+                self._step("async upload", _async_upload, lambda: pick("upload"),
+                           lambda: pick("upload"), lambda: pick("download"))
 
     def _upload_one(self) -> None:
         data = unique_jpeg(48, 36)
@@ -218,7 +228,7 @@ def test_previous_release_and_this_one_roll_machine_zero_first_with_no_failed_re
                 _old_and_new_serve_each_others_media(old, new)
                 for service in POOL:  # the pool, one process at a time
                     rotation.remove(service, old[service])
-                    time.sleep(0.5)  # in-flight requests picked it just before
+                    time.sleep(1.0)  # as endpoints propagate; what it serves meanwhile completes
                     old[service].stop()  # SIGTERM: uvicorn finishes what is in flight
                 time.sleep(2)
             assert load.sent > 20
@@ -252,8 +262,12 @@ def _old_and_new_serve_each_others_media(old: dict[str, MmrProcess], new: dict[s
         mxc = _upload(one["upload"], data)
         assert _download(other["download"], mxc) == data
         _thumbnail(other["thumbnail"], mxc, 64)
-        _async_upload(one["upload"], other["upload"], other["download"])
-        _async_upload(one["upload"], one["upload"], other["download"])
+        _async_upload(_always(one["upload"]), _always(other["upload"]), _always(other["download"]))
+        _async_upload(_always(one["upload"]), _always(one["upload"]), _always(other["download"]))
+
+
+def _always(process: MmrProcess) -> Pick:
+    return lambda: process
 
 
 def test_the_previous_release_is_the_commit_the_changelog_names() -> None:
