@@ -85,7 +85,11 @@ class PrivatePostgres:
         shutil.rmtree(self.home, ignore_errors=True)
 
     def __enter__(self) -> PrivatePostgres:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.destroy()
+            raise
 
     def __exit__(self, *_exc: object) -> None:
         self.destroy()

@@ -61,7 +61,11 @@ class RedisClusterGroup:
             node.stop()
 
     def __enter__(self) -> RedisClusterGroup:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()  # what did start must not outlive a failed start
+            raise
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()

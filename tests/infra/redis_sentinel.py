@@ -97,7 +97,11 @@ class RedisSentinelGroup:
         self.master.stop()
 
     def __enter__(self) -> RedisSentinelGroup:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()  # what did start must not outlive a failed start
+            raise
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
