@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Self
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -25,6 +26,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonDict
 
+from shared.coordination.connect import cluster_url, sentinel_url
 from shared.net.special_ranges import default_denied_networks
 
 DEFAULT_SHARED_SECRET = "ReplaceMe"
@@ -394,22 +396,43 @@ class RedisShard(Section):
     addr: str
 
 
+class RedisSentinel(Section):
+    """A Sentinel-managed Redis: the sentinels are asked for the master, again after a failover."""
+
+    master_name: str = Field(min_length=1)
+    addresses: list[str] = Field(min_length=1)  # host:port of each sentinel
+    password: str | None = None  # the sentinels' own (requirepass), if any; redis.password is the master's
+
+
 class RedisConfig(Section):
     enabled: bool = False
     database_number: int = Field(0, ge=0)
     shards: list[RedisShard] = Field(default_factory=list)
     url: str | None = None
     password: str | None = None
+    sentinel: RedisSentinel | None = None
+    # A Redis Cluster: `shards` (or `url`) name some of its nodes; the client learns the rest.
+    cluster: bool = False
 
     @model_validator(mode="after")
-    def _one_shard(self) -> Self:
-        # matrix-media-repo hashes keys over a ring of shards; mmr talks to one Redis (which may
-        # be a Sentinel-managed or proxied one). Refuse rather than silently use the first. With
-        # Redis off the shards are never used (MMR's sample lists three), so they may stay.
-        if self.enabled and len(self.shards) > 1:
+    def _one_redis(self) -> Self:
+        if not self.enabled:
+            # Redis off: the shards are never used (MMR's sample lists three), so they may stay.
+            return self
+        # matrix-media-repo hashes keys over a ring of shards itself; mmr talks to one Redis:
+        # a server, a Sentinel-managed master, or a Redis Cluster (which shards by slot).
+        # Refuse rather than silently use the first shard.
+        if len(self.shards) > 1 and not self.cluster:
             raise ValueError(
                 f"redis.shards: {len(self.shards)} shards given, but mmr uses one Redis: list one "
-                "shard, or set redis.url to a single server (put Redis Cluster/Sentinel behind it)")
+                "shard, set redis.url to a single server, redis.sentinel for a replicated one, or "
+                "redis.cluster: true if the shards are nodes of one Redis Cluster")
+        if self.sentinel is not None and (self.url or self.shards or self.cluster):
+            raise ValueError("redis.sentinel names the Redis to use: leave redis.url, redis.shards "
+                             "and redis.cluster out")
+        if self.cluster and self.database_number != 0:
+            raise ValueError("redis.cluster: a Redis Cluster has only database 0; set "
+                             "redis.databaseNumber to 0")
         return self
 
     @property
@@ -417,6 +440,19 @@ class RedisConfig(Section):
         """The URL to connect to, or None when Redis is off (in-process coordination)."""
         if not self.enabled:
             return None
+        if self.sentinel is not None:
+            return sentinel_url(self.sentinel.addresses, self.sentinel.master_name,
+                                self.database_number, self.password, self.sentinel.password)
+        if self.cluster:
+            nodes = [shard.addr for shard in self.shards]
+            password = self.password
+            if self.url:
+                parts = urlsplit(self.url)
+                nodes.append(parts.netloc.rpartition("@")[2])
+                password = password or parts.password
+            if not nodes:
+                raise ValueError("redis.cluster is true but neither redis.url nor redis.shards is set")
+            return cluster_url(nodes, password)
         if self.url:
             return self.url
         if not self.shards:
@@ -511,8 +547,9 @@ class MmrConfig(Section):
     def unused_keys(self) -> list[str]:
         """What the files set that mmr accepts and ignores, per-domain files included."""
         found = unused_keys(self)
-        if len(self.redis.shards) > 1:
-            found.append("redis.shards (redis.enabled is false; when on, mmr takes one shard)")
+        if len(self.redis.shards) > 1 and not self.redis.enabled:
+            found.append("redis.shards (redis.enabled is false; when on, more than one is refused "
+                         "unless redis.cluster is true)")
         for name, domain in sorted(self._domains.items()):
             found += [f"{key} (per-domain file of {name})" for key in unused_keys(domain)]
         return found

@@ -23,8 +23,9 @@ import time
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, ParamSpec, Protocol, TypeVar
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
+
+from shared.coordination.connect import RedisClient, redis_client
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ class LeaseStore(Protocol):
 class RedisLeaseStore:
     """Leases in Redis: one key per lease, `PX` expiry, Lua for compare-and-set."""
 
-    def __init__(self, client: Redis, prefix: str, owns_client: bool = True) -> None:
+    def __init__(self, client: RedisClient, prefix: str, owns_client: bool = True) -> None:
         self._client = client
         self._prefix = prefix
         self._owns_client = owns_client
@@ -151,7 +152,7 @@ class RedisLeaseStore:
     @classmethod
     def from_url(cls, url: str, prefix: str) -> RedisLeaseStore:
         # Short timeouts: a heartbeat that hangs on a dead Redis would outlive the lease.
-        client = Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        client = redis_client(url, socket_timeout=2.0, socket_connect_timeout=2.0)
         return cls(client, prefix)
 
     def _lease_key(self, name: str) -> str:

@@ -14,10 +14,10 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from .base import CoordinatorUnavailable
+from .connect import RedisClient, redis_client
 from .redis import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def _decoded(fields: dict[bytes, bytes]) -> Entry:
 class RedisWorkQueue:
     def __init__(self, url: str, stream: str, group: str) -> None:
         # Reads block for BLOCK_MS, so the socket must wait longer than that.
-        self._client: Redis = Redis.from_url(url, socket_timeout=BLOCK_MS / 1000 + 10,
+        self._client: RedisClient = redis_client(url, socket_timeout=BLOCK_MS / 1000 + 10,
                                              socket_connect_timeout=5)
         self.stream = stream
         self.group = group

@@ -23,9 +23,10 @@ from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable
 
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
+
+from .connect import RedisClient
 
 logger = logging.getLogger(__name__)
 
@@ -236,7 +237,7 @@ class RedisRateLimiter(RateLimiter):
 
     def __init__(
         self,
-        client: Redis,
+        client: RedisClient,
         namespace: str,
         timeout_seconds: float = 0.5,
         retry_after_failure_seconds: float = 1.0,

@@ -26,11 +26,11 @@ from collections.abc import AsyncIterator, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from .base import CoordinatorUnavailable, LockNotAcquired, Subscription
+from .connect import RedisClient, prepare_pubsub, redis_client
 from .ratelimit import RateLimitedCoordinator, RedisRateLimiter, ThrottledLog
 
 logger = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ class RedisCoordinator(RateLimitedCoordinator):
         socket_timeout: float = 5.0,
         connect_timeout: float = 2.0,
     ) -> None:
-        self._client: Redis = Redis.from_url(
+        self._client: RedisClient = redis_client(
             url,
             socket_timeout=socket_timeout,
             socket_connect_timeout=connect_timeout,
@@ -279,6 +279,8 @@ class RedisCoordinator(RateLimitedCoordinator):
             await self._client.publish(self._channel(channel), message)
 
     async def subscribe(self, channel: str) -> Subscription:
+        with _reaching_redis("subscribe"):
+            await prepare_pubsub(self._client)
         pubsub = self._client.pubsub()
         sub = RedisSubscription(pubsub, channel, self)
         try:

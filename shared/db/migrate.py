@@ -113,9 +113,16 @@ async def wait_for_schema(engine: AsyncEngine, timeout_seconds: float) -> None:
         if check_schema(revision, major):
             return
         if time.monotonic() >= deadline:
-            raise SchemaError(
-                f"the database schema is at {revision or 'nothing'}, this process needs "
-                f"{head_revision()}: run `mmr migrate` or start the admin service (machine 0)"
-            )
+            raise SchemaError(_not_migrated(revision))
         log.info("waiting for migrations (schema at %s, need %s)", revision, head_revision())
         await asyncio.sleep(1.0)
+
+
+def _not_migrated(revision: str | None) -> str:
+    if revision is None:
+        return (f"the database has no mmr schema, this process needs {head_revision()}: run "
+                "`mmr migrate` or start the admin service (machine 0)")
+    # A known older revision: machine 0 runs an older release (0.1.0 published its version
+    # nowhere else), or has not migrated yet.
+    return (f"the database schema is at {revision}, an older release's, and this process needs "
+            f"{head_revision()}: upgrade machine 0 first (it migrates), or run `mmr migrate`")

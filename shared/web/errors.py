@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.matrix.errors import MatrixError, ServiceUnavailable
@@ -60,8 +61,25 @@ def install_error_handlers(app: FastAPI) -> None:
         return matrix_error_response(ServiceUnavailable("The media store is unavailable right now; "
                                                         "try again shortly"))
 
+    @app.exception_handler(DBAPIError)
+    async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        dependency_error(getattr(request.app.state, "runtime", None), exc)
+        if not database_unreachable(exc):
+            log.error("database error on %s %s", request.method, request.url.path, exc_info=exc)
+            return JSONResponse({"errcode": "M_UNKNOWN", "error": "Internal server error"}, 500)
+        # PostgreSQL restarting or out of reach: pool_pre_ping reconnects once it is back.
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
+                    str(exc.orig or exc).splitlines()[0][:200])
+        return matrix_error_response(ServiceUnavailable("The database is unavailable right now; "
+                                                        "try again shortly"))
+
     @app.exception_handler(Exception)
     async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         dependency_error(getattr(request.app.state, "runtime", None), exc)
         return JSONResponse({"errcode": "M_UNKNOWN", "error": "Internal server error"}, 500)
+
+
+def database_unreachable(exc: DBAPIError) -> bool:
+    """The database could not be reached or dropped the connection (not a bad query)."""
+    return bool(exc.connection_invalidated) or isinstance(exc, OperationalError | InterfaceError)

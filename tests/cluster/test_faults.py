@@ -1,8 +1,10 @@
-"""Faults with nothing lost: Redis, then S3, stopped for 10 s under a running client.
+"""Faults with nothing lost: Redis, then S3, stopped for 10 s, and PostgreSQL restarted, under a
+running client.
 
-Downloads, uploads, cold and warm thumbnails and previews keep answering (locks and caches fail
-open to the database and per-process singleflight, waits poll), `/readyz` says `degraded` with
-200, and once Redis is back every process uses it again by itself (pub/sub wakes waiters).
+Downloads, uploads, cold and warm thumbnails, previews and inbound federation keep answering
+(locks and caches fail open to the database and per-process singleflight, waits poll), `/readyz`
+says `degraded` with 200, and once Redis is back every process uses it again by itself (pub/sub
+wakes waiters).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hashlib
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,14 +23,19 @@ import sqlalchemy as sa
 import yaml
 
 from tests.cluster.conftest import LEASE_SECONDS, Start, WriteConfig, client, machine_id
+from tests.conftest import SERVER_NAME, cluster_raw_config, new_bucket
+from tests.infra.federation_origin import FederationOrigin
 from tests.infra.fixture_web import FixtureWebServer, page
+from tests.infra.private_postgres import PrivatePostgres
 from tests.infra.private_redis import PrivateRedis
-from tests.infra.processes import MmrProcess
+from tests.infra.processes import MmrProcess, run_mmr
 from tests.infra.seaweedfs import S3Server
 from tests.infra.tcp_proxy import TcpProxy
 from tests.services.thumbnail.helpers import unique_jpeg
 
 OUTAGE_SECONDS = 10.0
+# The default deny list without loopback: the test's federation origin listens on 127.0.0.1.
+LOOPBACK_ALLOWED_DENY_LIST = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"]
 SERVICES = ("admin", "upload", "download", "thumbnail", "preview")
 REPORT = Path(__file__).parent.parent.parent / ".test-infra" / "fault-redis.txt"
 
@@ -51,7 +59,8 @@ Request = tuple[str, Callable[[], httpx.Response]]
 
 
 def _requests(nodes: dict[str, MmrProcess], web: FixtureWebServer, stored: list[tuple[str, str]],
-              uploaded: list[tuple[str, str]], counter: list[int]) -> list[Request]:
+              uploaded: list[tuple[str, str]], counter: list[int],
+              origin: FederationOrigin) -> list[Request]:
     n = counter[0] = counter[0] + 1
     mxc, _ = stored[n % len(stored)]
     data = unique_jpeg(64, 48)
@@ -80,17 +89,28 @@ def _requests(nodes: dict[str, MmrProcess], web: FixtureWebServer, stored: list[
             return http.get("/_matrix/client/v1/media/preview_url",
                             params={"url": web.url(f"/page?n={n}")})
 
+    def inbound_federation() -> httpx.Response:
+        # Another server fetching our media: its X-Matrix signature is checked with its keys
+        # (cached in Redis; fetched again from it while Redis is away).
+        uri = f"/_matrix/federation/v1/media/download/{mxc.rsplit('/', 1)[1]}"
+        with httpx.Client(base_url=nodes["download"].url, timeout=30) as http:
+            return http.get(uri, headers={"Host": SERVER_NAME,
+                                          **origin.authorization(SERVER_NAME, uri)})
+
     return [("download", download), ("upload", do_upload), ("thumbnail-warm", thumb(32)),
-            ("thumbnail-cold", thumb(40 + n)), ("preview", preview)]
+            ("thumbnail-cold", thumb(40 + n)), ("preview", preview),
+            ("federation", inbound_federation)]
 
 
 def test_redis_stopped_for_10_seconds_loses_nothing(
-    tmp_path: Path, write_config: WriteConfig, start: Start
+    tmp_path: Path, write_config: WriteConfig, start: Start, test_tls: tuple[Path, Path]
 ) -> None:
-    with PrivateRedis(tmp_path / "redis") as redis, FixtureWebServer() as web:
+    with (PrivateRedis(tmp_path / "redis") as redis, FixtureWebServer() as web,
+          FederationOrigin(*test_tls) as origin):
         web.routes["/page"] = page("<html><head><title>Outage</title></head><body>still here</body></html>")
         config = write_config(
             redis=redis.url, cluster={"leaseSeconds": 30},
+            federation={"caFile": str(test_tls[0]), "deniedNetworks": LOOPBACK_ALLOWED_DENY_LIST},
             urlPreviews={"enabled": True, "allowedNetworks": ["127.0.0.1/32"], "disallowedNetworks": []},
             thumbnails={"dynamicSizing": True})
         nodes = {s: start(s, s, config, None if s == "admin" else "auto") for s in SERVICES}
@@ -103,7 +123,7 @@ def test_redis_stopped_for_10_seconds_loses_nothing(
             assert answer.status_code == 200, answer.text
             stored.append((answer.json()["content_uri"], hashlib.sha256(data).hexdigest()))
         tally, uploaded, counter = Tally(), list(stored), [0]
-        for kind, request in _requests(nodes, web, stored, uploaded, counter):
+        for kind, request in _requests(nodes, web, stored, uploaded, counter, origin):
             answer = request()
             assert answer.status_code == 200, (kind, answer.text)  # all warm before the outage
 
@@ -111,7 +131,7 @@ def test_redis_stopped_for_10_seconds_loses_nothing(
         began = time.monotonic()
         ready: list[tuple[int, str]] = []
         while time.monotonic() - began < OUTAGE_SECONDS:
-            for kind, request in _requests(nodes, web, stored, uploaded, counter):
+            for kind, request in _requests(nodes, web, stored, uploaded, counter, origin):
                 try:
                     answer = request()
                     tally.record(kind, answer.status_code == 200, f"{answer.status_code} {answer.text[:200]}")
@@ -298,3 +318,89 @@ def _media_rows(config: Path) -> int:
         count = int(conn.execute(sa.text("SELECT count(*) FROM media")).scalar_one())
     engine.dispose()
     return count
+
+
+PG_DOWN_SECONDS = 5.0
+
+
+def test_postgresql_restarted_fails_only_what_needs_it_clearly_and_resumes(
+    tmp_path: Path, redis_url: str, s3_server: S3Server, start: Start
+) -> None:
+    with PrivatePostgres() as postgres:
+        database = postgres.url(postgres_database := "mmr_restart")
+        postgres.create_database(postgres_database)
+        raw = cluster_raw_config(tmp_path, database, redis_url, s3_server, new_bucket(s3_server))
+        raw["cluster"] = {"leaseSeconds": 30}
+        config = tmp_path / "media-repo.yaml"
+        config.write_text(yaml.safe_dump(raw))
+        migrated = run_mmr(["migrate", "--config", str(config)])
+        assert migrated.returncode == 0, migrated.stderr
+        nodes = {s: start(s, s, config, None if s == "admin" else "auto")
+                 for s in ("admin", "upload", "download", "thumbnail")}
+        before = unique_jpeg(64, 48)
+        with client(nodes["upload"]) as http:
+            answer = http.post("/_matrix/media/v3/upload", content=before,
+                               headers={"Content-Type": "image/jpeg"})
+        assert answer.status_code == 200, answer.text
+        stored = answer.json()["content_uri"]
+        uploaded = [(stored, hashlib.sha256(before).hexdigest())]
+        outcomes, statuses = Tally(), Counter[str]()
+
+        def round_of_requests() -> None:
+            data = unique_jpeg(48, 36)
+            with client(nodes["upload"], timeout=60) as http:
+                up = http.post("/_matrix/media/v3/upload", content=data,
+                               headers={"Content-Type": "image/jpeg"})
+            if up.status_code == 200:
+                uploaded.append((up.json()["content_uri"], hashlib.sha256(data).hexdigest()))
+            with client(nodes["download"], timeout=60) as http:
+                down = http.get(f"/_matrix/client/v1/media/download/{_media_path(stored)}")
+            with client(nodes["thumbnail"], timeout=60) as http:
+                thumb = http.get(f"/_matrix/client/v1/media/thumbnail/{_media_path(stored)}",
+                                 params={"width": 32, "height": 32, "method": "scale"})
+            for kind, answer in (("upload", up), ("download", down), ("thumbnail", thumb)):
+                clear = answer.status_code == 200 or (
+                    answer.status_code in (502, 503) and "errcode" in answer.json())
+                outcomes.record(kind, clear, f"{answer.status_code} {answer.text[:200]}")
+                statuses[f"{kind} {answer.status_code}"] += 1
+
+        round_of_requests()
+        postgres.stop()
+        began = time.monotonic()
+        while time.monotonic() - began < PG_DOWN_SECONDS:
+            round_of_requests()
+        postgres.start()
+        resumed_after = _until_all_answer(nodes, stored)
+        for _ in range(3):
+            round_of_requests()
+        lost = [mxc for mxc, sha in uploaded if _sha_of(nodes["download"], mxc) != sha]
+        dangling = _rows_without_objects(config, s3_server)
+        with REPORT.open("a") as report:
+            report.write(
+                f"postgresql stopped {PG_DOWN_SECONDS:.0f}s and restarted: sent "
+                f"{sum(outcomes.sent.values())} {outcomes.sent}, unclear failures "
+                f"{sum(len(v) for v in outcomes.failed.values())}, answers "
+                f"{dict(sorted(statuses.items()))}, lost media {len(lost)} "
+                f"of {len(uploaded)}, records without objects {len(dangling)}, every service "
+                f"answering {resumed_after:.1f}s after the restart\n")
+        assert outcomes.failed == {}, outcomes.failed
+        assert statuses["upload 503"] > 0  # an upload needs the database: refused while it is down
+        assert lost == [] and dangling == []
+
+
+def _until_all_answer(nodes: dict[str, MmrProcess], stored: str, within: float = 30) -> float:
+    """Seconds until upload, download and thumbnail all answer 200 again, by themselves."""
+    began = time.monotonic()
+    while True:
+        with client(nodes["upload"]) as http:
+            up = http.post("/_matrix/media/v3/upload", content=b"back",
+                           headers={"Content-Type": "text/plain"}).status_code
+        with client(nodes["download"]) as http:
+            down = http.get(f"/_matrix/client/v1/media/download/{_media_path(stored)}").status_code
+        with client(nodes["thumbnail"]) as http:
+            thumb = http.get(f"/_matrix/client/v1/media/thumbnail/{_media_path(stored)}",
+                             params={"width": 33, "height": 33, "method": "scale"}).status_code
+        if (up, down, thumb) == (200, 200, 200):
+            return time.monotonic() - began
+        assert time.monotonic() - began < within, (up, down, thumb)
+        time.sleep(0.25)

@@ -41,7 +41,8 @@ def test_mmr_sample_config_lists_exactly_what_mmr_ignores() -> None:
     unused = load_config(SAMPLE, env={}).unused_keys()
     assert unused == [
         "datastores[1].opts.tempPath", "downloads.numWorkers", "pgo", "plugins", "sentry", "tasks",
-        "redis.shards (redis.enabled is false; when on, mmr takes one shard)",
+        "redis.shards (redis.enabled is false; when on, more than one is refused unless "
+        "redis.cluster is true)",
     ]
 
 

@@ -130,12 +130,16 @@ def start_mmr(
     env: Mapping[str, str | None] | None = None,
     cwd: Path | None = None,
     listen: bool = True,
+    mmr: Sequence[str] | None = None,
 ) -> MmrProcess:
-    """Start `mmr <args>` without waiting; with `listen`, `--port <a free port>` is added."""
+    """Start `mmr <args>` without waiting; with `listen`, `--port <a free port>` is added.
+
+    `mmr` is another build's command (the previous release's), else this environment's.
+    """
     port = free_port() if listen else 0
     log_dir.mkdir(parents=True, exist_ok=True)
     stdout_path, stderr_path = log_dir / f"{name}.stdout", log_dir / f"{name}.stderr"
-    command = [*mmr_command(), *args, *(["--port", str(port)] if listen else [])]
+    command = [*(mmr or mmr_command()), *args, *(["--port", str(port)] if listen else [])]
     with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
         process = subprocess.Popen(
             command, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
@@ -145,10 +149,11 @@ def start_mmr(
 
 
 def run_mmr(
-    args: Sequence[str], env: Mapping[str, str | None] | None = None, timeout: float = 60
+    args: Sequence[str], env: Mapping[str, str | None] | None = None, timeout: float = 60,
+    mmr: Sequence[str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run `mmr <args>` to completion (for commands expected to exit by themselves)."""
     return subprocess.run(
-        [*mmr_command(), *args], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+        [*(mmr or mmr_command()), *args], capture_output=True, text=True, stdin=subprocess.DEVNULL,
         env=clean_env(env), timeout=timeout, check=False,
     )
