@@ -35,6 +35,8 @@ from shared.ids.snowflake import SnowflakeGenerator
 from shared.matrix.errors import UnknownHost
 from shared.media import thumbnail_queue
 from shared.media.access import AccessRecorder
+from shared.metrics.record import coordination_metrics
+from shared.metrics.state import ProcessActivity
 from shared.net.safe_transport import Resolver
 from shared.storage.factory import make_registry
 from shared.storage.file import FileDatastore
@@ -79,6 +81,11 @@ class Runtime:
     # Run first at close, newest first: what was built on first use.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     _parts: dict[type, Part] = field(default_factory=dict)
+
+    @cached_property
+    def activity(self) -> ProcessActivity:
+        """What this process is doing now (lease, tasks, queues), read by the metrics."""
+        return ProcessActivity(self.service, self.machine_id, self.presence)
 
     @cached_property
     def federation(self) -> Federation:
@@ -199,8 +206,9 @@ async def _connect(
         machine_id=machine_id,
         engine=engine,
         sessions=create_sessionmaker(engine),
-        coordinator=FailOpenCoordinator(VersionedCoordinator(
-            make_coordinator(config.redis.effective_url))),
+        coordinator=FailOpenCoordinator(
+            VersionedCoordinator(make_coordinator(config.redis.effective_url)),
+            observer=coordination_metrics(config.metrics.enabled, service, machine_id)),
         datastores=datastores,
         ids=SnowflakeGenerator(machine_id, guard=presence.lease.check_may_mint),
         http=httpx.AsyncClient(timeout=config.timeouts.client_server_timeout_seconds),

@@ -140,6 +140,7 @@ class ThumbnailContext:
         )
         # Workers fork from a server that has already imported the renderer and its decoders.
         pool = WorkerPool(config.num_workers, limits, preload=(render_thumbnail.__module__,))
+        rt.activity.local_queues["thumbnail_workers"] = lambda: pool.jobs_waiting
         return cls(pool=pool, image_formats=image_decoders(config.types))
 
     async def close(self) -> None:

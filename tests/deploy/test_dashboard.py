@@ -9,6 +9,7 @@ from pathlib import Path
 from prometheus_client import REGISTRY
 
 import shared.metrics.definitions  # noqa: F401  (registers every metric)
+import shared.metrics.state  # noqa: F401  (registers the gauges read at scrape time)
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "mmr.json"
 

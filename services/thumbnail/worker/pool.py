@@ -170,6 +170,7 @@ class WorkerPool:
         self._reapers: set[asyncio.Task[None]] = set()
         self._closed = False
         self.jobs_run = 0
+        self.jobs_waiting = 0  # for a free slot: the pool's queue (a metric)
         self.workers_lost = 0
         self.peak_rss_bytes = 0
 
@@ -183,7 +184,12 @@ class WorkerPool:
         Raises `WorkerCrashed`, `WorkerTimedOut` or `WorkerOutOfMemory` when the worker did not
         survive the job; the exception a job raises is re-raised here as it was.
         """
-        async with self._slots:
+        self.jobs_waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self.jobs_waiting -= 1
+        try:
             if self._closed:
                 raise RuntimeError("the worker pool is closed")
             worker = await self._take()
@@ -194,6 +200,8 @@ class WorkerPool:
                 raise
             result: T = self._settle(worker, status, payload, peak)
             return result
+        finally:
+            self._slots.release()
 
     def _settle(self, worker: _Worker, status: str, payload: Any, peak: int) -> Any:
         self.jobs_run += 1
