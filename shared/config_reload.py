@@ -3,8 +3,10 @@ is reported as needing a restart.
 
 Safe keys are the ones every request reads afresh from `Runtime.config`: upload limits and
 quotas (also per homeserver), rate limits, the token cache's lifetime, URL preview settings and
-the download limits. Anything else (listeners, database, Redis, datastores, homeservers, worker
-pools...) keeps its value until the process restarts, and each such key is named in the log.
+the download limits. Every reload also flushes the process's token cache: a token check
+cached before it is asked of the homeserver again. Anything else (listeners, database, Redis,
+datastores, homeservers, worker pools...) keeps its value until the process restarts, and each
+such key is named in the log.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -120,6 +123,9 @@ def _reload_and_log(app: FastAPI, path: Path) -> None:
         log.error("SIGHUP: %s is invalid, keeping the running config:\n%s", path, exc)
         return
     runtime.config = result.config
+    # Cached token checks were answered under the old file (its admins, appservices, cache
+    # lifetime): none is believed from now on in this process.
+    runtime.token_cache_flushed_at = time.time()
     if result.applied:
         log.info("SIGHUP: reloaded %s: applied %s", path, ", ".join(result.applied))
     else:

@@ -78,6 +78,8 @@ class Runtime:
     resolver: Resolver | None = None
     # The machine-ID lease and membership heartbeat (shared/cluster/presence.py).
     presence: ClusterPresence | None = None
+    # Token checks cached before this time (a SIGHUP reload) are asked again (shared/auth).
+    token_cache_flushed_at: float = 0.0
     # Run first at close, newest first: what was built on first use.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     _parts: dict[type, Part] = field(default_factory=dict)

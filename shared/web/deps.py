@@ -66,6 +66,7 @@ async def get_user(request: Request, runtime: RuntimeDep, hs: HomeserverDep) -> 
         hs,
         token,
         as_user_id=request.query_params.get("user_id"),
+        cached_after=runtime.token_cache_flushed_at,
     )
 
 
