@@ -23,7 +23,14 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from shared.config import ConfigError, MmrConfig, load_config, parse_config
+from shared.config import (
+    DOMAIN_SECTIONS,
+    ConfigError,
+    MmrConfig,
+    load_config,
+    parse_config,
+    section_field,
+)
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +114,28 @@ def merge_reloaded(current: MmrConfig, reloaded: MmrConfig) -> ReloadResult:
     merged = parse_config(merged_tree) if applied else current
     if applied:
         merged.domains.update(current.domains)
+        merged.domain_configs.update(_domain_configs(current, reloaded, merged))
     return ReloadResult(merged, applied, [key for key in changed if not is_safe(key)])
+
+
+# Per-domain sections whose reloaded values (per-domain file and main file) take effect; every
+# key read from them per request is a safe one. The other per-domain sections keep their values.
+DOMAIN_RELOADED = ("downloads", "urlPreviews")
+
+
+def _domain_configs(current: MmrConfig, reloaded: MmrConfig,
+                    merged: MmrConfig) -> dict[str, MmrConfig]:
+    """Each homeserver's per-domain view of `merged`."""
+    found = {}
+    for name in sorted(set(current.domain_configs) | set(reloaded.domain_configs)):
+        before = current.domain_configs.get(name, current)
+        after = reloaded.domain_configs.get(name, reloaded)
+        updates = {}
+        for alias in DOMAIN_SECTIONS:
+            field = section_field(alias)
+            updates[field] = getattr(after if alias in DOMAIN_RELOADED else before, field)
+        found[name] = merged.model_copy(update=updates)
+    return found
 
 
 def reload_file(current: MmrConfig, path: Path) -> ReloadResult:

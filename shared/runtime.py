@@ -42,6 +42,7 @@ from shared.storage.factory import make_registry
 from shared.storage.file import FileDatastore
 from shared.storage.leftovers import TempOwner, sweep_own_leftovers
 from shared.storage.registry import DatastoreRegistry
+from shared.web.middleware import homeserver_var, host_var
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,20 @@ class Runtime:
                                thumbnail_queue.GROUP)
         self.closers.append(made.close)
         return made
+
+    @property
+    def request_config(self) -> MmrConfig:
+        """The config as the current request's homeserver (its Host) sees it: its per-domain
+        file's sections over the main file's. Outside a request, the main config."""
+        picked = homeserver_var.get()
+        if picked != "-":
+            return self.config.for_domain(picked)
+        host = host_var.get()
+        if not host or not self.config.domain_configs:
+            return self.config
+        if self.config.homeserver(host) is None:
+            host = host.rsplit(":", 1)[0]
+        return self.config.for_domain(host)
 
     def part(self, kind: type[P]) -> P:
         """The service-owned `kind` of this process, built by `kind.build(self)` on first use."""

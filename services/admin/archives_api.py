@@ -56,7 +56,7 @@ def _no_cache(body: Any) -> JSONResponse:
 
 
 def _require_enabled(rt: Runtime) -> None:
-    if not rt.config.archiving.enabled:
+    if not rt.request_config.archiving.enabled:
         raise BadRequest("archiving is not enabled")
 
 
@@ -95,7 +95,7 @@ async def export_user(user_id: str, caller: CallerDep, rt: RuntimeDep,
                       s3_urls: str | None = Query(None)) -> JSONResponse:
     _require_enabled(rt)
     if not caller.is_global_admin:
-        if not rt.config.archiving.self_service:
+        if not rt.request_config.archiving.self_service:
             raise Forbidden("Only media repository administrators may export media")
         if caller.user_id != user_id:
             raise Forbidden("You cannot export data for another user")
@@ -109,7 +109,7 @@ async def export_server(server_name: str, caller: CallerDep, rt: RuntimeDep,
                         s3_urls: str | None = Query(None)) -> JSONResponse:
     _require_enabled(rt)
     if not caller.is_global_admin:
-        if not rt.config.archiving.self_service:
+        if not rt.request_config.archiving.self_service:
             raise Forbidden("Only media repository administrators may export media")
         if not (caller.is_local_admin and caller.homeserver.name == server_name):
             raise Forbidden("You cannot export data for another server")

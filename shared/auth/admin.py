@@ -131,7 +131,7 @@ async def caller_for_token(
     request: Request, rt: Runtime, hs: HomeserverConfig, token: str
 ) -> AdminCaller:
     """The caller `token` belongs to (the console's session keeps a token instead of a header)."""
-    user = await authenticate(rt.config, rt.coordinator, rt.http, hs, token,
+    user = await authenticate(rt.config.for_domain(hs.name), rt.coordinator, rt.http, hs, token,
                               cached_after=rt.token_cache_flushed_at)
     _note_caller(request, user.user_id)
     if user.is_shared_secret or user.user_id in rt.config.admins:
@@ -159,7 +159,7 @@ async def require_admin(caller: CallerDep) -> AdminCaller:
 async def require_quarantine_admin(caller: CallerDep, rt: RuntimeDep) -> AdminCaller:
     if caller.is_global_admin:
         return caller
-    if caller.is_local_admin and rt.config.quarantine.allow_local_admins:
+    if caller.is_local_admin and rt.request_config.quarantine.allow_local_admins:
         return caller
     raise Forbidden("Only administrators may quarantine media")
 

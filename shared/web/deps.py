@@ -60,7 +60,7 @@ async def get_user(request: Request, runtime: RuntimeDep, hs: HomeserverDep) -> 
         request.headers, request.query_params, runtime.config.repo.accept_query_access_token
     )
     return await authenticate(
-        runtime.config,
+        runtime.config.for_domain(hs.name),
         runtime.coordinator,
         runtime.http,
         hs,
