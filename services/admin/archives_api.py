@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
+from services.admin.answers import is_row_number
 from services.admin.archive_tasks import EXPORT, IMPORT, import_channel
 from services.admin.audit import admin_router
 from shared.archive.importing import ImportNotFound, store_part
@@ -144,7 +145,7 @@ async def export_metadata(export_id: str, rt: RuntimeDep) -> JSONResponse:
 @router.get("/export/{export_id}/part/{part_index}")
 async def export_part(export_id: str, part_index: str, rt: RuntimeDep) -> StreamingResponse:
     _require_enabled(rt)
-    if not part_index.isdigit():
+    if not is_row_number(part_index):
         raise BadRequest("invalid part index")
     async with rt.sessions() as session:
         part = await get_export_part(session, _checked_id(export_id, "export"), int(part_index))
