@@ -45,7 +45,12 @@ class MediaRow(Base):
 # (see that revision). Read only; `slot` spreads concurrent writers over a few rows.
 
 
-class MediaUsageDayRow(Base):
+class _RunningSums:
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    files: Mapped[int] = mapped_column(BigInteger)
+
+
+class MediaUsageDayRow(_RunningSums, Base):
     """Bytes and files of media stored on one day, per origin and datastore."""
 
     __tablename__ = "media_usage_days"
@@ -54,11 +59,9 @@ class MediaUsageDayRow(Base):
     day: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # days since the epoch (UTC)
     datastore_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     slot: Mapped[int] = mapped_column(Integer, primary_key=True)
-    size_bytes: Mapped[int] = mapped_column(BigInteger)
-    files: Mapped[int] = mapped_column(BigInteger)
 
 
-class MediaUsageUserRow(Base):
+class MediaUsageUserRow(_RunningSums, Base):
     """Bytes and files an uploader stores, per origin."""
 
     __tablename__ = "media_usage_users"
@@ -66,21 +69,17 @@ class MediaUsageUserRow(Base):
     user_id: Mapped[str] = mapped_column(Text, primary_key=True)
     origin: Mapped[str] = mapped_column(String(255), primary_key=True)
     slot: Mapped[int] = mapped_column(Integer, primary_key=True)
-    size_bytes: Mapped[int] = mapped_column(BigInteger)
-    files: Mapped[int] = mapped_column(BigInteger)
 
     __table_args__ = (Index("media_usage_users_origin_idx", "origin"),)
 
 
-class ThumbnailUsageRow(Base):
+class ThumbnailUsageRow(_RunningSums, Base):
     """Bytes and files of the thumbnails of one origin's media."""
 
     __tablename__ = "thumbnail_usage"
 
     origin: Mapped[str] = mapped_column(String(255), primary_key=True)
     slot: Mapped[int] = mapped_column(Integer, primary_key=True)
-    size_bytes: Mapped[int] = mapped_column(BigInteger)
-    files: Mapped[int] = mapped_column(BigInteger)
 
 
 class MediaReservationRow(Base):
