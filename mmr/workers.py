@@ -4,7 +4,8 @@ The supervisor binds the port once and hands the listening socket to N child pro
 kernel spreads connections between processes accepting on one socket). Each child is a full mmr
 process with its own `MACHINE_ID=auto` lease, so the pool needs no ID planning. The supervisor
 forwards SIGTERM/SIGINT, stops everything when a child cannot start, and restarts a child that
-dies later.
+dies later. SIGHUP is forwarded too: each child reloads the config file itself (each holds
+its own running config), so `kill -HUP <supervisor>` reloads the whole pool.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from types import FrameType
 
 from mmr.serve import bind_socket, build_service_app, read_config, run_uvicorn
 from mmr.services import StartupError
+from shared.config import config_path_from_env
+from shared.config_reload import reload_on_sighup
 from shared.ids.machine_id import AUTO, ENV_VAR
 
 _START_GRACE_SECONDS = 60.0
@@ -65,8 +68,14 @@ def run_workers(service: str, config: str | None, host: str, port: int, workers:
             if child.poll() is None:
                 child.send_signal(signum)
 
+    def reload(signum: int, _frame: FrameType | None) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, reload)
     try:
         while not stopping:
             for index, child in enumerate(children):
@@ -97,6 +106,8 @@ def child_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fd", type=int, required=True)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor forwards what matters
+    # A reload forwarded before the server installs its handler must not end the worker.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         cfg = read_config(args.config)
         if cfg is None:
@@ -105,6 +116,9 @@ def child_main(argv: list[str] | None = None) -> None:
     except StartupError as exc:
         print(f"mmr: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc
+    path = config_path_from_env(args.config)
+    if path is not None:
+        reload_on_sighup(app, path)
     run_uvicorn(app, "", 0, cfg.repo, fd=args.fd)
 
 

@@ -539,10 +539,24 @@ class MmrConfig(Section):
     pgo: PgoConfig = Field(default_factory=PgoConfig, json_schema_extra=UNUSED)
     # Per-domain files by homeserver name (never a key of the main file).
     _domains: dict[str, DomainConfig] = PrivateAttr(default_factory=dict)
+    # Homeserver name -> this config with its per-domain file's sections over the main file's.
+    _domain_configs: dict[str, MmrConfig] = PrivateAttr(default_factory=dict)
 
     @property
     def domains(self) -> dict[str, DomainConfig]:
         return self._domains
+
+    @property
+    def domain_configs(self) -> dict[str, MmrConfig]:
+        return self._domain_configs
+
+    def for_domain(self, server_name: str) -> MmrConfig:
+        """The config as homeserver `server_name` sees it: the sections its per-domain file sets
+        (`DOMAIN_SECTIONS`) layered over the main file's; this config for any other name."""
+        if not self._domain_configs:
+            return self
+        hs = self.homeserver(server_name)
+        return self._domain_configs.get(hs.name, self) if hs is not None else self
 
     def unused_keys(self) -> list[str]:
         """What the files set that mmr accepts and ignores, per-domain files included."""
@@ -603,12 +617,28 @@ class DomainDownloadsConfig(Section):
 HOMESERVER_KEYS = ("csApi", "backoffAt", "adminApiKind", "signingKeyPath")
 
 
+# What a per-domain file may set besides its homeserver entry's keys and `uploads` (which become
+# that `homeservers` entry): matrix-media-repo's DomainRepoConfig. Those acting here, layered
+# over the main file's for requests to that homeserver (`MmrConfig.for_domain`), by MMR key:
+DOMAIN_SECTIONS = ("downloads", "thumbnails", "urlPreviews", "identicons", "quarantine",
+                   "accessTokens", "archiving")
+# Sections only the main file may set.
+GLOBAL_ONLY_SECTIONS = ("repo", "homeservers", "admins", "database", "rateLimit", "metrics",
+                        "sharedSecretAuth", "federation", "plugins", "sentry", "redis", "tasks",
+                        "pgo", "cluster", "orphanSweep")
+# Keys global in matrix-media-repo even inside a section a per-domain file may set.
+GLOBAL_ONLY_KEYS = {"thumbnails": ("numWorkers", "expireAfterDays"),
+                    "urlPreviews": ("numWorkers", "expireAfterDays")}
+
+
 class DomainConfig(Section):
     """A per-domain file (MMR): a top-level `homeserver:` naming the homeserver, its entry's
     keys, and sections layered over the main file's for that homeserver only.
 
-    Its entry's keys and `uploads` act (they become that `homeservers` entry); the other
-    sections are checked, and listed as unused: the main file's apply to every homeserver.
+    Its entry's keys and `uploads` become that `homeservers` entry; the `DOMAIN_SECTIONS` act
+    for requests to that homeserver; `datastores`, `timeouts` and `featureSupport` are checked
+    and listed as unused (the main file's apply to every homeserver). A global-only section or
+    key is refused, saying so.
     """
 
     homeserver: str
@@ -619,15 +649,32 @@ class DomainConfig(Section):
     signing_key_path: str | None = None
     uploads: UploadsOverride | None = None
     datastores: list[DatastoreConfig] | None = Field(None, json_schema_extra=UNUSED)
-    archiving: ArchivingConfig | None = Field(None, json_schema_extra=UNUSED)
-    identicons: IdenticonsConfig | None = Field(None, json_schema_extra=UNUSED)
-    quarantine: QuarantineConfig | None = Field(None, json_schema_extra=UNUSED)
+    archiving: ArchivingConfig | None = None
+    identicons: IdenticonsConfig | None = None
+    quarantine: QuarantineConfig | None = None
     timeouts: TimeoutsConfig | None = Field(None, json_schema_extra=UNUSED)
     feature_support: FeatureSupportConfig | None = Field(None, json_schema_extra=UNUSED)
-    access_tokens: AccessTokensConfig | None = Field(None, json_schema_extra=UNUSED)
-    downloads: DomainDownloadsConfig | None = Field(None, json_schema_extra=UNUSED)
-    thumbnails: ThumbnailsConfig | None = Field(None, json_schema_extra=UNUSED)
-    url_previews: UrlPreviewsConfig | None = Field(None, json_schema_extra=UNUSED)
+    access_tokens: AccessTokensConfig | None = None
+    downloads: DomainDownloadsConfig | None = None
+    thumbnails: ThumbnailsConfig | None = None
+    url_previews: UrlPreviewsConfig | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_global_only_keys(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            return value
+        for key in value:
+            if key in GLOBAL_ONLY_SECTIONS:
+                raise ValueError(f"{key}: global only, not allowed in a per-domain file (set it "
+                                 "in the main config)")
+        for section, keys in GLOBAL_ONLY_KEYS.items():
+            given = value.get(section)
+            for key in keys:
+                if isinstance(given, Mapping) and key in given:
+                    raise ValueError(f"{section}.{key}: global only, not allowed in a per-domain "
+                                     "file (set it in the main config)")
+        return value
 
 
 def _is_unused(model: BaseModel, name: str) -> bool:
@@ -781,7 +828,35 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> MmrConfig:
         domains[domain.homeserver] = domain
     config = parse_config(raw)
     config.domains.update(domains)
+    for file, layer in layers:
+        name = str(layer["homeserver"])
+        sections = {key: layer[key] for key in DOMAIN_SECTIONS if isinstance(layer.get(key), Mapping)}
+        if sections:
+            hs = config.homeserver(name)
+            config.domain_configs[hs.name if hs else name] = _domain_config(config, raw, sections, file)
     return config
+
+
+def section_field(alias: str) -> str:
+    """The `MmrConfig` field of a section's MMR key (`urlPreviews` -> `url_previews`)."""
+    return next(name for name, field in MmrConfig.model_fields.items()
+                if (field.alias or name) == alias)
+
+
+def _domain_config(config: MmrConfig, raw: Mapping[str, Any], sections: Mapping[str, Any],
+                   file: Path) -> MmrConfig:
+    """`config` with each of `sections` deep-merged over the main file's."""
+    updates: dict[str, Any] = {}
+    for alias, values in sections.items():
+        name = section_field(alias)
+        merged = _deep_merge(dict(raw.get(alias) or {}), values)
+        section_type = type(getattr(config, name))
+        try:
+            updates[name] = section_type.model_validate(merged)
+        except ValidationError as exc:
+            raise ConfigError("\n".join(f"{file}: {alias}.{line}" for line in
+                                        format_validation_error(exc).splitlines())) from exc
+    return config.model_copy(update=updates)
 
 
 def config_path_from_env(cli_value: str | None, env: Mapping[str, str] | None = None) -> Path | None:

@@ -3,8 +3,10 @@ is reported as needing a restart.
 
 Safe keys are the ones every request reads afresh from `Runtime.config`: upload limits and
 quotas (also per homeserver), rate limits, the token cache's lifetime, URL preview settings and
-the download limits. Anything else (listeners, database, Redis, datastores, homeservers, worker
-pools...) keeps its value until the process restarts, and each such key is named in the log.
+the download limits. Every reload also flushes the process's token cache: a token check
+cached before it is asked of the homeserver again. Anything else (listeners, database, Redis,
+datastores, homeservers, worker pools...) keeps its value until the process restarts, and each
+such key is named in the log.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -20,7 +23,14 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from shared.config import ConfigError, MmrConfig, load_config, parse_config
+from shared.config import (
+    DOMAIN_SECTIONS,
+    ConfigError,
+    MmrConfig,
+    load_config,
+    parse_config,
+    section_field,
+)
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +114,28 @@ def merge_reloaded(current: MmrConfig, reloaded: MmrConfig) -> ReloadResult:
     merged = parse_config(merged_tree) if applied else current
     if applied:
         merged.domains.update(current.domains)
+        merged.domain_configs.update(_domain_configs(current, reloaded, merged))
     return ReloadResult(merged, applied, [key for key in changed if not is_safe(key)])
+
+
+# Per-domain sections whose reloaded values (per-domain file and main file) take effect; every
+# key read from them per request is a safe one. The other per-domain sections keep their values.
+DOMAIN_RELOADED = ("downloads", "urlPreviews")
+
+
+def _domain_configs(current: MmrConfig, reloaded: MmrConfig,
+                    merged: MmrConfig) -> dict[str, MmrConfig]:
+    """Each homeserver's per-domain view of `merged`."""
+    found = {}
+    for name in sorted(set(current.domain_configs) | set(reloaded.domain_configs)):
+        before = current.domain_configs.get(name, current)
+        after = reloaded.domain_configs.get(name, reloaded)
+        updates = {}
+        for alias in DOMAIN_SECTIONS:
+            field = section_field(alias)
+            updates[field] = getattr(after if alias in DOMAIN_RELOADED else before, field)
+        found[name] = merged.model_copy(update=updates)
+    return found
 
 
 def reload_file(current: MmrConfig, path: Path) -> ReloadResult:
@@ -120,6 +151,9 @@ def _reload_and_log(app: FastAPI, path: Path) -> None:
         log.error("SIGHUP: %s is invalid, keeping the running config:\n%s", path, exc)
         return
     runtime.config = result.config
+    # Cached token checks were answered under the old file (its admins, appservices, cache
+    # lifetime): none is believed from now on in this process.
+    runtime.token_cache_flushed_at = time.time()
     if result.applied:
         log.info("SIGHUP: reloaded %s: applied %s", path, ", ".join(result.applied))
     else:

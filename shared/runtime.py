@@ -35,11 +35,14 @@ from shared.ids.snowflake import SnowflakeGenerator
 from shared.matrix.errors import UnknownHost
 from shared.media import thumbnail_queue
 from shared.media.access import AccessRecorder
+from shared.metrics.record import coordination_metrics
+from shared.metrics.state import ProcessActivity
 from shared.net.safe_transport import Resolver
 from shared.storage.factory import make_registry
 from shared.storage.file import FileDatastore
 from shared.storage.leftovers import TempOwner, sweep_own_leftovers
 from shared.storage.registry import DatastoreRegistry
+from shared.web.middleware import homeserver_var, host_var
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +79,16 @@ class Runtime:
     resolver: Resolver | None = None
     # The machine-ID lease and membership heartbeat (shared/cluster/presence.py).
     presence: ClusterPresence | None = None
+    # Token checks cached before this time (a SIGHUP reload) are asked again (shared/auth).
+    token_cache_flushed_at: float = 0.0
     # Run first at close, newest first: what was built on first use.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     _parts: dict[type, Part] = field(default_factory=dict)
+
+    @cached_property
+    def activity(self) -> ProcessActivity:
+        """What this process is doing now (lease, tasks, queues), read by the metrics."""
+        return ProcessActivity(self.service, self.machine_id, self.presence)
 
     @cached_property
     def federation(self) -> Federation:
@@ -101,6 +111,20 @@ class Runtime:
                                thumbnail_queue.GROUP)
         self.closers.append(made.close)
         return made
+
+    @property
+    def request_config(self) -> MmrConfig:
+        """The config as the current request's homeserver (its Host) sees it: its per-domain
+        file's sections over the main file's. Outside a request, the main config."""
+        picked = homeserver_var.get()
+        if picked != "-":
+            return self.config.for_domain(picked)
+        host = host_var.get()
+        if not host or not self.config.domain_configs:
+            return self.config
+        if self.config.homeserver(host) is None:
+            host = host.rsplit(":", 1)[0]
+        return self.config.for_domain(host)
 
     def part(self, kind: type[P]) -> P:
         """The service-owned `kind` of this process, built by `kind.build(self)` on first use."""
@@ -199,8 +223,9 @@ async def _connect(
         machine_id=machine_id,
         engine=engine,
         sessions=create_sessionmaker(engine),
-        coordinator=FailOpenCoordinator(VersionedCoordinator(
-            make_coordinator(config.redis.effective_url))),
+        coordinator=FailOpenCoordinator(
+            VersionedCoordinator(make_coordinator(config.redis.effective_url)),
+            observer=coordination_metrics(config.metrics.enabled, service, machine_id)),
         datastores=datastores,
         ids=SnowflakeGenerator(machine_id, guard=presence.lease.check_may_mint),
         http=httpx.AsyncClient(timeout=config.timeouts.client_server_timeout_seconds),

@@ -17,6 +17,9 @@ from shared.runtime import Runtime
 from shared.tasks.schedule import create_task, wait_for_task
 
 WAIT_SECONDS = 60.0
+# The largest number a database integer column holds: larger query numbers are 400, not an
+# overflow deep in a task.
+MAX_INT64 = 2**63 - 1
 SERVER_NAME = re.compile(r"^[A-Za-z0-9.\-:\[\]]+$")
 
 Shape = Callable[[dict[str, Any]], dict[str, Any]]
@@ -44,6 +47,11 @@ async def run_task(
         raise MatrixError(500, "M_UNKNOWN", f"task {record.id} failed: {finished.error}",
                           extra={"task_id": record.id})
     return no_store({**shape(finished.result or {}), "task_id": record.id})
+
+
+def is_row_number(text: str) -> bool:
+    """An ASCII decimal a database integer column can hold (`'²'.isdigit()` is true too)."""
+    return text.isascii() and text.isdigit() and int(text) <= MAX_INT64
 
 
 def now_ms() -> int:

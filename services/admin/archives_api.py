@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
+from services.admin.answers import is_row_number
 from services.admin.archive_tasks import EXPORT, IMPORT, import_channel
 from services.admin.audit import admin_router
 from shared.archive.importing import ImportNotFound, store_part
@@ -56,7 +57,7 @@ def _no_cache(body: Any) -> JSONResponse:
 
 
 def _require_enabled(rt: Runtime) -> None:
-    if not rt.config.archiving.enabled:
+    if not rt.request_config.archiving.enabled:
         raise BadRequest("archiving is not enabled")
 
 
@@ -95,7 +96,7 @@ async def export_user(user_id: str, caller: CallerDep, rt: RuntimeDep,
                       s3_urls: str | None = Query(None)) -> JSONResponse:
     _require_enabled(rt)
     if not caller.is_global_admin:
-        if not rt.config.archiving.self_service:
+        if not rt.request_config.archiving.self_service:
             raise Forbidden("Only media repository administrators may export media")
         if caller.user_id != user_id:
             raise Forbidden("You cannot export data for another user")
@@ -109,7 +110,7 @@ async def export_server(server_name: str, caller: CallerDep, rt: RuntimeDep,
                         s3_urls: str | None = Query(None)) -> JSONResponse:
     _require_enabled(rt)
     if not caller.is_global_admin:
-        if not rt.config.archiving.self_service:
+        if not rt.request_config.archiving.self_service:
             raise Forbidden("Only media repository administrators may export media")
         if not (caller.is_local_admin and caller.homeserver.name == server_name):
             raise Forbidden("You cannot export data for another server")
@@ -144,7 +145,7 @@ async def export_metadata(export_id: str, rt: RuntimeDep) -> JSONResponse:
 @router.get("/export/{export_id}/part/{part_index}")
 async def export_part(export_id: str, part_index: str, rt: RuntimeDep) -> StreamingResponse:
     _require_enabled(rt)
-    if not part_index.isdigit():
+    if not is_row_number(part_index):
         raise BadRequest("invalid part index")
     async with rt.sessions() as session:
         part = await get_export_part(session, _checked_id(export_id, "export"), int(part_index))

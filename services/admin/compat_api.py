@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from services.admin.answers import no_store, user_server
+from services.admin.answers import MAX_INT64, no_store, user_server
 from services.admin.audit import AuditedRoute
 from services.admin.purge_api import purge_one, purge_remote
 from services.admin.quarantine_api import quarantine_one, quarantine_selection, room_selector
@@ -42,7 +42,7 @@ async def synapse_delete_media(server_name: str, media_id: str, rt: RuntimeDep,
 
 @router.post(SYNAPSE + "/purge_media_cache")
 async def synapse_purge_media_cache(request: Request, rt: RuntimeDep, caller: GlobalAdminDep,
-                                    before_ts: int = Query(...)) -> JSONResponse:
+                                    before_ts: int = Query(..., ge=0, le=MAX_INT64)) -> JSONResponse:
     return await purge_remote(rt, request, caller, before_ts,
                               shape=lambda result: {"deleted": result.get("total_removed", 0)})
 
@@ -63,7 +63,7 @@ async def synapse_quarantine_user(user_id: str, request: Request, rt: RuntimeDep
 
 
 async def client_purge_media_cache(request: Request, rt: RuntimeDep, caller: GlobalAdminDep,
-                                   before_ts: int = Query(...)) -> JSONResponse:
+                                   before_ts: int = Query(..., ge=0, le=MAX_INT64)) -> JSONResponse:
     return await purge_remote(rt, request, caller, before_ts)
 
 

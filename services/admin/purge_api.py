@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from services.admin.answers import (
+    MAX_INT64,
     Shape,
     check_server_name,
     no_store,
@@ -35,7 +36,7 @@ from shared.web.deps import RuntimeDep
 
 router = admin_router()
 
-BeforeTs = Query(None, description="ms since the epoch; default now")
+BeforeTs = Query(None, ge=0, le=MAX_INT64, description="ms since the epoch; default now")
 
 
 def _local_origins(rt: Runtime) -> tuple[str, ...]:
@@ -74,7 +75,8 @@ async def purge_remote(
 @router.post("/purge/remote")
 @router.post("/purge_remote")
 async def purge_remote_route(
-    request: Request, rt: RuntimeDep, caller: GlobalAdminDep, before_ts: int = Query(...)
+    request: Request, rt: RuntimeDep, caller: GlobalAdminDep,
+    before_ts: int = Query(..., ge=0, le=MAX_INT64)
 ) -> JSONResponse:
     return await purge_remote(rt, request, caller, before_ts)
 

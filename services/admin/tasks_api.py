@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
+from services.admin.answers import is_row_number
 from services.admin.audit import admin_router
 from shared.auth.admin import GlobalAdminDep
 from shared.db.repositories.tasks import TaskRecord, get_task, list_tasks
@@ -47,7 +48,7 @@ async def unfinished_tasks(_caller: GlobalAdminDep, session: SessionDep) -> JSON
 
 @router.get("/tasks/{task_id}")
 async def one_task(task_id: str, _caller: GlobalAdminDep, session: SessionDep) -> JSONResponse:
-    if not task_id.isdigit():
+    if not is_row_number(task_id):
         raise BadRequest("invalid task ID", "M_INVALID_PARAM")
     task = await get_task(session, int(task_id))
     if task is None:

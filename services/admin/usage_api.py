@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from services.admin.answers import check_server_name, no_store
+from services.admin.answers import check_server_name, is_row_number, no_store
 from services.admin.audit import admin_router
 from services.admin.selection import parse_mxc
 from shared.auth.admin import AdminCaller, AdminDep, GlobalAdminDep
@@ -83,7 +83,7 @@ def _int_param(request: Request, name: str, default: int | None) -> int | None:
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit():
+    if not is_row_number(raw):
         raise InvalidParam(f"Query parameter '{name}' must be a non-negative integer")
     return int(raw)
 

@@ -115,7 +115,7 @@ async def run(rt: Runtime, req: DownloadRequest) -> DownloadResult:
     conditions = req.preconditions
     byte_range = requested_range(
         conditions.range, conditions.if_range, etag, record.size_bytes,
-        open_ended_max=rt.config.downloads.default_range_chunk_size_bytes,
+        open_ended_max=rt.request_config.downloads.default_range_chunk_size_bytes,
     )
     if byte_range is None:
         headers["Content-Length"] = str(record.size_bytes)

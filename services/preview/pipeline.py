@@ -113,7 +113,7 @@ def _answer(outcome: CachedPreview) -> dict[str, Any]:
 
 
 async def run(rt: Runtime, req: PreviewRequest) -> dict[str, Any]:
-    config = rt.config.url_previews
+    config = rt.request_config.url_previews
     # Step 1: previews must be enabled.
     if not config.enabled:
         raise Unrecognized("URL previews are disabled on this server")
@@ -159,23 +159,26 @@ class PreviewContext:
     """What the preview service holds for its lifetime (`rt.part(PreviewContext)`)."""
 
     # Built once per `urlPreviews` section: parsing networks and loading CA certificates is not
-    # free. `built_for` is the section they were built from: a SIGHUP reload replaces it.
-    settings: fetch.FetchSettings
-    built_for: UrlPreviewsConfig
+    # free. Keyed by the section they were built from: a per-domain file has its own, and a
+    # SIGHUP reload replaces them (the section is kept alongside, so its id is not reused).
+    built: dict[int, tuple[UrlPreviewsConfig, fetch.FetchSettings]]
     # At most `urlPreviews.numWorkers` fetches at once in this process (a restart changes it).
     workers: asyncio.Semaphore
 
     @classmethod
     def build(cls, rt: Runtime) -> Self:
-        return cls(fetch.build_settings(rt.config), rt.config.url_previews,
-                   asyncio.Semaphore(rt.config.url_previews.num_workers))
+        return cls({}, asyncio.Semaphore(rt.config.url_previews.num_workers))
 
     def settings_for(self, rt: Runtime) -> fetch.FetchSettings:
-        """The settings of the running config, rebuilt when a reload replaced `urlPreviews`."""
-        if self.built_for is not rt.config.url_previews:
-            self.settings = fetch.build_settings(rt.config)
-            self.built_for = rt.config.url_previews
-        return self.settings
+        """The settings of the request's `urlPreviews` (its homeserver's, the running file's)."""
+        config = rt.request_config
+        found = self.built.get(id(config.url_previews))
+        if found is None or found[0] is not config.url_previews:
+            if len(self.built) > 64:  # reloads leave old sections behind
+                self.built.clear()
+            found = self.built[id(config.url_previews)] = (config.url_previews,
+                                                           fetch.build_settings(config))
+        return found[1]
 
     async def close(self) -> None:
         return None

@@ -142,6 +142,7 @@ class ThumbnailContext:
         # Workers fork from a server that has already imported the renderer and its decoders,
         # and used them once (`worker.warm`).
         pool = WorkerPool(config.num_workers, limits, preload=(WARM_MODULE,))
+        rt.activity.local_queues["thumbnail_workers"] = lambda: pool.jobs_waiting
         return cls(pool=pool, image_formats=image_decoders(config.types))
 
     async def close(self) -> None:

@@ -131,7 +131,7 @@ async def _generate_remembering_failure(
 
 
 async def _generate(rt: Runtime, ctx: ThumbnailContext, req: GenerationRequest) -> ThumbnailRecord:
-    limit = rt.config.thumbnails.max_source_bytes
+    limit = rt.request_config.thumbnails.max_source_bytes
     if limit and req.source.size_bytes > limit:
         raise SourceTooLarge(f"The media is larger than the {limit} bytes that can be thumbnailed")
     # One private folder per job: whatever a crashed worker left behind goes with it.
@@ -177,7 +177,7 @@ async def _source_file(rt: Runtime, record: MediaRecord, job_dir: Path, limit: i
 
 def _job(rt: Runtime, ctx: ThumbnailContext, req: GenerationRequest, source: SourceFile,
          job_dir: Path) -> ThumbnailJob:
-    config = rt.config.thumbnails
+    config = rt.request_config.thumbnails
     # Animating a large source costs far more than a still: past the limit it gets a still.
     animated = req.animated and source.size_bytes <= config.max_animate_size_bytes
     return ThumbnailJob(

@@ -53,7 +53,7 @@ async def _record(rt: Runtime, req: InfoRequest) -> MediaRecord:
 
 async def _file_fields(rt: Runtime, record: MediaRecord) -> dict[str, Any]:
     content_type = (record.content_type or "").lower()
-    limit = rt.config.thumbnails.max_source_bytes
+    limit = rt.request_config.thumbnails.max_source_bytes
     if not content_type.startswith(("image/", "audio/")) or (limit and record.size_bytes > limit):
         return {}
     job_dir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="info-", dir=rt.temp_dir))

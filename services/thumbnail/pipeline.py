@@ -111,7 +111,7 @@ async def _generate(
     rt: Runtime, ctx: ThumbnailContext, record: MediaRecord, target: Target, animated: bool
 ) -> ThumbnailRecord:
     content_type = media_type(record.content_type)
-    if not thumbnailable(content_type, rt.config.thumbnails.types):
+    if not thumbnailable(content_type, rt.request_config.thumbnails.types):
         raise BadRequest(f"Thumbnails of {content_type or 'this media'} are not supported")
     try:
         return await stored_or_generated(rt, ctx, GenerationRequest(record, target, animated))
@@ -120,7 +120,7 @@ async def _generate(
 
 
 async def run(rt: Runtime, req: ThumbnailRequest) -> ThumbnailResponse | NotModified:
-    config = rt.config.thumbnails
+    config = rt.request_config.thumbnails
     # Step 1 (`shared.media.source`, shared with downloads): valid IDs of a served host; our
     # own name in another case (`LOCALHOST`) is ours.
     req = replace(req, server_name=source.check_request(rt, req.source).server_name)

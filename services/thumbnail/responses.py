@@ -51,10 +51,10 @@ def stored_headers(thumb: ThumbnailRecord) -> dict[str, str]:
 
 async def placeholder(rt: Runtime, target: Target) -> ThumbnailResponse:
     """The quarantine placeholder at the target size, or 404 when the operator wants none."""
-    if not rt.config.quarantine.replace_thumbnails:
+    if not rt.request_config.quarantine.replace_thumbnails:
         raise NotFound()
     data = await asyncio.to_thread(
-        placeholder_png, target.width, target.height, rt.config.quarantine.thumbnail_path
+        placeholder_png, target.width, target.height, rt.request_config.quarantine.thumbnail_path
     )
     headers = thumbnail_headers(PLACEHOLDER_TYPE)
     headers["Content-Length"] = str(len(data))

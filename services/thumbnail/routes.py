@@ -187,7 +187,7 @@ router.add_api_route(
 async def get_identicon(seed: str, request: Request, runtime: RuntimeDep) -> Response:
     """`GET /_matrix/media/r0/identicon/{seed}` (MMR's; no token needed): a default avatar,
     `width` (default 96) and `height` (default the width), each clamped to 96..512."""
-    if not runtime.config.identicons.enabled:
+    if not runtime.request_config.identicons.enabled:
         raise NotFound("Identicons are disabled here")
     query = request.query_params
     width = _integer(query, "width", 0) or identicon.DEFAULT_SIZE

@@ -17,6 +17,7 @@ where an uploader may act on their own media). No token is 401; anyone else is 4
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import quote
@@ -92,19 +93,24 @@ async def _ask_homeserver(http: httpx.AsyncClient, hs: HomeserverConfig, token: 
 
 async def is_local_admin(
     config: MmrConfig, coordinator: Coordinator, http: httpx.AsyncClient,
-    hs: HomeserverConfig, token: str,
+    hs: HomeserverConfig, token: str, cached_after: float = 0.0,
 ) -> bool:
-    """Whether `token` belongs to an admin of `hs` (cached like token checks)."""
+    """Whether `token` belongs to an admin of `hs` (cached like token checks, and like them
+    not believed from before `cached_after`)."""
     if not hs.cs_api:
         return False
     ttl = config.access_tokens.max_cache_time_seconds
     key = f"adminwhois:{hs.name}:{token_hash_of(token)}"
     cached = await cache_get_quietly(coordinator, key) if ttl else None
     if cached is not None:
-        return cached == b"1"
+        # "1:<when cached>" (or a bare "1"/"0" written by an older version: time unknown)
+        flag, _, when = cached.decode().partition(":")
+        if (float(when) if when else 0.0) >= cached_after:
+            return flag == "1"
     answer = await _ask_homeserver(http, hs, token)
     if ttl:
-        await cache_set_quietly(coordinator, key, b"1" if answer else b"0", ttl)
+        value = f"{'1' if answer else '0'}:{time.time()}".encode()
+        await cache_set_quietly(coordinator, key, value, ttl)
     return answer
 
 
@@ -125,11 +131,13 @@ async def caller_for_token(
     request: Request, rt: Runtime, hs: HomeserverConfig, token: str
 ) -> AdminCaller:
     """The caller `token` belongs to (the console's session keeps a token instead of a header)."""
-    user = await authenticate(rt.config, rt.coordinator, rt.http, hs, token)
+    user = await authenticate(rt.config.for_domain(hs.name), rt.coordinator, rt.http, hs, token,
+                              cached_after=rt.token_cache_flushed_at)
     _note_caller(request, user.user_id)
     if user.is_shared_secret or user.user_id in rt.config.admins:
         return AdminCaller(user, hs, is_global_admin=True, is_local_admin=False, token=token)
-    local = (not user.is_guest) and await is_local_admin(rt.config, rt.coordinator, rt.http, hs, token)
+    local = (not user.is_guest) and await is_local_admin(
+        rt.config, rt.coordinator, rt.http, hs, token, rt.token_cache_flushed_at)
     return AdminCaller(user, hs, is_global_admin=False, is_local_admin=local, token=token)
 
 
@@ -151,7 +159,7 @@ async def require_admin(caller: CallerDep) -> AdminCaller:
 async def require_quarantine_admin(caller: CallerDep, rt: RuntimeDep) -> AdminCaller:
     if caller.is_global_admin:
         return caller
-    if caller.is_local_admin and rt.config.quarantine.allow_local_admins:
+    if caller.is_local_admin and rt.request_config.quarantine.allow_local_admins:
         return caller
     raise Forbidden("Only administrators may quarantine media")
 

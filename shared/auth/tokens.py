@@ -110,8 +110,13 @@ async def authenticate(
     hs: HomeserverConfig,
     token: str | None,
     as_user_id: str | None = None,
+    cached_after: float = 0.0,
 ) -> UserInfo:
-    """Resolve a token to a user, or raise 401 `M_MISSING_TOKEN` / `M_UNKNOWN_TOKEN`."""
+    """Resolve a token to a user, or raise 401 `M_MISSING_TOKEN` / `M_UNKNOWN_TOKEN`.
+
+    A cached answer older than `cached_after` (when this process last flushed its token cache,
+    on SIGHUP: `Runtime.token_cache_flushed_at`) is not believed.
+    """
     if token is None:
         raise MissingToken()
     token_hash = token_hash_of(token)
@@ -122,7 +127,7 @@ async def authenticate(
         return UserInfo(appservice_user, is_admin=appservice_user in config.admins, token_hash=token_hash)
     ttl = config.access_tokens.max_cache_time_seconds
     cache_key = _cache_key(hs, token_hash, as_user_id)
-    body = await _cached_whoami(coordinator, hs, cache_key) if ttl else None
+    body = await _cached_whoami(coordinator, hs, cache_key, cached_after) if ttl else None
     if body is None:
         body = await _whoami_with_breaker(coordinator, http, hs, token, as_user_id)
         if ttl:
@@ -150,16 +155,20 @@ def _revoked_key(hs: HomeserverConfig, user_id: str) -> str:
 
 
 async def _cached_whoami(
-    coordinator: Coordinator, hs: HomeserverConfig, key: str
+    coordinator: Coordinator, hs: HomeserverConfig, key: str, cached_after: float
 ) -> dict[str, object] | None:
-    """A cached whoami answer, unless its user logged out everywhere after it was cached."""
+    """A cached whoami answer, unless its user logged out everywhere after it was cached, or
+    it is older than `cached_after`."""
     cached = await cache_get_quietly(coordinator, key)
     if cached is None:
         return None
     body: dict[str, object] = json.loads(cached)
-    revoked = await cache_get_quietly(coordinator, _revoked_key(hs, str(body.get("user_id"))))
     cached_at = body.get(CACHED_AT)
-    if revoked is not None and float(revoked) >= (cached_at if isinstance(cached_at, float) else 0):
+    when = cached_at if isinstance(cached_at, float) else 0.0
+    if when < cached_after:
+        return None
+    revoked = await cache_get_quietly(coordinator, _revoked_key(hs, str(body.get("user_id"))))
+    if revoked is not None and float(revoked) >= when:
         return None
     return body
 

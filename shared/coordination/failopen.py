@@ -21,6 +21,8 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from time import perf_counter
+from typing import Protocol
 
 from redis.exceptions import RedisError
 
@@ -34,29 +36,49 @@ BACKEND_DOWN: tuple[type[BaseException], ...] = (
 )
 
 
+class CoordinationObserver(Protocol):
+    """Told what the log alone would hide: lock waits, and backend errors swallowed here."""
+
+    def lock_waited(self, name: str, outcome: str, seconds: float) -> None: ...
+
+    def backend_error(self, exc: BaseException) -> None: ...
+
+
 class FailOpenCoordinator:
     """`inner`, with cache, locks and publish failing open (see the module doc)."""
 
-    def __init__(self, inner: Coordinator) -> None:
+    def __init__(self, inner: Coordinator, observer: CoordinationObserver | None = None) -> None:
         self.inner = inner
+        self._observer = observer
         self._log = ThrottledLog(log, interval=10.0)
 
     def _down(self, what: str, exc: BaseException) -> None:
         self._log.warning("coordination unavailable, %s: %r", what, exc)
+        if self._observer is not None:
+            self._observer.backend_error(exc)
 
     @asynccontextmanager
     async def lock(
         self, name: str, ttl_seconds: float = 30.0, wait_seconds: float = 30.0
     ) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
+            asked = perf_counter()
+            outcome = "acquired"
             try:
                 await stack.enter_async_context(
                     self.inner.lock(name, ttl_seconds=ttl_seconds, wait_seconds=wait_seconds))
             except LockNotAcquired:
+                self._lock_waited(name, "not_acquired", asked)
                 raise
             except BACKEND_DOWN as exc:
+                outcome = "unavailable"
                 self._down(f"going on without lock {name}", exc)
+            self._lock_waited(name, outcome, asked)
             yield
+
+    def _lock_waited(self, name: str, outcome: str, asked: float) -> None:
+        if self._observer is not None:
+            self._observer.lock_waited(name, outcome, perf_counter() - asked)
 
     async def publish(self, channel: str, message: bytes) -> None:
         try:

@@ -40,6 +40,10 @@ class WorkQueue(Protocol):
         """Entries one at a time, each acknowledged when the consumer asks for the next."""
         ...
 
+    async def depth(self) -> int:
+        """Entries waiting for a consumer or being handled unacknowledged (a metric)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -57,6 +61,9 @@ class InProcessWorkQueue:
     async def consume(self, consumer: str) -> AsyncIterator[Entry]:
         while True:
             yield await self._queue.get()
+
+    async def depth(self) -> int:
+        return self._queue.qsize()
 
     async def close(self) -> None:
         return None
@@ -120,6 +127,23 @@ class RedisWorkQueue:
                 log.warning("work queue %s unavailable, retrying: %r", self.stream, exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, RETRY_MAX_SECONDS)
+
+    async def depth(self) -> int:
+        try:
+            groups: Any = await self._client.xinfo_groups(self.stream)
+        except ResponseError:  # no stream yet: nothing was ever queued
+            return 0
+        except REDIS_ERRORS as exc:
+            raise CoordinatorUnavailable(f"work queue {self.stream}: {exc!r}") from exc
+        for group in groups:
+            name = group["name"]
+            if (name.decode() if isinstance(name, bytes) else name) == self.group:
+                # `lag` (entries never read by the group) is None when Redis cannot tell.
+                lag = group.get("lag")
+                if lag is None:
+                    lag = await self._client.xlen(self.stream)
+                return int(lag) + int(group["pending"])
+        return int(await self._client.xlen(self.stream))
 
     async def close(self) -> None:
         await self._client.aclose()

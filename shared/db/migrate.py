@@ -48,8 +48,9 @@ def head_revision() -> str:
     return known_revisions()[-1]
 
 
-def run_migrations(database_url: str) -> str:
-    """Upgrade the database to head under a cluster-wide lock; return the revision reached."""
+def run_migrations(database_url: str, target: str = "head") -> str:
+    """Upgrade the database to `target` (tests stop short of head) under a cluster-wide lock;
+    return the revision reached."""
     engine = sa.create_engine(sync_url(database_url))
     try:
         with engine.connect() as conn:
@@ -60,7 +61,7 @@ def run_migrations(database_url: str) -> str:
             try:
                 cfg = _alembic_config()
                 cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "head")
+                command.upgrade(cfg, target)
                 conn.commit()
                 return _current_revision(conn) or ""
             finally:

@@ -36,8 +36,50 @@ class MediaRow(Base):
         # 0004_console: the console's usage and media pages.
         Index("media_origin_created_idx", "origin", "creation_ts", "datastore_id", "size_bytes"),
         Index("media_origin_user_idx", "origin", "user_id", "size_bytes"),
-        Index("media_user_created_idx", "user_id", "creation_ts"),
+        # 0005_usage_rollup: covering, for a user's media page.
+        Index("media_user_created_size_idx", "user_id", "creation_ts", "size_bytes"),
     )
+
+
+# 0005_usage_rollup: running sums the database keeps with triggers on `media` and `thumbnails`
+# (see that revision). Read only; `slot` spreads concurrent writers over a few rows.
+
+
+class _RunningSums:
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    files: Mapped[int] = mapped_column(BigInteger)
+
+
+class MediaUsageDayRow(_RunningSums, Base):
+    """Bytes and files of media stored on one day, per origin and datastore."""
+
+    __tablename__ = "media_usage_days"
+
+    origin: Mapped[str] = mapped_column(String(255), primary_key=True)
+    day: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # days since the epoch (UTC)
+    datastore_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
+class MediaUsageUserRow(_RunningSums, Base):
+    """Bytes and files an uploader stores, per origin."""
+
+    __tablename__ = "media_usage_users"
+
+    user_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    origin: Mapped[str] = mapped_column(String(255), primary_key=True)
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+    __table_args__ = (Index("media_usage_users_origin_idx", "origin"),)
+
+
+class ThumbnailUsageRow(_RunningSums, Base):
+    """Bytes and files of the thumbnails of one origin's media."""
+
+    __tablename__ = "thumbnail_usage"
+
+    origin: Mapped[str] = mapped_column(String(255), primary_key=True)
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True)
 
 
 class MediaReservationRow(Base):

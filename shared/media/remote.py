@@ -99,7 +99,7 @@ async def _fetch_and_remember_failure(
     except NotYetUploaded:
         raise  # the remote will have it shortly: not a failure worth remembering
     except MatrixError as exc:
-        ttl = rt.config.downloads.failure_cache_minutes * 60
+        ttl = rt.request_config.downloads.failure_cache_minutes * 60
         if ttl:
             failure = {"status": exc.status, "errcode": exc.errcode, "error": exc.error}
             await rt.coordinator.cache_set(
@@ -111,7 +111,7 @@ async def _fetch_and_remember_failure(
 async def _fetch_and_store(
     rt: Runtime, server_name: str, media_id: str, via: HomeserverConfig | None
 ) -> MediaRecord:
-    max_bytes = rt.config.downloads.max_bytes
+    max_bytes = rt.request_config.downloads.max_bytes
     client = rt.federation.client
     signer = rt.federation.signer_for(via)
     try:

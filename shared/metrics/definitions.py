@@ -83,3 +83,22 @@ DEPENDENCY_ERRORS = Counter(
     "check, by dependency (database, redis, s3, other) and exception type.",
     (*IDS, "dependency", "kind"),
 )
+
+# Lock waits run from an uncontended microsecond up to the longest lock wait (a minute).
+LOCK_WAIT_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                     10.0, 30.0, 60.0)
+
+LOCK_WAIT = Histogram(
+    "media_lock_wait_seconds",
+    "Time from asking for a cluster lock until it was held (or refused), by lock kind (its name "
+    "up to the first ':'; singleflight locks as 'sf:<kind>') and outcome.",
+    (*IDS, "lock", "outcome"), buckets=LOCK_WAIT_BUCKETS,
+)
+
+TASKS_FINISHED = Counter(
+    "media_tasks_finished_total", "Background tasks this process finished, by task name and outcome.",
+    (*IDS, "task", "outcome"),
+)
+
+# Lease state, task progress and queue depths are gauges read at scrape time from what the
+# process holds (shared.metrics.state), not set here.

@@ -148,3 +148,37 @@ def dependency_error(rt: Runtime | None, exc: BaseException) -> None:
         return
     dependency, kind = classify_dependency_error(exc)
     m.DEPENDENCY_ERRORS.labels(*ids, dependency, kind).inc()
+
+
+def lock_kind(name: str) -> str:
+    """A bounded label for lock `name`: its prefix (`upload` is the hash lock, `quota`,
+    `create`, ...), singleflight locks as `sf:<kind>` (`sf:thumb`, `sf:remote`, `sf:preview`)."""
+    head, _, rest = name.partition(":")
+    if head == "sf":
+        return "sf:" + rest.partition(":")[0]
+    return head
+
+
+class CoordinationMetrics:
+    """Lock waits and swallowed Redis errors of one process (a `CoordinationObserver`)."""
+
+    def __init__(self, service: str, machine_id: int) -> None:
+        self._ids = (service, str(machine_id))
+
+    def lock_waited(self, name: str, outcome: str, seconds: float) -> None:
+        m.LOCK_WAIT.labels(*self._ids, lock_kind(name), outcome).observe(seconds)
+
+    def backend_error(self, exc: BaseException) -> None:
+        dependency, kind = classify_dependency_error(exc)
+        # A CoordinatorUnavailable without a Redis cause is still Redis being away.
+        m.DEPENDENCY_ERRORS.labels(*self._ids, "redis" if dependency == "other" else dependency,
+                                   kind).inc()
+
+
+def coordination_metrics(enabled: bool, service: str, machine_id: int) -> CoordinationMetrics | None:
+    return CoordinationMetrics(service, machine_id) if enabled else None
+
+
+def task_finished(rt: Runtime, task: str, failed: bool) -> None:
+    if (ids := _ids(rt)) is not None:
+        m.TASKS_FINISHED.labels(*ids, task, "failed" if failed else "ok").inc()

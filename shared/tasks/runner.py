@@ -24,8 +24,10 @@ from shared.db.repositories.tasks import (
     note_attempt,
     save_checkpoint,
 )
+from shared.metrics.record import task_finished
+from shared.metrics.state import TaskProgress
 from shared.runtime import Runtime
-from shared.tasks.registry import TaskContext, UnknownTask, lookup
+from shared.tasks.registry import TaskContext, TaskFunction, UnknownTask, lookup
 from shared.tasks.schedule import CHANNEL, now_ms
 
 log = logging.getLogger(__name__)
@@ -135,8 +137,18 @@ class TaskRunner:
             async with rt.sessions() as session:
                 await save_checkpoint(session, record.id, state, done, total)
                 await session.commit()
+            progress.done, progress.total = done, total
 
         context = TaskContext(record.id, record.name, record.params, record.state, rt, checkpoint)
+        progress = rt.activity.tasks[record.id] = TaskProgress(record.name, record.done,
+                                                                 record.total)
+        try:
+            await self._run_function(record, function, context)
+        finally:
+            rt.activity.tasks.pop(record.id, None)
+
+    async def _run_function(self, record: TaskRecord, function: TaskFunction,
+                            context: TaskContext) -> None:
         log.info("task %d (%s) %s", record.id, record.name,
                  "resumed" if record.state is not None else "started")
         try:
@@ -153,8 +165,10 @@ class TaskRunner:
             log.exception("task %d (%s) failed", record.id, record.name)
             await self._finish(record.id, None, f"{type(exc).__name__}: {exc}" if str(exc)
                                else type(exc).__name__)
+            task_finished(self.rt, record.name, failed=True)
             return
         await self._finish(record.id, result, None)
+        task_finished(self.rt, record.name, failed=False)
         log.info("task %d (%s) finished", record.id, record.name)
 
     async def _finish(self, task_id: int, result: dict[str, Any] | None, error: str | None) -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
 from shared.cluster.presence import Claim
 from shared.config import MmrConfig
 from shared.metrics.listener import metrics_listener
+from shared.metrics.state import watched
 from shared.runtime import Runtime, build_runtime
 from shared.version import mmr_version
 from shared.web import health
@@ -55,7 +56,10 @@ def make_app(
                                             claim)
         app.state.runtime = rt
         stops = []
+        stack = AsyncExitStack()
         try:
+            if settings.metrics.enabled:
+                await stack.enter_async_context(watched(rt))
             for hook in start_hooks:
                 stop = await hook(rt)
                 if stop is not None:
@@ -64,6 +68,7 @@ def make_app(
         finally:
             for stop in reversed(stops):
                 await stop()
+            await stack.aclose()
             if owned:
                 await rt.close()
 

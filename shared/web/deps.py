@@ -60,12 +60,13 @@ async def get_user(request: Request, runtime: RuntimeDep, hs: HomeserverDep) -> 
         request.headers, request.query_params, runtime.config.repo.accept_query_access_token
     )
     return await authenticate(
-        runtime.config,
+        runtime.config.for_domain(hs.name),
         runtime.coordinator,
         runtime.http,
         hs,
         token,
         as_user_id=request.query_params.get("user_id"),
+        cached_after=runtime.token_cache_flushed_at,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -72,6 +73,15 @@ def install_error_handlers(app: FastAPI) -> None:
                     str(exc.orig or exc).splitlines()[0][:200])
         return matrix_error_response(ServiceUnavailable("The database is unavailable right now; "
                                                         "try again shortly"))
+
+    @app.exception_handler(sqlalchemy.exc.DataError)
+    async def _bad_value(request: Request, exc: sqlalchemy.exc.DataError) -> JSONResponse:
+        # A value the database cannot store (e.g. a NUL byte in a JSON body on PostgreSQL): the
+        # client's input, not a server fault.
+        log.info("value refused by the database on %s %s: %s", request.method, request.url.path,
+                 exc.orig)
+        return JSONResponse({"errcode": "M_INVALID_PARAM",
+                             "error": "A parameter holds a value that cannot be stored"}, 400)
 
     @app.exception_handler(Exception)
     async def _unhandled(request: Request, exc: Exception) -> JSONResponse:

@@ -19,6 +19,9 @@ CORS_HEADERS: list[tuple[bytes, bytes]] = [
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 # The homeserver the request's Host picked (set by the dependency that picks it), for the logs.
 homeserver_var: contextvars.ContextVar[str] = contextvars.ContextVar("homeserver", default="-")
+# The request's Host header as sent: which per-domain config applies on a route that never
+# picks its homeserver (`Runtime.request_config`).
+host_var: contextvars.ContextVar[str] = contextvars.ContextVar("host", default="")
 
 
 class MatrixHttpMiddleware:
@@ -33,6 +36,7 @@ class MatrixHttpMiddleware:
             return
         request_id = _incoming_request_id(scope) or secrets.token_hex(8)
         request_id_var.set(request_id)
+        host_var.set(_host(scope))
         extra = [*CORS_HEADERS, (b"x-request-id", request_id.encode())]
         if scope["method"] == "OPTIONS":
             await send({"type": "http.response.start", "status": 200, "headers": [
@@ -46,6 +50,13 @@ class MatrixHttpMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def _host(scope: Scope) -> str:
+    for name, value in scope.get("headers", []):
+        if name == b"host":
+            return str(value.decode("latin-1"))
+    return ""
 
 
 def _incoming_request_id(scope: Scope) -> str | None:

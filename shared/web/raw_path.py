@@ -5,7 +5,8 @@ the media ID `b` and the file name `abcdef`, and a federation request would go t
 ASGI middleware runs before routing, on the path exactly as the client sent it:
 
 * under `/_matrix/`, a segment holding an encoded `/` or a NUL byte (`%00`) is 400
-  `M_INVALID_PARAM`;
+  `M_INVALID_PARAM`, and so is a NUL byte in the query string (no Matrix parameter holds one,
+  and PostgreSQL refuses it in text);
 * where a route's segments are a server name and a media ID (downloads, thumbnails, info,
   async uploads, federation media), each must match the spec's grammar, else 404
   `M_NOT_FOUND` (no media can have that name, as the pipelines answer too).
@@ -50,6 +51,13 @@ def _no_such_media(error: str) -> PathProblem:
     return PathProblem(404, "M_NOT_FOUND", error)
 
 
+def query_problem(raw_path: bytes, query_string: bytes) -> PathProblem | None:
+    """Why this query string may not reach a route, or None when it may."""
+    if raw_path.startswith(_MATRIX) and b"\x00" in unquote_to_bytes(query_string.replace(b"+", b" ")):
+        return _invalid("The query string holds a NUL byte")
+    return None
+
+
 def path_problem(raw_path: bytes) -> PathProblem | None:
     """Why this raw path may not be routed, or None when it may."""
     if not raw_path.startswith(_MATRIX):
@@ -87,7 +95,8 @@ class RawPathGuard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             raw = scope.get("raw_path") or scope["path"].encode("utf-8", errors="replace")
-            problem = path_problem(raw.split(b"?", 1)[0])
+            path = raw.split(b"?", 1)[0]
+            problem = path_problem(path) or query_problem(path, scope.get("query_string", b""))
             if problem is not None:
                 body = json.dumps({"errcode": problem.errcode, "error": problem.error}).encode()
                 await send({"type": "http.response.start", "status": problem.status, "headers": [

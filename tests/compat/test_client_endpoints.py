@@ -215,6 +215,8 @@ async def test_versions_without_a_homeserver_name_authenticated_media(embedded: 
     "/_matrix/client/v1/media/download/example.org/abcdef/x%00.txt",
     "/_matrix/media/unstable/info/a%2Fb/abcdef",
     "/_matrix/federation/v1/media/download/ab%2Fcd",
+    "/_matrix/media/unstable/admin/usage/localhost/users?user_id=%40a%00b%3Alocalhost",
+    "/_matrix/client/v1/media/preview_url?url=https%3A%2F%2Fexample.org%2F%00",
 ])
 async def test_encoded_slashes_and_nul_bytes_are_400_before_anything_else(
     node: RunningMmr, path: str

@@ -124,7 +124,12 @@ def test_a_per_domain_file_layers_over_the_main_config_and_its_homeserver(tmp_pa
     other = config.homeserver("other.example")
     assert other is not None and other.cs_api == "https://hs.other.example"
     assert config.uploads_for("other.example").max_bytes == 1000
-    assert config.unused_keys() == ["thumbnails (per-domain file of example.org)"]
+    # Its thumbnails act for requests to example.org only.
+    assert config.for_domain("example.org").thumbnails.max_pixels == 5
+    assert config.for_domain("EXAMPLE.org").thumbnails.max_pixels == 5
+    assert config.for_domain("other.example").thumbnails.max_pixels == config.thumbnails.max_pixels
+    assert config.thumbnails.max_pixels != 5
+    assert config.unused_keys() == []
 
 
 def test_a_bad_key_in_a_per_domain_file_names_the_file(tmp_path: Path) -> None:

@@ -5,7 +5,9 @@
   server name or media ID outside the spec's grammar is 400/404, and never makes mmr contact
   anyone (no federation request, no 502).
 * A schemathesis run over each service's OpenAPI document (the one FastAPI builds from its
-  routes), against the embedded default and a cluster node: 0 server errors.
+  routes; the admin service's with its admin and Synapse-compatible routes, called with the
+  shared secret, a global admin), against the embedded default and a cluster node: 0 server
+  errors.
 
 Both are bounded (a few examples per operation) to keep the suite fast.
 """
@@ -28,7 +30,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 
-from mmr.embedded import all_routers
+from mmr.embedded import all_routers, all_start_hooks
 from mmr.services import SERVICES, service_module
 from shared.config import parse_config
 from shared.ids.media_id import is_valid_media_id, is_valid_server_name
@@ -63,8 +65,8 @@ def _templates() -> list[Template]:
 
 
 def _admin(path: str) -> bool:
-    # The admin API (issue 10, merged late) is left out: its answers to fuzzed names are still
-    # being settled on its own branch (see the report).
+    # The path-segment property leaves the admin API out (its segments are user and room IDs,
+    # not the media grammar); schemathesis covers it below, signed in as a global admin.
     return "/admin/" in path or path.startswith("/_synapse/")
 
 
@@ -94,7 +96,10 @@ def fuzz_node(
                                  request.getfixturevalue("redis_url"), s3, new_bucket(s3), **extra)
     from shared.web.app import make_app
 
-    app = make_app("embedded", all_routers(), config=parse_config(raw))
+    # With the start hooks, as `mmr serve` runs it: the admin API's purges and other tasks wait
+    # for machine 0's task runner to finish them.
+    app = make_app("embedded", all_routers(), config=parse_config(raw),
+                   start_hooks=all_start_hooks())
     with ServerThread(app) as server:
         yield server.url
 
@@ -149,7 +154,11 @@ def _service_schema(service: str) -> Any:
     with warnings.catch_warnings():  # GET+HEAD routes share one operationId; harmless here
         warnings.simplefilter("ignore")
         doc = service_module(service).create_app(config=config).openapi()
-    doc["paths"] = {path: ops for path, ops in doc["paths"].items() if not _admin(path)}
+    # The federation tester's job is contacting a server (discovery, then its /version): 502
+    # for one that cannot be reached is its documented answer, and only tests this machine's
+    # network. Everything else of the admin API is fuzzed.
+    doc["paths"] = {path: ops for path, ops in doc["paths"].items()
+                    if "/admin/federation/test/" not in path}
     schema = schemathesis.openapi.from_dict(_not_a_remote_name(doc))
     return schema
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from prometheus_client import REGISTRY
 
-import shared.metrics.definitions  # noqa: F401  (registers every metric)
+# Importing registers every metric, and the gauges read at scrape time.
+from shared.metrics import definitions, state  # noqa: F401
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "mmr.json"
 

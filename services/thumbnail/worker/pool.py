@@ -177,6 +177,7 @@ class WorkerPool:
         self._reapers: set[asyncio.Task[None]] = set()
         self._closed = False
         self.jobs_run = 0
+        self.jobs_waiting = 0  # for a free slot: the pool's queue (a metric)
         self.workers_lost = 0
         self.peak_rss_bytes = 0
 
@@ -201,7 +202,12 @@ class WorkerPool:
     async def _run(self, job: Job, args: tuple[Any, ...], counted: bool) -> Any:
         """`run`; a job not `counted` (a start-up check) is left out of `jobs_run` and out of
         the worker's job count."""
-        async with self._slots:
+        self.jobs_waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self.jobs_waiting -= 1
+        try:
             if self._closed:
                 raise RuntimeError("the worker pool is closed")
             worker = await self._take()
@@ -211,6 +217,8 @@ class WorkerPool:
                 self._retire(worker)
                 raise
             return self._settle(worker, status, payload, peak, counted)
+        finally:
+            self._slots.release()
 
     def _settle(self, worker: _Worker, status: str, payload: Any, peak: int, counted: bool) -> Any:
         if counted:

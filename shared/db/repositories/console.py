@@ -1,7 +1,9 @@
 """The operator console's read-only figures: usage by day, by datastore, media of a user.
 
-Every query here is bounded by an index of revision 0004_console (or the tables' keys), so the
-console's pages stay fast on a large media table.
+The usage figures are read from the rollups the database keeps (revision 0005_usage_rollup:
+a few rows per day, uploader or origin, however many media rows), the rest through an index of
+0004_console or 0005 (or the tables' keys), so the console's pages stay fast on a large media
+table.
 """
 
 from __future__ import annotations
@@ -12,7 +14,13 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db.models import BackgroundTaskRow, MediaRow, ThumbnailRow
+from shared.db.models import (
+    BackgroundTaskRow,
+    MediaRow,
+    MediaUsageDayRow,
+    MediaUsageUserRow,
+    ThumbnailUsageRow,
+)
 from shared.db.repositories.media import MediaRecord, _to_record
 from shared.db.repositories.tasks import TaskRecord
 from shared.db.repositories.tasks import _to_record as _task_record
@@ -43,20 +51,22 @@ class DayStoreFigures:
 
 
 async def usage_by_day_and_datastore(session: AsyncSession, origin: str) -> list[DayStoreFigures]:
-    """One pass over `origin`'s media: bytes and files per (day stored, datastore), from which
-    the totals, the datastore split and the days all follow."""
-    day = (MediaRow.creation_ts // DAY_MS).label("day")
+    """Bytes and files of `origin`'s media per (day stored, datastore), from which the totals,
+    the datastore split and the days all follow."""
+    days = MediaUsageDayRow
+    files = func.sum(days.files)
     rows = (await session.execute(
-        select(day, MediaRow.datastore_id, func.coalesce(func.sum(MediaRow.size_bytes), 0),
-               func.count())
-        .where(MediaRow.origin == origin).group_by(day, MediaRow.datastore_id))).all()
+        select(days.day, days.datastore_id, func.sum(days.size_bytes), files)
+        .where(days.origin == origin).group_by(days.day, days.datastore_id)
+        .having(files > 0))).all()
     return [DayStoreFigures(int(r[0]), str(r[1]), int(r[2]), int(r[3])) for r in rows]
 
 
 async def thumbnail_usage(session: AsyncSession, origin: str) -> tuple[int, int]:
     row = (await session.execute(
-        select(func.coalesce(func.sum(ThumbnailRow.size_bytes), 0), func.count())
-        .where(ThumbnailRow.origin == origin))).one()
+        select(func.coalesce(func.sum(ThumbnailUsageRow.size_bytes), 0),
+               func.coalesce(func.sum(ThumbnailUsageRow.files), 0))
+        .where(ThumbnailUsageRow.origin == origin))).one()
     return int(row[0]), int(row[1])
 
 
@@ -68,20 +78,23 @@ class UploaderFigures:
 
 
 async def top_uploaders(session: AsyncSession, origin: str, limit: int) -> list[UploaderFigures]:
-    """The `limit` users of `origin` storing the most bytes (no total count: one pass)."""
-    size = func.coalesce(func.sum(MediaRow.size_bytes), 0)
+    """The `limit` users of `origin` storing the most bytes."""
+    users = MediaUsageUserRow
+    size = func.sum(users.size_bytes)
+    files = func.sum(users.files)
     rows = (await session.execute(
-        select(MediaRow.user_id, size, func.count())
-        .where(MediaRow.origin == origin, MediaRow.user_id.is_not(None), MediaRow.user_id != "")
-        .group_by(MediaRow.user_id).order_by(size.desc(), MediaRow.user_id).limit(limit))).all()
+        select(users.user_id, size, files).where(users.origin == origin)
+        .group_by(users.user_id).having(files > 0)
+        .order_by(size.desc(), users.user_id).limit(limit))).all()
     return [UploaderFigures(str(r[0]), int(r[1]), int(r[2])) for r in rows]
 
 
 async def remote_usage(session: AsyncSession, local_origins: Sequence[str]) -> tuple[int, int]:
     """(bytes, files) of the cached remote media: every origin that is not a local one."""
     row = (await session.execute(
-        select(func.coalesce(func.sum(MediaRow.size_bytes), 0), func.count())
-        .where(MediaRow.origin.not_in(list(local_origins))))).one()
+        select(func.coalesce(func.sum(MediaUsageDayRow.size_bytes), 0),
+               func.coalesce(func.sum(MediaUsageDayRow.files), 0))
+        .where(MediaUsageDayRow.origin.not_in(list(local_origins))))).one()
     return int(row[0]), int(row[1])
 
 
@@ -107,8 +120,9 @@ async def media_of_user(session: AsyncSession, user_id: str, limit: int) -> list
 async def user_totals(session: AsyncSession, user_id: str) -> tuple[int, int]:
     """(bytes, files) a user has stored."""
     row = (await session.execute(
-        select(func.coalesce(func.sum(MediaRow.size_bytes), 0), func.count())
-        .where(MediaRow.user_id == user_id))).one()
+        select(func.coalesce(func.sum(MediaUsageUserRow.size_bytes), 0),
+               func.coalesce(func.sum(MediaUsageUserRow.files), 0))
+        .where(MediaUsageUserRow.user_id == user_id))).one()
     return int(row[0]), int(row[1])
 
 

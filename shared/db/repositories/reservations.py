@@ -74,3 +74,10 @@ async def delete_expired_reservations(session: AsyncSession, now_ms: int) -> int
         delete(MediaReservationRow).where(MediaReservationRow.expires_ts <= now_ms)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def count_pending(session: AsyncSession, now_ms: int) -> int:
+    """Unexpired reservations of every user: async uploads still to come."""
+    stmt = select(func.count()).select_from(MediaReservationRow).where(
+        MediaReservationRow.expires_ts > now_ms)
+    return int((await session.execute(stmt)).scalar_one())

@@ -7,18 +7,21 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db.models import MediaRow, ThumbnailRow
+from shared.db.models import MediaRow, MediaUsageDayRow, ThumbnailUsageRow
 from shared.db.repositories.media import MediaRecord, _to_record
 
 
 async def server_usage(session: AsyncSession, origin: str) -> tuple[int, int, int, int]:
-    """(media bytes, media count, thumbnail bytes, thumbnail count) of one origin."""
+    """(media bytes, media count, thumbnail bytes, thumbnail count) of one origin, from the
+    rollups the database keeps (0005_usage_rollup)."""
     media = (await session.execute(
-        select(func.coalesce(func.sum(MediaRow.size_bytes), 0), func.count())
-        .where(MediaRow.origin == origin))).one()
+        select(func.coalesce(func.sum(MediaUsageDayRow.size_bytes), 0),
+               func.coalesce(func.sum(MediaUsageDayRow.files), 0))
+        .where(MediaUsageDayRow.origin == origin))).one()
     thumbs = (await session.execute(
-        select(func.coalesce(func.sum(ThumbnailRow.size_bytes), 0), func.count())
-        .where(ThumbnailRow.origin == origin))).one()
+        select(func.coalesce(func.sum(ThumbnailUsageRow.size_bytes), 0),
+               func.coalesce(func.sum(ThumbnailUsageRow.files), 0))
+        .where(ThumbnailUsageRow.origin == origin))).one()
     return int(media[0]), int(media[1]), int(thumbs[0]), int(thumbs[1])
 
 
