@@ -48,8 +48,9 @@ def killing_workers(node: Node, times: int | None) -> Iterator[list[int]]:
 
 @pytest.fixture
 def node(serve: Serve, embedded_config: object) -> Node:
-    """A fresh embedded default: its workers started with it, none has run a job yet."""
-    config = embedded_config()  # type: ignore[operator]
+    """A fresh embedded default with one worker, started with it, that has run no job yet (one
+    worker, so the one killed is the one the job needs, whether idle or mid-job)."""
+    config = embedded_config(thumbnails={"numWorkers": 1})  # type: ignore[operator]
     return serve(embedded_app(config), config)
 
 
