@@ -20,6 +20,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from shared.auth.tokens import local_token_cache
 from shared.config import ConfigError, MmrConfig, load_config, parse_config
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,9 @@ def _reload_and_log(app: FastAPI, path: Path) -> None:
         log.error("SIGHUP: %s is invalid, keeping the running config:\n%s", path, exc)
         return
     runtime.config = result.config
+    # An operator's SIGHUP also means "believe nothing cached in the process": whoami answers
+    # are asked of Redis (or the homeserver) again.
+    local_token_cache(runtime.coordinator).clear()
     if result.applied:
         log.info("SIGHUP: reloaded %s: applied %s", path, ", ".join(result.applied))
     else:
