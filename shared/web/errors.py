@@ -6,12 +6,12 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.matrix.errors import MatrixError, ServiceUnavailable
 from shared.metrics.record import dependency_error
 from shared.storage.base import DatastoreUnavailable
+from shared.web.json import FastJSONResponse as JSONResponse
 
 log = logging.getLogger(__name__)
 
