@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
-from starlette.routing import Route
 
 from services.download import pipeline
 from services.download.serving import Preconditions
@@ -12,6 +11,7 @@ from shared.runtime import Runtime
 from shared.web.conditional import NotModified
 from shared.web.deps import RuntimeDep, get_homeserver, get_user
 from shared.web.federation import FederationOriginDep
+from shared.web.lean import LeanRoute
 from shared.web.params import bool_param, int_param
 from shared.web.ratelimit import charge_download, limit_by_ip
 
@@ -40,7 +40,7 @@ def _preconditions(request: Request) -> Preconditions:
     return Preconditions(headers.get("range"), headers.get("if-range"), headers.get("if-none-match"))
 
 
-# The client download routes are the hottest of all, so they are plain Starlette endpoints:
+# The client download routes are the hottest of all, so they are lean Starlette endpoints:
 # FastAPI's per-request dependency solving and parameter validation cost more than the rest
 # of a cached 10 KiB download. They call the same dependencies by hand, in FastAPI's order
 # (route dependencies, then the endpoint's), and raise the same Matrix errors, which the
@@ -91,12 +91,12 @@ _V1 = "/_matrix/client/v1/media/download/{server_name}/{media_id}"
 # Clients are limited per IP (`rateLimit`, and bytes in `_respond`); servers fetching over
 # federation are not.
 _METHODS = ["GET", "HEAD"]
-router.routes.append(Route(_V1, download_media, methods=_METHODS))
-router.routes.append(Route(_V1 + "/{file_name}", download_media, methods=_METHODS))
+router.routes.append(LeanRoute(_V1, download_media, methods=_METHODS))
+router.routes.append(LeanRoute(_V1 + "/{file_name}", download_media, methods=_METHODS))
 for _version in ("r0", "v1", "v3"):
     _legacy = f"/_matrix/media/{_version}/download/{{server_name}}/{{media_id}}"
     for _path in (_legacy, _legacy + "/{file_name}"):
-        router.routes.append(Route(_path, legacy_download_media, methods=_METHODS))
+        router.routes.append(LeanRoute(_path, legacy_download_media, methods=_METHODS))
 router.add_api_route(
     "/_matrix/federation/v1/media/download/{media_id}", federation_download_media, methods=["GET"]
 )
