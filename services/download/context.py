@@ -1,0 +1,31 @@
+"""What the download service holds for its lifetime (`rt.part(DownloadContext)`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Self
+
+from shared.runtime import Runtime
+from shared.storage.bytes_cache import ObjectBytesCache
+
+SMALL_OBJECTS_MAX_BYTES = 32 * 1024 * 1024
+SMALL_OBJECT_MAX_BYTES = 256 * 1024
+"""Hot small media (avatars, stickers, emoji) are most downloads; an object store GET costs
+several times the rest of serving one, so the bytes of small ones stay in memory. Not for file
+datastores: the kernel's page cache does that for them."""
+
+
+def _small_objects() -> ObjectBytesCache:
+    return ObjectBytesCache(SMALL_OBJECTS_MAX_BYTES, SMALL_OBJECT_MAX_BYTES)
+
+
+@dataclass
+class DownloadContext:
+    small_objects: ObjectBytesCache = field(default_factory=_small_objects)
+
+    @classmethod
+    def build(cls, rt: Runtime) -> Self:
+        return cls()
+
+    async def close(self) -> None:
+        return None
