@@ -10,9 +10,10 @@ from shared.storage.bytes_cache import ObjectBytesCache
 
 SMALL_OBJECTS_MAX_BYTES = 32 * 1024 * 1024
 SMALL_OBJECT_MAX_BYTES = 256 * 1024
-"""Hot small media (avatars, stickers, emoji) are most downloads; an object store GET costs
-several times the rest of serving one, so the bytes of small ones stay in memory. Not for file
-datastores: the kernel's page cache does that for them."""
+"""Hot small media (avatars, stickers, emoji) are most downloads, and reading one costs more
+than the rest of serving it: an object store GET, or for a file datastore the worker-thread hop
+around open and read (measured: 0.16 ms of CPU of a 0.28 ms 10 KiB download, against the page
+cache). So the bytes of small ones stay in memory, 32 MiB per process at most."""
 
 
 def _small_objects() -> ObjectBytesCache:

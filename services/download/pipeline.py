@@ -29,7 +29,6 @@ from shared.media.source import SourceRequest, find_source
 from shared.metrics import record as metrics
 from shared.runtime import Runtime
 from shared.storage.base import primed
-from shared.storage.file import FileDatastore
 from shared.web.conditional import MEDIA_CACHE_CONTROL, NotModified, not_modified
 
 STREAM_CHUNK_BYTES = 1024 * 1024
@@ -144,8 +143,8 @@ async def run(rt: Runtime, req: DownloadRequest) -> DownloadResult:
         headers.update(range_headers(byte_range, record.size_bytes))
         status, size = 206, byte_range.length
     headers["Content-Length"] = str(size)
-    small_objects = None if isinstance(store, FileDatastore) else rt.part(DownloadContext).small_objects
-    if small_objects is not None and not req.head:
+    small_objects = rt.part(DownloadContext).small_objects
+    if not req.head:
         whole = small_objects.get(store.id, record.location)
         if whole is not None:
             content = whole if byte_range is None else whole[byte_range.start:byte_range.end + 1]
@@ -157,7 +156,7 @@ async def run(rt: Runtime, req: DownloadRequest) -> DownloadResult:
         return MediaStream(record, headers, size, status=status)
     if size <= WHOLE_BODY_MAX_BYTES:
         content = b"".join([chunk async for chunk in body])
-        if small_objects is not None and byte_range is None and len(content) == record.size_bytes:
+        if byte_range is None and len(content) == record.size_bytes:
             small_objects.put(store.id, record.location, content)
         metrics.download_sent(rt, record.origin, len(content))
         return MediaStream(record, headers, size, content=content, status=status)
