@@ -30,9 +30,11 @@ async def _respond(
     # Only bytes sent on this answer count against the client's download budget (not a HEAD, a
     # 304 or a redirect; nginx's, after X-Accel-Redirect, do).
     await charge_download(request, runtime, result.size_bytes)
-    if result.body is None:
-        return Response(result.content or b"", status_code=result.status, headers=result.headers)
-    return StreamingResponse(result.body, status_code=result.status, headers=result.headers)
+    if result.body is not None:
+        return StreamingResponse(result.body, status_code=result.status, headers=result.headers)
+    # An accelerated answer's bytes come from nginx (X-Accel-Redirect): its own body is empty.
+    content = b"" if result.accel else result.content
+    return Response(content, status_code=result.status, headers=result.headers)
 
 
 def _preconditions(request: Request) -> Preconditions:
