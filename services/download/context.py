@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Self
 
+from services.download.accel import PresignedUrls
 from shared.runtime import Runtime
 from shared.storage.bytes_cache import ObjectBytesCache
 
@@ -23,6 +24,7 @@ def _small_objects() -> ObjectBytesCache:
 @dataclass
 class DownloadContext:
     small_objects: ObjectBytesCache = field(default_factory=_small_objects)
+    presigned: PresignedUrls = field(default_factory=PresignedUrls)
 
     @classmethod
     def build(cls, rt: Runtime) -> Self:

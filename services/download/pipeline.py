@@ -135,7 +135,8 @@ async def run(rt: Runtime, req: DownloadRequest) -> DownloadResult:
     status, size = 200, record.size_bytes
     if byte_range is None:
         if not req.head:
-            target = accel_target(rt.config.downloads.accel_redirect, store, record.location)
+            target = accel_target(rt.config.downloads.accel_redirect, store, record.location,
+                                  rt.part(DownloadContext).presigned)
             if target is not None:
                 metrics.download_sent(rt, record.origin, size)
                 return MediaStream(record, {**headers, "X-Accel-Redirect": target}, size, accel=True)
