@@ -112,6 +112,7 @@ def run_uvicorn(app: FastAPI, host: str, port: int, repo: RepoConfig, drain_seco
     config = uvicorn.Config(app, **where, log_level=repo.log_level,  # type: ignore[arg-type]
                             server_header=False, proxy_headers=False,
                             timeout_graceful_shutdown=drain_seconds, http=http,
+                            access_log=repo.access_log or repo.log_level == "debug",
                             # uvicorn's own lines (access lines included) go through the
                             # project's handlers.
                             log_config=None)

@@ -51,6 +51,9 @@ class RepoConfig(Section):
     # MMR's "-" (and empty) means no log files, only stderr.
     log_directory: str | None = None
     log_colors: bool = False
+    # A line per request (uvicorn's access lines): off by default, since writing one costs more
+    # CPU than serving a small cached download; logLevel debug turns them on too.
+    access_log: bool = False
     trust_any_forwarded_address: bool = False
     trusted_proxies: list[str] = Field(default_factory=list)
     use_forwarded_host: bool = True
@@ -216,6 +219,24 @@ class UploadsOverride(Section):
     denied_types: list[str] | None = None
 
 
+class AccelRedirectConfig(Section):
+    """`downloads.accelRedirect`: once a download is authorised, nginx sends the bytes.
+
+    The service answers a full-body GET with the media's headers, an empty body and
+    `X-Accel-Redirect` to an internal nginx location (deploy/nginx): `fileLocation` +
+    `<datastore id>/<key>` for file datastores (nginx aliases each datastore's directory), and
+    `s3Location` + `<scheme>/<host>/<path>?<presigned query>` for S3 datastores (nginx proxies
+    to that presigned GET). HEAD, range requests and 304s stay the service's own answers.
+    Only behind an nginx with those locations: a client would get an empty body otherwise.
+    """
+
+    enabled: bool = False
+    file_location: str = "/_mmr_internal/file/"
+    s3_location: str = "/_mmr_internal/s3/"
+    # How long a presigned S3 URL handed to nginx stays valid (nginx uses it at once).
+    s3_url_seconds: int = Field(60, ge=1, le=3600)
+
+
 class DownloadsConfig(Section):
     max_bytes: int = Field(104857600, ge=0)
     # MMR's pool of remote-download goroutines; fetches here are async tasks, one per request.
@@ -225,6 +246,7 @@ class DownloadsConfig(Section):
     default_range_chunk_size_bytes: int = Field(10485760, ge=1)
     # How often each download process writes the media `last_access_ts` it has batched up.
     access_flush_seconds: float = Field(5, gt=0)
+    accel_redirect: AccelRedirectConfig = Field(default_factory=AccelRedirectConfig)
 
 
 class ThumbnailSize(Section):

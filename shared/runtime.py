@@ -37,6 +37,7 @@ from shared.media import thumbnail_queue
 from shared.media.access import AccessRecorder
 from shared.metrics.record import coordination_metrics
 from shared.metrics.state import ProcessActivity
+from shared.media.records import MediaRecordCache
 from shared.net.safe_transport import Resolver
 from shared.storage.factory import make_registry
 from shared.storage.file import FileDatastore
@@ -101,6 +102,14 @@ class Runtime:
     def access(self) -> AccessRecorder:
         """Records when media was last served, batched (`rt.access.record(origin, media_id)`)."""
         made = AccessRecorder(self.sessions, self.config.downloads.access_flush_seconds)
+        self.closers.append(made.close)
+        return made
+
+    @cached_property
+    def media_records(self) -> MediaRecordCache:
+        """Recently read media records, forgotten when announced changed (`shared.media.records`);
+        empty until a service starts it listening."""
+        made = MediaRecordCache()
         self.closers.append(made.close)
         return made
 

@@ -117,7 +117,9 @@ def _config(folder: Path, database: str, redis: str, s3: S3Server, token: str,
             server_name: str) -> dict[str, Any]:
     return {
         "repo": {"bindAddress": "127.0.0.1", "tempPath": str(folder / "tmp"),
-                 "logDirectory": str(folder / "logs"), "trustedProxies": ["127.0.0.1/32"]},
+                 "logDirectory": str(folder / "logs"), "trustedProxies": ["127.0.0.1/32"],
+                 # A development cluster is for looking at: a line per request.
+                 "accessLog": True},
         "database": {"postgres": database},
         "homeservers": [{"name": server_name, "csApi": ""}],
         "sharedSecretAuth": {"enabled": True, "token": token},

@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.download.accel import accel_target
+from services.download.context import DownloadContext
 from services.download.serving import Preconditions, etag_for, range_headers, requested_range
 from shared.config import HomeserverConfig
 from shared.db.repositories.media import MediaRecord
@@ -29,9 +31,12 @@ from shared.runtime import Runtime
 from shared.storage.base import primed
 from shared.web.conditional import MEDIA_CACHE_CONTROL, NotModified, not_modified
 
-STREAM_CHUNK_BYTES = 256 * 1024
+STREAM_CHUNK_BYTES = 1024 * 1024
 """Bytes per datastore read: a worker-thread hop per chunk costs more than the memory saved by
-smaller chunks, and this still bounds each response's buffer to a quarter MiB."""
+smaller chunks, and this still bounds each response's buffer to one MiB."""
+WHOLE_BODY_MAX_BYTES = STREAM_CHUNK_BYTES
+"""Bodies up to this size are read before answering and sent as one message: a file datastore
+reads them in one worker-thread hop, and the response needs no streaming machinery."""
 
 
 @dataclass(frozen=True)
@@ -47,14 +52,22 @@ class DownloadRequest:
     preconditions: Preconditions = field(default_factory=Preconditions)
     # The homeserver the client came through: its signing key signs any federation fetch.
     via: HomeserverConfig | None = None
+    # HEAD: the headers only (the object is still opened, so a missing one is an error).
+    head: bool = False
 
 
 @dataclass(frozen=True)
 class MediaStream:
+    """The answer with a body: streamed (`body`), read already (`content`), or sent by nginx
+    (`accel`: `headers` carry X-Accel-Redirect, the body here is empty)."""
+
     record: MediaRecord | None  # None for the quarantine replacement image
     headers: dict[str, str]
-    body: AsyncIterator[bytes]
+    size_bytes: int  # what the client receives, for the download budget
+    body: AsyncIterator[bytes] | None = None
+    content: bytes | None = None
     status: int = 200
+    accel: bool = False
 
 
 @dataclass(frozen=True)
@@ -109,21 +122,53 @@ async def run(rt: Runtime, req: DownloadRequest) -> DownloadResult:
     public_url = store.public_url(record.location) if req.allow_redirect else None
     if public_url is not None:
         return Redirect(public_url, validators)
-    # Step 9: stream all the bytes or one range of them (an open-ended one capped at
-    # `downloads.defaultRangeChunkSizeBytes`), in bounded memory whatever the size.
+    # Step 9: all the bytes or one range of them (an open-ended one capped at
+    # `downloads.defaultRangeChunkSizeBytes`), in bounded memory whatever the size: nginx sends
+    # a full body when `downloads.accelRedirect` is on, small bodies are read at once and sent
+    # as one message, larger ones streamed.
     headers["Accept-Ranges"] = "bytes"
     conditions = req.preconditions
     byte_range = requested_range(
         conditions.range, conditions.if_range, etag, record.size_bytes,
         open_ended_max=rt.request_config.downloads.default_range_chunk_size_bytes,
     )
+    status, size = 200, record.size_bytes
     if byte_range is None:
-        headers["Content-Length"] = str(record.size_bytes)
-        body = await primed(store.open_stream(record.location, None, STREAM_CHUNK_BYTES))
-        return MediaStream(record, headers, metrics.metered_download(rt, record.origin, body))
-    headers.update(range_headers(byte_range, record.size_bytes))
+        if not req.head:
+            target = accel_target(rt.config.downloads.accel_redirect, store, record.location,
+                                  rt.part(DownloadContext).presigned)
+            if target is not None:
+                metrics.download_sent(rt, record.origin, size)
+                return MediaStream(record, {**headers, "X-Accel-Redirect": target}, size, accel=True)
+    else:
+        headers.update(range_headers(byte_range, record.size_bytes))
+        status, size = 206, byte_range.length
+    headers["Content-Length"] = str(size)
+    small_objects = rt.part(DownloadContext).small_objects
+    if not req.head:
+        whole = small_objects.get(store.id, record.location)
+        if whole is not None:
+            content = whole if byte_range is None else whole[byte_range.start:byte_range.end + 1]
+            metrics.download_sent(rt, record.origin, len(content))
+            return MediaStream(record, headers, size, content=content, status=status)
     body = await primed(store.open_stream(record.location, byte_range, STREAM_CHUNK_BYTES))
-    return MediaStream(record, headers, metrics.metered_download(rt, record.origin, body), status=206)
+    if req.head:
+        await aclose(body)
+        return MediaStream(record, headers, size, status=status)
+    if size <= WHOLE_BODY_MAX_BYTES:
+        content = b"".join([chunk async for chunk in body])
+        if byte_range is None and len(content) == record.size_bytes:
+            small_objects.put(store.id, record.location, content)
+        metrics.download_sent(rt, record.origin, len(content))
+        return MediaStream(record, headers, size, content=content, status=status)
+    return MediaStream(record, headers, size, metrics.metered_download(rt, record.origin, body),
+                       status=status)
+
+
+async def aclose(stream: AsyncIterator[bytes]) -> None:
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        await close()
 
 
 async def quarantine_replacement(rt: Runtime) -> MediaStream:
@@ -134,8 +179,9 @@ async def quarantine_replacement(rt: Runtime) -> MediaStream:
         raise NotFound()
     content_type = mimetypes.guess_type(path.name)[0] or "image/png"
     headers = media_headers(content_type, path.name)
-    headers.update({"Content-Length": str(path.stat().st_size), "Cache-Control": "no-store"})
-    return MediaStream(None, headers, _read_file(path))
+    size = path.stat().st_size
+    headers.update({"Content-Length": str(size), "Cache-Control": "no-store"})
+    return MediaStream(None, headers, size, _read_file(path))
 
 
 async def _read_file(path: Path, chunk_size: int = 65536) -> AsyncIterator[bytes]:

@@ -1,4 +1,5 @@
-"""Access token -> user, through the homeserver's whoami (cached cluster-wide)."""
+"""Access token -> user, through the homeserver's whoami (cached cluster-wide, and for a few
+seconds in the process itself)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import hmac
 import json
 import logging
 import time
+import weakref
+from collections import OrderedDict
 from collections.abc import Mapping
 
 import httpx
@@ -127,12 +130,20 @@ async def authenticate(
         return UserInfo(appservice_user, is_admin=appservice_user in config.admins, token_hash=token_hash)
     ttl = config.access_tokens.max_cache_time_seconds
     cache_key = _cache_key(hs, token_hash, as_user_id)
-    body = await _cached_whoami(coordinator, hs, cache_key, cached_after) if ttl else None
+    body = None
+    if ttl:
+        local = local_token_cache(coordinator)
+        body = local.get(cache_key)
+        if body is None:
+            body = await _cached_whoami(coordinator, hs, cache_key, cached_after)
+            if body is not None:
+                local.put(cache_key, body, ttl)
     if body is None:
         body = await _whoami_with_breaker(coordinator, http, hs, token, as_user_id)
         if ttl:
             cached = {**body, CACHED_AT: time.time()}
             await cache_set_quietly(coordinator, cache_key, json.dumps(cached).encode(), ttl)
+            local_token_cache(coordinator).put(cache_key, cached, ttl)
     user_id = str(body["user_id"])
     return UserInfo(
         user_id=user_id,
@@ -144,6 +155,63 @@ async def authenticate(
 
 
 CACHED_AT = "mmr.cached_at"
+LOCAL_TOKEN_SECONDS = 5.0
+"""How long a process believes a whoami answer without asking Redis again. A logout through
+this process forgets it at once; through another process it bounds how long this one still
+accepts the token."""
+LOCAL_TOKEN_MAX_ENTRIES = 50_000
+
+
+class LocalTokenCache:
+    """whoami answers (as cached in Redis) this process read lately, by cache key."""
+
+    def __init__(self, max_entries: int = LOCAL_TOKEN_MAX_ENTRIES) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, tuple[float, dict[str, object]]] = OrderedDict()
+
+    def get(self, key: str) -> dict[str, object] | None:
+        found = self._entries.get(key)
+        if found is None:
+            return None
+        if found[0] < time.time():
+            del self._entries[key]
+            return None
+        return found[1]
+
+    def put(self, key: str, body: dict[str, object], ttl: float) -> None:
+        """Keep `body` for `LOCAL_TOKEN_SECONDS`, never past its cluster-wide entry's expiry."""
+        cached_at = body.get(CACHED_AT)
+        expires = time.time() + LOCAL_TOKEN_SECONDS
+        if isinstance(cached_at, float):
+            expires = min(expires, cached_at + ttl)
+        self._entries[key] = (expires, body)
+        self._entries.move_to_end(key)
+        if len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def forget(self, key: str) -> None:
+        self._entries.pop(key, None)
+
+    def forget_user(self, hs: HomeserverConfig, user_id: str) -> None:
+        prefix = f"whoami:{hs.name}:"
+        for key in [k for k, (_, body) in self._entries.items()
+                    if k.startswith(prefix) and body.get("user_id") == user_id]:
+            del self._entries[key]
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+# One per coordinator, that is one per runtime: a process's own (tests that build several
+# runtimes in one process get one each, as separate processes would).
+_LOCAL_CACHES: weakref.WeakKeyDictionary[Coordinator, LocalTokenCache] = weakref.WeakKeyDictionary()
+
+
+def local_token_cache(coordinator: Coordinator) -> LocalTokenCache:
+    cache = _LOCAL_CACHES.get(coordinator)
+    if cache is None:
+        cache = _LOCAL_CACHES[coordinator] = LocalTokenCache()
+    return cache
 
 
 def _cache_key(hs: HomeserverConfig, token_hash: str, as_user_id: str | None) -> str:
@@ -178,9 +246,10 @@ async def forget_token(
 ) -> None:
     """After a logout: this token's cached whoami answers are gone for every process."""
     token_hash = token_hash_of(token)
-    await _cache_delete(coordinator, _cache_key(hs, token_hash, None))
-    if as_user_id:
-        await _cache_delete(coordinator, _cache_key(hs, token_hash, as_user_id))
+    local = local_token_cache(coordinator)
+    for key in {_cache_key(hs, token_hash, None), _cache_key(hs, token_hash, as_user_id)}:
+        local.forget(key)
+        await _cache_delete(coordinator, key)
 
 
 async def forget_user_tokens(
@@ -189,6 +258,7 @@ async def forget_user_tokens(
     """After a logout from every device: whatever was cached for the user before now is not
     believed any more, by any process (the mark outlives every entry it overrules)."""
     ttl = config.access_tokens.max_cache_time_seconds
+    local_token_cache(coordinator).forget_user(hs, user_id)
     if ttl:
         await cache_set_quietly(coordinator, _revoked_key(hs, user_id), str(time.time()).encode(), ttl)
 

@@ -59,8 +59,19 @@ def check_request(rt: Runtime, req: SourceRequest) -> SourceRequest:
 
 
 async def recorded(rt: Runtime, req: SourceRequest) -> MediaRecord | None:
+    """The media row, from this process's record cache when it is there (`rt.media_records`:
+    changes are announced, so a cached record is as current as the database's)."""
+    cache = rt.media_records
+    await cache.ensure_listening(rt.coordinator)
+    record = cache.get(req.server_name, req.media_id)
+    if record is not None:
+        return record
+    generation = cache.generation
     async with rt.sessions() as session:
-        return await get_media(session, req.server_name, req.media_id)
+        record = await get_media(session, req.server_name, req.media_id)
+    if record is not None:
+        cache.put(record, generation)
+    return record
 
 
 async def servable(rt: Runtime, req: SourceRequest, record: MediaRecord | None) -> MediaRecord:

@@ -34,12 +34,14 @@ from shared.db.repositories.datastore_objects import (
     count_moves,
     forget_move,
     forget_task_moves,
+    media_using,
     moves_in_state,
     object_at,
     plan_moves,
     set_move_state,
     switch_object,
 )
+from shared.media.changes import announce_media_changed
 from shared.media.store import ObjectCopy, copy_object, delete_if_unreferenced, hash_lock
 from shared.runtime import Runtime
 from shared.storage.base import Datastore, ObjectNotFound
@@ -109,6 +111,16 @@ async def _switch(rt: Runtime, task_key: str, source: Datastore, target: Datasto
         await switch_object(session, source.id, location, target.id)
         await set_move_state(session, task_key, source.id, location, SWITCHED, int(time.time() * 1000))
         await session.commit()
+    await _announce_switched(rt, target.id, location)
+
+
+async def _announce_switched(rt: Runtime, target_id: str, location: str) -> None:
+    """Processes that cache media records (`shared.media.records`) must read the new datastore
+    before the grace period ends and the old copy goes."""
+    async with rt.sessions() as session:
+        switched = await media_using(session, target_id, location)
+    for origin, media_id in switched:
+        await announce_media_changed(rt.coordinator, origin, media_id)
 
 
 async def finish_deletes(rt: Runtime, task_key: str, grace_seconds: float, wait: bool) -> None:
@@ -127,8 +139,10 @@ async def finish_deletes(rt: Runtime, task_key: str, grace_seconds: float, wait:
             async with _lock(rt, move.location):
                 async with rt.sessions() as session:
                     # A row recorded against the old copy after the switch (an upload reusing it).
-                    await switch_object(session, move.datastore_id, move.location, move.target_id)
+                    late = await switch_object(session, move.datastore_id, move.location, move.target_id)
                     await session.commit()
+                if late:
+                    await _announce_switched(rt, move.target_id, move.location)
                 await delete_if_unreferenced(rt, move.datastore_id, move.location)
                 async with rt.sessions() as session:
                     await forget_move(session, task_key, move.datastore_id, move.location)

@@ -53,6 +53,15 @@ def metered_download(rt: Runtime, origin: str, chunks: AsyncIterator[bytes]) -> 
     return _metered(chunks, m.DOWNLOADS.labels(*labels), m.DOWNLOADED_BYTES.labels(*labels))
 
 
+def download_sent(rt: Runtime, origin: str, size_bytes: int) -> None:
+    """A download answered in one piece (read already, or sent by nginx on our word)."""
+    if (ids := _ids(rt)) is None:
+        return
+    labels = (*ids, "local" if rt.is_local_server(origin) else "remote")
+    m.DOWNLOADS.labels(*labels).inc()
+    m.DOWNLOADED_BYTES.labels(*labels).inc(size_bytes)
+
+
 async def _metered(chunks: AsyncIterator[bytes], downloads: Counter, sent: Counter) -> AsyncIterator[bytes]:
     downloads.inc()
     try:

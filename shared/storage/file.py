@@ -50,6 +50,11 @@ class FileDatastore:
         path.mkdir(parents=True, exist_ok=True)
         self.root = path.resolve()
 
+    def check_key(self, key: str) -> None:
+        """Raise `InvalidKey` unless `key` resolves inside the root (symlinks followed: a few
+        lstat calls the kernel answers from its cache)."""
+        self._resolve(key)
+
     def _resolve(self, key: str) -> Path:
         """The file for `key`, refusing anything that resolves outside the root (e.g. symlinks)."""
         validate_key(key)
@@ -110,19 +115,31 @@ class FileDatastore:
     async def open_stream(
         self, key: str, byte_range: ByteRange | None = None, chunk_size: int = 65536
     ) -> AsyncIterator[bytes]:
-        """Read the object in chunks, one worker-thread hop per chunk, never all at once."""
+        """Read the object in chunks, never all at once. The first worker-thread hop opens the
+        file and reads the first chunk, so an object no bigger than `chunk_size` costs one."""
         validate_key(key)
         _check_stream_args(byte_range, chunk_size)
-        file, remaining = await asyncio.to_thread(self._open_sync, key, byte_range)
+        file, remaining, chunk = await asyncio.to_thread(self._open_and_read_sync, key,
+                                                         byte_range, chunk_size)
         try:
-            while remaining > 0:
-                chunk = await asyncio.to_thread(file.read, min(chunk_size, remaining))
-                if not chunk:
-                    break
+            while chunk:
                 remaining -= len(chunk)
                 yield chunk
+                if remaining <= 0:
+                    break
+                chunk = await asyncio.to_thread(file.read, min(chunk_size, remaining))
         finally:
             file.close()
+
+    def _open_and_read_sync(
+        self, key: str, byte_range: ByteRange | None, chunk_size: int
+    ) -> tuple[BinaryIO, int, bytes]:
+        file, remaining = self._open_sync(key, byte_range)
+        try:
+            return file, remaining, file.read(min(chunk_size, remaining)) if remaining > 0 else b""
+        except BaseException:
+            file.close()
+            raise
 
     def _open_sync(self, key: str, byte_range: ByteRange | None) -> tuple[BinaryIO, int]:
         """Open the object positioned at the range start; return it and the bytes to read."""

@@ -186,6 +186,14 @@ class S3Datastore:
         except BotoCoreError as exc:  # endpoint unreachable, timed out, connection dropped
             raise DatastoreUnavailable(f"s3 datastore {self.id!r}: {exc}") from exc
 
+    def presigned_get_url(self, key: str, expires_seconds: int) -> str:
+        """A URL anyone holding it may GET the object from until it expires (signed locally,
+        no request to S3): what an ingress fetches the bytes from for us."""
+        url: str = self._client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": self._object_key(key)},
+            ExpiresIn=expires_seconds)
+        return url
+
     async def delete(self, key: str) -> None:
         object_key = self._object_key(key)
         await asyncio.to_thread(self._client.delete_object, Bucket=self.bucket, Key=object_key)

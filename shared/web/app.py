@@ -16,6 +16,7 @@ from shared.version import mmr_version
 from shared.web import health
 from shared.web.errors import install_error_handlers
 from shared.web.http_metrics import HttpMetricsMiddleware
+from shared.web.lean import LeanRoute
 from shared.web.middleware import MatrixHttpMiddleware
 from shared.web.raw_path import RawPathGuard
 
@@ -87,4 +88,9 @@ def make_app(
     app.include_router(health.router)
     for router in routers:
         app.include_router(router)
+    # Lean routes (shared.web.lean: the downloads) are tried first, before FastAPI
+    # walks every included router: for a small cached download that walk through some hundred
+    # routes costs a tenth of the request. (Their included copies are never reached then.)
+    app.router.routes[0:0] = [route for router in routers for route in router.routes
+                              if isinstance(route, LeanRoute)]
     return app

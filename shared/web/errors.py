@@ -7,13 +7,13 @@ import logging
 import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.matrix.errors import MatrixError, ServiceUnavailable
 from shared.metrics.record import dependency_error
 from shared.storage.base import DatastoreUnavailable
+from shared.web.json import FastJSONResponse as JSONResponse
 
 log = logging.getLogger(__name__)
 

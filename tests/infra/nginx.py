@@ -24,6 +24,7 @@ __all__ = ["PORT_PLACEHOLDER", "ROUTING_LOG_FORMAT", "TEMPLATE_PATH", "TEMPLATE_
 
 
 def render_mmr_conf(upstreams: Mapping[str, str | Sequence[str]],
-                    listen: str = f"127.0.0.1:{PORT_PLACEHOLDER}", max_body_size: str = "0") -> str:
+                    listen: str = f"127.0.0.1:{PORT_PLACEHOLDER}", max_body_size: str = "0",
+                    file_datastores: Mapping[str, str] | None = None) -> str:
     """The template rendered for a test nginx (listening on the port `start_nginx` picks)."""
-    return _render_mmr_conf(upstreams, listen, max_body_size)
+    return _render_mmr_conf(upstreams, listen, max_body_size, file_datastores)

@@ -129,6 +129,13 @@ async def size_estimate(session: AsyncSession, datastore_id: str, before_ts: int
     )
 
 
+async def media_using(session: AsyncSession, datastore_id: str, location: str) -> list[tuple[str, str]]:
+    """(origin, media_id) of every media row that points at one object."""
+    stmt = select(MediaRow.origin, MediaRow.media_id).where(
+        MediaRow.datastore_id == datastore_id, MediaRow.location == location)
+    return [(str(origin), str(media_id)) for origin, media_id in (await session.execute(stmt)).all()]
+
+
 async def switch_object(session: AsyncSession, source_id: str, location: str, target_id: str) -> int:
     """Point every media and thumbnail row of one object at `target_id` (same key); rows switched."""
     switched = 0

@@ -4,6 +4,7 @@ media on the legacy routes; and what is noted: the last access, batched."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -11,9 +12,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from services.admin.quarantining import set_quarantine_for_hash
 from shared.config import MmrConfig, parse_config
 from shared.db.models import MediaRow
-from shared.db.repositories.media import set_quarantined
+from shared.media.records import RECORD_TTL_SECONDS
 from shared.runtime import Runtime
 from tests.conftest import RunningMmr, embedded_raw_config, serve_all
 from tests.services.download.conftest import ServeFactory
@@ -23,21 +25,20 @@ RuntimeFor = Callable[[MmrConfig], Awaitable[Runtime]]
 PNG_PLACEHOLDER = b"\x89PNG\r\n\x1a\n placeholder"
 
 
-async def quarantine(runtime_for: RuntimeFor, server: RunningMmr, mxc: str) -> None:
-    origin, media_id = mxc.split("/")
-    rt = await runtime_for(server.config)
-    async with rt.sessions() as session:
-        assert await set_quarantined(session, origin, media_id, True)
-        await session.commit()
+async def quarantine(server: RunningMmr, mxc: str) -> None:
+    """Quarantine as an operator does, through the server's admin API: the change is announced,
+    so every process (and its cache of media records) hears of it at once."""
+    async with server.client() as client:
+        response = await client.post(f"/_matrix/media/unstable/admin/quarantine/{mxc}")
+    assert response.status_code == 200, response.text
+    assert response.json()["num_quarantined"] >= 1
 
 
-async def test_quarantined_media_is_404_on_every_route(
-    mmr: RunningMmr, runtime_for: RuntimeFor
-) -> None:
+async def test_quarantined_media_is_404_on_every_route(mmr: RunningMmr) -> None:
     async with mmr.client() as client:
         mxc = await upload(client, unique_bytes(), "image/png")
         assert (await client.get(f"{DOWNLOAD}/{mxc}")).status_code == 200
-        await quarantine(runtime_for, mmr, mxc)
+        await quarantine(mmr, mxc)
         for route in (DOWNLOAD, LEGACY_DOWNLOAD):
             response = await client.get(f"{route}/{mxc}")
             assert response.status_code == 404
@@ -45,19 +46,49 @@ async def test_quarantined_media_is_404_on_every_route(
 
 
 async def test_quarantined_media_can_be_replaced_by_the_configured_image(
-    serve_embedded: ServeFactory, runtime_for: RuntimeFor, tmp_path: Path
+    serve_embedded: ServeFactory, tmp_path: Path
 ) -> None:
     placeholder = tmp_path / "quarantined.png"
     placeholder.write_bytes(PNG_PLACEHOLDER)
     server = serve_embedded(quarantine={"replaceDownloads": True, "thumbnailPath": str(placeholder)})
     async with server.client() as client:
         mxc = await upload(client, unique_bytes(), "image/png")
-        await quarantine(runtime_for, server, mxc)
+        await quarantine(server, mxc)
         response = await client.get(f"{DOWNLOAD}/{mxc}")
     assert response.status_code == 200
     assert response.content == PNG_PLACEHOLDER
     assert response.headers["content-type"] == "image/png"
     assert response.headers["cache-control"] == "no-store"
+
+
+async def test_a_quarantine_through_another_process_is_seen_at_once(
+    serve_cluster: ServeFactory, runtime_for: RuntimeFor
+) -> None:
+    """The serving process keeps media records in memory (`shared.media.records`); another
+    process's quarantine reaches it through the media-changed announcement, long before an
+    entry would expire on its own."""
+    server = serve_cluster()
+    data = unique_bytes()
+    async with server.client() as client:
+        mxc = await upload(client, data, "image/png")
+        for _ in range(3):  # read, then served from the record cache
+            assert (await client.get(f"{DOWNLOAD}/{mxc}")).status_code == 200
+        other_process = await runtime_for(server.config)
+        origin = mxc.split("/")[0]
+        assert await set_quarantine_for_hash(other_process, hashlib.sha256(data).hexdigest(),
+                                             True, origin) == 1
+        # Pub/sub delivery is asynchronous, but takes milliseconds: far below the cache's TTL.
+        deadline = time.monotonic() + RECORD_TTL_SECONDS / 4
+        while (status := (await client.get(f"{DOWNLOAD}/{mxc}")).status_code) == 200:
+            assert time.monotonic() < deadline, "the quarantine was not announced to the server"
+            await asyncio.sleep(0.02)
+        assert status == 404
+        await set_quarantine_for_hash(other_process, hashlib.sha256(data).hexdigest(), False, origin)
+        deadline = time.monotonic() + RECORD_TTL_SECONDS / 4
+        while (status := (await client.get(f"{DOWNLOAD}/{mxc}")).status_code) == 404:
+            assert time.monotonic() < deadline, "the release was not announced to the server"
+            await asyncio.sleep(0.02)
+        assert status == 200
 
 
 async def test_media_of_ignored_hosts_is_404_without_asking_them(serve_embedded: ServeFactory) -> None:

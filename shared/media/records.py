@@ -1,0 +1,122 @@
+"""A per-process cache of media records, so a hot download costs no database round trip.
+
+A media record changes only when it is quarantined or released, when its bytes move to another
+datastore, or when it is purged; each of those is announced (`shared.media.changes`) and every
+process forgets that media at once. Pub/sub is fire-and-forget (a Redis reconnect loses what was
+published meanwhile), so entries also expire after `ttl_seconds`: that bounds how long a lost
+announcement can show stale state. Only found records are kept: media not recorded yet may be
+uploaded or fetched at any moment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+
+from shared.coordination.base import Coordinator, CoordinatorUnavailable, Subscription
+from shared.db.repositories.media import MediaRecord
+from shared.media.changes import CHANNEL, media_changes
+from shared.stopping import cancel_and_wait
+
+log = logging.getLogger(__name__)
+
+RECORD_TTL_SECONDS = 10.0
+RESUBSCRIBE_SECONDS = 5.0
+"""After pub/sub failed (or its subscription ended), lookups read the database this long
+before the cache tries to listen again."""
+RECORD_MAX_ENTRIES = 100_000
+"""About 50 MB at most: a record is a few hundred bytes."""
+
+MediaKey = tuple[str, str]  # (origin, media_id)
+
+
+class MediaRecordCache:
+    """(origin, media_id) -> record for a few seconds, least recently used out first.
+
+    It remembers only while it hears changes: until `listen` has subscribed (and after the
+    subscription ends) every lookup misses and the caller reads the database. The first lookup
+    of a process subscribes (`ensure_listening`), so every app that serves downloads caches.
+    """
+
+    def __init__(self, ttl_seconds: float = RECORD_TTL_SECONDS,
+                 max_entries: int = RECORD_MAX_ENTRIES) -> None:
+        self.ttl_seconds = ttl_seconds
+        self.max_entries = max_entries
+        self._entries: OrderedDict[MediaKey, tuple[float, MediaRecord]] = OrderedDict()
+        self._listener: asyncio.Task[None] | None = None
+        # Bumped by every change heard: a record read from the database before a change
+        # arrived may be the old state, so `put` refuses it (see `generation`).
+        self._generation = 0
+        self._next_attempt = 0.0
+
+    @property
+    def listening(self) -> bool:
+        return self._listener is not None and not self._listener.done()
+
+    @property
+    def generation(self) -> int:
+        """Read before the database lookup and hand to `put` with its result."""
+        return self._generation
+
+    def get(self, origin: str, media_id: str) -> MediaRecord | None:
+        found = self._entries.get((origin, media_id))
+        if found is None:
+            return None
+        if found[0] < time.monotonic() or not self.listening:
+            del self._entries[(origin, media_id)]
+            return None
+        return found[1]
+
+    def put(self, record: MediaRecord, generation: int) -> None:
+        """Keep `record`, read from the database when `generation` was current."""
+        if not self.listening or generation != self._generation:
+            return
+        key = (record.origin, record.media_id)
+        self._entries[key] = (time.monotonic() + self.ttl_seconds, record)
+        self._entries.move_to_end(key)
+        if len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def forget(self, origin: str, media_id: str) -> None:
+        self._generation += 1
+        self._entries.pop((origin, media_id), None)
+
+    async def ensure_listening(self, coordinator: Coordinator) -> None:
+        """`listen`, unless listening already or a recent attempt failed (cheap when listening)."""
+        if self.listening or time.monotonic() < self._next_attempt:
+            return
+        await self.listen(coordinator)
+
+    async def listen(self, coordinator: Coordinator) -> None:
+        """Hear media changes and start remembering; a no-op (every lookup then reads the
+        database) when pub/sub is unavailable."""
+        if self.listening:
+            return
+        # Concurrent first lookups: one subscribes, the others read the database meanwhile.
+        self._next_attempt = time.monotonic() + RESUBSCRIBE_SECONDS
+        try:
+            subscription = await coordinator.subscribe(CHANNEL)
+        except CoordinatorUnavailable as exc:
+            log.warning("not listening for media changes, every download reads the database: %r",
+                        exc)
+            return
+        self._listener = asyncio.create_task(self._forget_changed(subscription),
+                                             name="media-record-changes")
+
+    async def _forget_changed(self, subscription: Subscription) -> None:
+        try:
+            async for origin, media_id in media_changes(subscription):
+                self.forget(origin, media_id)
+        finally:
+            self._generation += 1
+            self._entries.clear()
+            self._next_attempt = time.monotonic() + RESUBSCRIBE_SECONDS
+            await subscription.close()
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            await cancel_and_wait(self._listener)
+            self._listener = None
+        self._entries.clear()
