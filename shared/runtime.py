@@ -35,9 +35,9 @@ from shared.ids.snowflake import SnowflakeGenerator
 from shared.matrix.errors import UnknownHost
 from shared.media import thumbnail_queue
 from shared.media.access import AccessRecorder
+from shared.media.records import MediaRecordCache
 from shared.metrics.record import coordination_metrics
 from shared.metrics.state import ProcessActivity
-from shared.media.records import MediaRecordCache
 from shared.net.safe_transport import Resolver
 from shared.storage.factory import make_registry
 from shared.storage.file import FileDatastore
