@@ -20,6 +20,7 @@ from typing import Protocol, Self, TypeVar
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from shared.auth.tokens import local_token_cache
 from shared.cluster.presence import Claim, ClusterPresence, join_cluster
 from shared.config import HomeserverConfig, MmrConfig
 from shared.coordination.base import Coordinator
@@ -173,6 +174,7 @@ class Runtime:
     async def close(self) -> None:
         for closer in reversed(self.closers):
             await closer()
+        await local_token_cache(self.coordinator).close()
         await self.http.aclose()
         await self.datastores.close()
         await self.coordinator.close()

@@ -3,7 +3,6 @@ pool, a cache of small thumbnails' bytes, and which stored thumbnail answered re
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import OrderedDict
@@ -13,11 +12,11 @@ from typing import Self
 
 from services.thumbnail.worker.formats import image_decoders
 from services.thumbnail.worker.pool import WorkerLimits, WorkerPool
-from shared.coordination.base import Coordinator, CoordinatorUnavailable, Subscription
+from shared.coordination.base import Coordinator
+from shared.coordination.listener import ChannelListener
 from shared.db.repositories.thumbnails import ThumbnailRecord
-from shared.media.changes import CHANNEL, media_changes
+from shared.media.changes import CHANNEL, parse_change
 from shared.runtime import Runtime
-from shared.stopping import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +72,11 @@ class RecentLookups:
         self.max_entries = max_entries
         self._entries: OrderedDict[tuple[str, str], dict[Hashable, tuple[float, ThumbnailRecord]]]
         self._entries = OrderedDict()
-        self._listener: asyncio.Task[None] | None = None
+        self._listener = ChannelListener(CHANNEL, self._heard, self._entries.clear)
 
     @property
     def listening(self) -> bool:
-        return self._listener is not None and not self._listener.done()
+        return self._listener.listening
 
     def get(self, media: tuple[str, str], request: Hashable) -> ThumbnailRecord | None:
         if not self.listening:
@@ -99,31 +98,18 @@ class RecentLookups:
         self._entries.pop(media, None)
 
     async def listen(self, coordinator: Coordinator) -> None:
-        """Hear media changes (`shared.media.changes`) and start remembering; a no-op (every
-        request then reads the database) when pub/sub is unavailable."""
-        if self._listener is not None:
-            return
-        try:
-            subscription = await coordinator.subscribe(CHANNEL)
-        except CoordinatorUnavailable as exc:
-            log.warning("not listening for media changes, every thumbnail request reads the "
-                        "database: %r", exc)
-            return
-        self._listener = asyncio.create_task(self._forget_changed(subscription),
-                                             name="thumbnail-changes")
+        """Hear media changes (`shared.media.changes`) and start remembering; until then (and
+        while pub/sub is unavailable) every request reads the database. Cheap when listening:
+        called per request, it resubscribes after a Redis outage ended the subscription."""
+        await self._listener.ensure_listening(coordinator)
 
-    async def _forget_changed(self, subscription: Subscription) -> None:
-        try:
-            async for origin, media_id in media_changes(subscription):
-                self.forget((origin, media_id))
-        finally:
-            self._entries.clear()
-            await subscription.close()
+    def _heard(self, message: bytes) -> None:
+        change = parse_change(message)
+        if change is not None:
+            self.forget(change)
 
     async def stop(self) -> None:
-        if self._listener is not None:
-            await cancel_and_wait(self._listener)
-            self._listener = None
+        await self._listener.close()
 
 
 @dataclass

@@ -132,6 +132,7 @@ async def run(rt: Runtime, req: ThumbnailRequest) -> ThumbnailResponse | NotModi
     media = (req.server_name, req.media_id)
     question = (target, animated, req.authenticated_route)
     # Step 3: a request answered a moment ago is answered the same way, without the database.
+    await ctx.lookups.listen(rt.coordinator)
     thumb = ctx.lookups.get(media, question)
     if thumb is None:
         # Step 4: the source's record and, when it was made before, the thumbnail's.

@@ -18,6 +18,7 @@ from shared.auth.appservices import local_appservice_user
 from shared.auth.users import SHARED_SECRET_USER, UserInfo
 from shared.config import HomeserverConfig, MmrConfig
 from shared.coordination.base import Coordinator, CoordinatorUnavailable
+from shared.coordination.listener import ChannelListener
 from shared.matrix.errors import Forbidden, MatrixError, MissingToken, UnknownToken, UpstreamError
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,7 @@ async def authenticate(
     body = None
     if ttl:
         local = local_token_cache(coordinator)
+        await local.listen(coordinator)
         body = local.get(cache_key)
         if body is None:
             body = await _cached_whoami(coordinator, hs, cache_key, cached_after)
@@ -156,20 +158,46 @@ async def authenticate(
 
 CACHED_AT = "mmr.cached_at"
 LOCAL_TOKEN_SECONDS = 5.0
-"""How long a process believes a whoami answer without asking Redis again. A logout through
-this process forgets it at once; through another process it bounds how long this one still
-accepts the token."""
+"""How long a process believes a whoami answer without asking Redis again. Logouts are
+announced (`FORGOTTEN_CHANNEL`) and every process forgets at once; a lost announcement (pub/sub
+is fire-and-forget) shows for at most this long."""
 LOCAL_TOKEN_MAX_ENTRIES = 50_000
+FORGOTTEN_CHANNEL = "tokens-forgotten"
 
 
 class LocalTokenCache:
-    """whoami answers (as cached in Redis) this process read lately, by cache key."""
+    """whoami answers (as cached in Redis) this process read lately, by cache key.
+
+    It remembers only while it hears logouts from every process (`listen`); without pub/sub
+    every check asks Redis, which knows of them at once."""
 
     def __init__(self, max_entries: int = LOCAL_TOKEN_MAX_ENTRIES) -> None:
         self.max_entries = max_entries
         self._entries: OrderedDict[str, tuple[float, dict[str, object]]] = OrderedDict()
+        self._listener = ChannelListener(FORGOTTEN_CHANNEL, self._heard, self._entries.clear)
+
+    async def listen(self, coordinator: Coordinator) -> None:
+        """Start hearing logouts unless already (cheap when listening)."""
+        await self._listener.ensure_listening(coordinator)
+
+    async def close(self) -> None:
+        await self._listener.close()
+
+    def _heard(self, message: bytes) -> None:
+        try:
+            forgotten = json.loads(message)
+        except ValueError:
+            return
+        if not isinstance(forgotten, dict):
+            return
+        if isinstance(forgotten.get("key"), str):
+            self.forget(forgotten["key"])
+        elif isinstance(forgotten.get("hs"), str) and isinstance(forgotten.get("user"), str):
+            self._forget_user(forgotten["hs"], forgotten["user"])
 
     def get(self, key: str) -> dict[str, object] | None:
+        if not self._listener.listening:
+            return None
         found = self._entries.get(key)
         if found is None:
             return None
@@ -180,6 +208,8 @@ class LocalTokenCache:
 
     def put(self, key: str, body: dict[str, object], ttl: float) -> None:
         """Keep `body` for `LOCAL_TOKEN_SECONDS`, never past its cluster-wide entry's expiry."""
+        if not self._listener.listening:
+            return
         cached_at = body.get(CACHED_AT)
         expires = time.time() + LOCAL_TOKEN_SECONDS
         if isinstance(cached_at, float):
@@ -193,7 +223,10 @@ class LocalTokenCache:
         self._entries.pop(key, None)
 
     def forget_user(self, hs: HomeserverConfig, user_id: str) -> None:
-        prefix = f"whoami:{hs.name}:"
+        self._forget_user(hs.name, user_id)
+
+    def _forget_user(self, hs_name: str, user_id: str) -> None:
+        prefix = f"whoami:{hs_name}:"
         for key in [k for k, (_, body) in self._entries.items()
                     if k.startswith(prefix) and body.get("user_id") == user_id]:
             del self._entries[key]
@@ -250,6 +283,7 @@ async def forget_token(
     for key in {_cache_key(hs, token_hash, None), _cache_key(hs, token_hash, as_user_id)}:
         local.forget(key)
         await _cache_delete(coordinator, key)
+        await _announce_forgotten(coordinator, {"key": key})
 
 
 async def forget_user_tokens(
@@ -261,6 +295,15 @@ async def forget_user_tokens(
     local_token_cache(coordinator).forget_user(hs, user_id)
     if ttl:
         await cache_set_quietly(coordinator, _revoked_key(hs, user_id), str(time.time()).encode(), ttl)
+    await _announce_forgotten(coordinator, {"hs": hs.name, "user": user_id})
+
+
+async def _announce_forgotten(coordinator: Coordinator, forgotten: dict[str, str]) -> None:
+    """Tell every process's `LocalTokenCache`; never raises (their entries expire anyway)."""
+    try:
+        await coordinator.publish(FORGOTTEN_CHANNEL, json.dumps(forgotten).encode())
+    except CoordinatorUnavailable as exc:
+        log.warning("could not announce a logout to other processes: %r", exc)
 
 
 def _str_or_none(value: object) -> str | None:

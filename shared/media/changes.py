@@ -9,9 +9,8 @@ their own; a lost message only means the change takes that long to show.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 
-from shared.coordination.base import Coordinator, CoordinatorUnavailable, Subscription
+from shared.coordination.base import Coordinator, CoordinatorUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -31,15 +30,3 @@ def parse_change(message: bytes) -> tuple[str, str] | None:
     """(origin, media_id) of a message on `CHANNEL`, or None for a malformed one."""
     origin, _, media_id = message.decode(errors="replace").rpartition(_SEPARATOR)
     return (origin, media_id) if origin and media_id else None
-
-
-async def media_changes(subscription: Subscription) -> AsyncIterator[tuple[str, str]]:
-    """(origin, media_id) of every change announced on a subscription to `CHANNEL`.
-
-    Subscribe first (`await coordinator.subscribe(CHANNEL)`), so nothing announced after that
-    point is missed, then iterate; the caller closes the subscription.
-    """
-    async for message in subscription:
-        change = parse_change(message)
-        if change is not None:
-            yield change

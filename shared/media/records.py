@@ -10,22 +10,15 @@ uploaded or fetched at any moment.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 from collections import OrderedDict
 
-from shared.coordination.base import Coordinator, CoordinatorUnavailable, Subscription
+from shared.coordination.base import Coordinator
+from shared.coordination.listener import ChannelListener
 from shared.db.repositories.media import MediaRecord
-from shared.media.changes import CHANNEL, media_changes
-from shared.stopping import cancel_and_wait
-
-log = logging.getLogger(__name__)
+from shared.media.changes import CHANNEL, parse_change
 
 RECORD_TTL_SECONDS = 10.0
-RESUBSCRIBE_SECONDS = 5.0
-"""After pub/sub failed (or its subscription ended), lookups read the database this long
-before the cache tries to listen again."""
 RECORD_MAX_ENTRIES = 100_000
 """About 50 MB at most: a record is a few hundred bytes."""
 
@@ -45,15 +38,14 @@ class MediaRecordCache:
         self.ttl_seconds = ttl_seconds
         self.max_entries = max_entries
         self._entries: OrderedDict[MediaKey, tuple[float, MediaRecord]] = OrderedDict()
-        self._listener: asyncio.Task[None] | None = None
+        self._listener = ChannelListener(CHANNEL, self._heard, self._lost)
         # Bumped by every change heard: a record read from the database before a change
         # arrived may be the old state, so `put` refuses it (see `generation`).
         self._generation = 0
-        self._next_attempt = 0.0
 
     @property
     def listening(self) -> bool:
-        return self._listener is not None and not self._listener.done()
+        return self._listener.listening
 
     @property
     def generation(self) -> int:
@@ -84,39 +76,23 @@ class MediaRecordCache:
         self._entries.pop((origin, media_id), None)
 
     async def ensure_listening(self, coordinator: Coordinator) -> None:
-        """`listen`, unless listening already or a recent attempt failed (cheap when listening)."""
-        if self.listening or time.monotonic() < self._next_attempt:
-            return
-        await self.listen(coordinator)
+        """Start hearing media changes unless already (cheap when listening)."""
+        await self._listener.ensure_listening(coordinator)
 
     async def listen(self, coordinator: Coordinator) -> None:
         """Hear media changes and start remembering; a no-op (every lookup then reads the
         database) when pub/sub is unavailable."""
-        if self.listening:
-            return
-        # Concurrent first lookups: one subscribes, the others read the database meanwhile.
-        self._next_attempt = time.monotonic() + RESUBSCRIBE_SECONDS
-        try:
-            subscription = await coordinator.subscribe(CHANNEL)
-        except CoordinatorUnavailable as exc:
-            log.warning("not listening for media changes, every download reads the database: %r",
-                        exc)
-            return
-        self._listener = asyncio.create_task(self._forget_changed(subscription),
-                                             name="media-record-changes")
+        await self._listener.listen(coordinator)
 
-    async def _forget_changed(self, subscription: Subscription) -> None:
-        try:
-            async for origin, media_id in media_changes(subscription):
-                self.forget(origin, media_id)
-        finally:
-            self._generation += 1
-            self._entries.clear()
-            self._next_attempt = time.monotonic() + RESUBSCRIBE_SECONDS
-            await subscription.close()
+    def _heard(self, message: bytes) -> None:
+        change = parse_change(message)
+        if change is not None:
+            self.forget(*change)
+
+    def _lost(self) -> None:
+        self._generation += 1
+        self._entries.clear()
 
     async def close(self) -> None:
-        if self._listener is not None:
-            await cancel_and_wait(self._listener)
-            self._listener = None
+        await self._listener.close()
         self._entries.clear()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import re
 import signal
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,9 +167,20 @@ def test_admin_call_reaches_machine_zero(cluster: UpCluster) -> None:
     assert version.status_code == 200 and "Version" in version.json()
     assert version.headers["x-request-id"] == "up-admin-1"
     admin_port = next(m.port for m in cluster.state.members if m.service == "admin")
-    access = (Path(cluster.folder) / "nginx" / "access.log").read_text()
-    line = next(line for line in access.splitlines() if '"request_id":"up-admin-1"' in line)
+    line = logged_line(Path(cluster.folder) / "nginx" / "access.log", '"request_id":"up-admin-1"')
     assert f'"upstream":"127.0.0.1:{admin_port}"' in line
+
+
+def logged_line(log: Path, needle: str, timeout: float = 10.0) -> str:
+    """The first line of `log` holding `needle`; nginx writes its access line after it has
+    answered, so under load the line may land a moment after the client has its response."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [line for line in log.read_text().splitlines() if needle in line]
+        if found or time.monotonic() > deadline:
+            assert found, f"no line with {needle} in {log}"
+            return found[0]
+        time.sleep(0.1)
 
 
 def test_access_lines_name_the_machine_the_request_and_the_homeserver(cluster: UpCluster) -> None:

@@ -1,10 +1,13 @@
 """The in-process layer of the token cache: whoami answers believed for a few seconds without
-asking Redis, never past their cluster-wide entry, and forgotten at once by a logout through
-this process (one token, or every token of the user)."""
+asking Redis, never past their cluster-wide entry, forgotten at once by a logout through any
+process (one token, or every token of the user), and not kept at all while the process cannot
+hear logouts."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -26,8 +29,20 @@ from shared.matrix.errors import MatrixError
 HS = HomeserverConfig(name="example.org", csApi="")
 
 
-def test_an_answer_is_believed_a_few_seconds_never_past_its_cluster_wide_entry() -> None:
-    cache = LocalTokenCache()
+@pytest.fixture
+async def cache() -> AsyncIterator[LocalTokenCache]:
+    """A cache that hears logouts (through an in-process coordinator)."""
+    coordinator = InProcessCoordinator()
+    made = LocalTokenCache()
+    await made.listen(coordinator)
+    yield made
+    await made.close()
+    await coordinator.close()
+
+
+async def test_an_answer_is_believed_a_few_seconds_never_past_its_cluster_wide_entry(
+    cache: LocalTokenCache,
+) -> None:
     cache.put("fresh", {"user_id": "@a:example.org", CACHED_AT: time.time()}, ttl=300)
     cache.put("old", {"user_id": "@a:example.org", CACHED_AT: time.time() - 299.9}, ttl=300)
     assert cache.get("fresh") is not None
@@ -36,8 +51,9 @@ def test_an_answer_is_believed_a_few_seconds_never_past_its_cluster_wide_entry()
     assert LOCAL_TOKEN_SECONDS <= 10
 
 
-def test_forget_user_drops_only_that_users_answers_of_that_homeserver() -> None:
-    cache = LocalTokenCache()
+async def test_forget_user_drops_only_that_users_answers_of_that_homeserver(
+    cache: LocalTokenCache,
+) -> None:
     cache.put("whoami:example.org:t1:", {"user_id": "@a:example.org"}, 300)
     cache.put("whoami:example.org:t2:", {"user_id": "@b:example.org"}, 300)
     cache.put("whoami:other.org:t3:", {"user_id": "@a:example.org"}, 300)
@@ -53,6 +69,7 @@ async def test_a_logout_through_this_process_is_believed_at_once() -> None:
     config = parse_config({"homeservers": [{"name": HS.name, "csApi": ""}],
                            "datastores": [], "database": {"sqlite": ":memory:"}})
     coordinator = InProcessCoordinator()
+    await local_token_cache(coordinator).listen(coordinator)
     async with httpx.AsyncClient() as http:
         for forget in ("token", "user"):
             key = f"whoami:{HS.name}:{token_hash_of('tok')}:"
@@ -66,4 +83,32 @@ async def test_a_logout_through_this_process_is_believed_at_once() -> None:
             with pytest.raises(MatrixError) as refused:
                 await authenticate(config, coordinator, http, HS, "tok")
             assert refused.value.errcode == "M_UNKNOWN_TOKEN", forget
+    await local_token_cache(coordinator).close()
     await coordinator.close()
+
+
+async def test_a_logout_through_another_process_is_heard_at_once() -> None:
+    """`here` is one process's cache; the logout goes through the coordinator as another
+    process's would (its own cache, `local_token_cache(coordinator)`, is not `here`)."""
+    coordinator = InProcessCoordinator()
+    here = LocalTokenCache()
+    await here.listen(coordinator)
+    key = f"whoami:{HS.name}:{token_hash_of('tok')}:"
+    here.put(key, {"user_id": "@a:example.org"}, 300)
+    here.put("whoami:example.org:other:", {"user_id": "@a:example.org"}, 300)
+    await forget_token(coordinator, HS, "tok", None)
+    await asyncio.sleep(0.05)
+    assert here.get(key) is None
+    config = parse_config({"homeservers": [{"name": HS.name, "csApi": ""}],
+                           "datastores": [], "database": {"sqlite": ":memory:"}})
+    await forget_user_tokens(coordinator, config, HS, "@a:example.org")
+    await asyncio.sleep(0.05)
+    assert here.get("whoami:example.org:other:") is None
+    await here.close()
+    await coordinator.close()
+
+
+def test_a_cache_that_cannot_hear_logouts_keeps_nothing() -> None:
+    unheard = LocalTokenCache()
+    unheard.put("whoami:example.org:t:", {"user_id": "@a:example.org"}, 300)
+    assert unheard.get("whoami:example.org:t:") is None
