@@ -11,6 +11,7 @@ its own running config), so `kill -HUP <supervisor>` reloads the whole pool.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import signal
 import socket
@@ -49,7 +50,8 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def _spawn(fd: int, service: str, config: str | None) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "mmr.workers", "--fd", str(fd), service,
+    command = [sys.executable, "-m", "mmr.workers", "--fd", str(fd),
+               "--supervisor", str(os.getpid()), service,
                *(["--config", config] if config else [])]
     return subprocess.Popen(command, pass_fds=(fd,))
 
@@ -98,13 +100,28 @@ def run_workers(service: str, config: str | None, host: str, port: int, workers:
         sock.close()
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_supervisor(supervisor_pid: int) -> None:
+    """A supervisor that is SIGKILLed cannot forward SIGTERM: ask the kernel to send it when the
+    supervisor dies, so no worker lingers on the port (Linux; elsewhere the supervisor's own
+    SIGTERM handling is all there is)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != supervisor_pid:  # it died before the request took effect
+        raise SystemExit(1)
+
+
 def child_main(argv: list[str] | None = None) -> None:
     """One worker: a normal service process serving on the supervisor's socket."""
     parser = argparse.ArgumentParser(prog="mmr worker")
     parser.add_argument("service")
     parser.add_argument("--config")
     parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--supervisor", type=int, required=True)
     args = parser.parse_args(argv)
+    _die_with_supervisor(args.supervisor)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor forwards what matters
     # A reload forwarded before the server installs its handler must not end the worker.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)

@@ -116,6 +116,34 @@ def test_workers_run_n_processes_on_one_port_each_with_its_own_id(
             os.kill(pid, 0)
 
 
+def test_workers_do_not_outlive_a_killed_supervisor(tmp_path: Path, write_config: WriteConfig) -> None:
+    """SIGKILL leaves the supervisor no chance to forward anything: the kernel stops its workers."""
+    config = write_config()
+    pool = start_mmr("pool", ["serve", "download", "--config", str(config), "--workers", "2"],
+                     tmp_path / "logs", env={"MACHINE_ID": "auto"})
+    try:
+        pool.wait_healthy()
+        workers: list[int] = []
+        deadline = time.monotonic() + 60
+        while len(workers) < 2 and time.monotonic() < deadline:
+            workers = [int(pid) for pid in os.popen(f"pgrep -P {pool.process.pid}").read().split()]
+            time.sleep(0.1)
+        assert len(workers) == 2
+    finally:
+        pool.process.kill()
+        pool.process.wait()
+    deadline = time.monotonic() + 30
+    alive = set(workers)
+    while alive and time.monotonic() < deadline:
+        for pid in list(alive):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                alive.discard(pid)
+        time.sleep(0.1)
+    assert not alive, f"workers {sorted(alive)} outlived their supervisor"
+
+
 def test_workers_need_auto_ids(tmp_path: Path, write_config: WriteConfig) -> None:
     config = write_config()
     pool = start_mmr("pool", ["serve", "upload", "--config", str(config), "--workers", "2"],
