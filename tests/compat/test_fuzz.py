@@ -149,7 +149,10 @@ def _service_schema(service: str) -> Any:
     with warnings.catch_warnings():  # GET+HEAD routes share one operationId; harmless here
         warnings.simplefilter("ignore")
         doc = service_module(service).create_app(config=config).openapi()
-    doc["paths"] = {path: ops for path, ops in doc["paths"].items() if not _admin(path)}
+    # Methods in a fixed order: FastAPI lists them from a set, whose order changes with the hash
+    # seed, and xdist workers must collect the same tests in the same order.
+    doc["paths"] = {path: dict(sorted(ops.items())) for path, ops in doc["paths"].items()
+                    if not _admin(path)}
     schema = schemathesis.openapi.from_dict(_not_a_remote_name(doc))
     return schema
 
