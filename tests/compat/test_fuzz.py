@@ -156,8 +156,10 @@ def _service_schema(service: str) -> Any:
         doc = service_module(service).create_app(config=config).openapi()
     # The federation tester's job is contacting a server (discovery, then its /version): 502
     # for one that cannot be reached is its documented answer, and only tests this machine's
-    # network. Everything else of the admin API is fuzzed.
-    doc["paths"] = {path: ops for path, ops in doc["paths"].items()
+    # network. Everything else of the admin API is fuzzed. Methods in a fixed order: FastAPI
+    # lists them from a set, whose order changes with the hash seed, and xdist workers must
+    # collect the same tests in the same order.
+    doc["paths"] = {path: dict(sorted(ops.items())) for path, ops in doc["paths"].items()
                     if "/admin/federation/test/" not in path}
     schema = schemathesis.openapi.from_dict(_not_a_remote_name(doc))
     return schema

@@ -227,7 +227,8 @@ def startup_outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outc
     }
     outcomes = {}
     for name, process in started.items():
-        exit_code = process.wait_exit(timeout=60)
+        # Ten interpreters start at once: on a loaded machine the last can take minutes.
+        exit_code = process.wait_exit(timeout=240)
         outcomes[name] = Outcome(exit_code, process.stdout(), process.stderr())
     return outcomes
 

@@ -1,4 +1,4 @@
-"""A soak: a minute of mixed traffic (tests/e2e/soak.py) against the embedded default and a
+"""A soak: half a minute of mixed traffic (tests/e2e/soak.py) against the embedded default and a
 cluster-shaped process (PostgreSQL, Redis, SeaweedFS S3), both real `mmr serve` subprocesses.
 
 Once warm (the first third: caches fill, pools open, thumbnail workers start), nothing may keep
@@ -21,7 +21,8 @@ from tests.infra.postgres import temporary_database
 from tests.infra.processes import MmrProcess, start_mmr
 from tests.infra.seaweedfs import S3Server
 
-SOAK_SECONDS = 60
+SOAK_SECONDS = 30
+"""Enough for thirds of five samples each (sampled every 2 s); `bench/soak.py` soaks for minutes."""
 RSS_GROWTH_LIMIT = 24 * MIB
 FD_GROWTH_LIMIT = 4
 DB_GROWTH_LIMIT = 1

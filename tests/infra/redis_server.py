@@ -2,10 +2,14 @@
 
 Resolution order:
 
-1. `MMR_TEST_REDIS_URL`, used as given (and not flushed: it is the caller's server).
-2. A Redis already answering PING on 127.0.0.1:6379: database 9 of it, FLUSHDB'd once per run so
-   leftovers from an earlier run cannot leak into this one.
-3. A private `redis-server` started on a free port (no persistence), stopped at interpreter exit.
+1. `MMR_TEST_REDIS_URL`, used as given (and not flushed: it is the caller's server). Under
+   pytest-xdist it is a comma-separated list with one URL per worker (`gw0` takes the first);
+   too few URLs is an error, since two workers on one database would flush and count each
+   other's keys.
+2. A Redis already answering PING on 127.0.0.1:6379: database 9 of it (9 + N for xdist worker
+   `gwN`), FLUSHDB'd once per run so leftovers from an earlier run cannot leak into this one.
+3. A private `redis-server` started on a free port (no persistence), stopped at interpreter exit
+   (one per xdist worker: each process starts its own).
 
 There is no skip: if none of these works the tests fail with an explanation, because tests that
 silently stop running Redis would stop testing the cluster code path.
@@ -26,6 +30,8 @@ ENV_VAR = "MMR_TEST_REDIS_URL"
 LOCAL_HOST = "127.0.0.1"
 LOCAL_PORT = 6379
 TEST_DB = 9
+_DATABASES = 16
+"""Redis's default `databases`: workers past 16 - TEST_DB cannot have a database of their own."""
 _START_TIMEOUT_SECONDS = 10.0
 
 _url: str | None = None
@@ -40,16 +46,36 @@ def ensure_redis() -> str:
     return _url
 
 
+def xdist_worker_index() -> int:
+    """N for pytest-xdist worker `gwN`, 0 in a run without workers."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return int(worker.removeprefix("gw")) if worker.startswith("gw") else 0
+
+
 def _resolve() -> str:
+    worker = xdist_worker_index()
     from_env = os.environ.get(ENV_VAR)
     if from_env:
-        return from_env
+        return _url_for_worker(from_env, worker)
     if _answers_ping(LOCAL_HOST, LOCAL_PORT):
-        url = f"redis://{LOCAL_HOST}:{LOCAL_PORT}/{TEST_DB}"
+        if TEST_DB + worker >= _DATABASES:
+            raise RuntimeError(f"xdist worker gw{worker} has no Redis database of its own on "
+                               f"{LOCAL_HOST}:{LOCAL_PORT}: use fewer workers or set {ENV_VAR}")
+        url = f"redis://{LOCAL_HOST}:{LOCAL_PORT}/{TEST_DB + worker}"
         _flush(url)
         return url
     port = _start_server()
     return f"redis://{LOCAL_HOST}:{port}/{TEST_DB}"
+
+
+def _url_for_worker(from_env: str, worker: int) -> str:
+    urls = [url.strip() for url in from_env.split(",") if url.strip()]
+    if worker >= len(urls):
+        raise RuntimeError(
+            f"{ENV_VAR} names {len(urls)} Redis URL(s) but this is xdist worker gw{worker}: give "
+            "one URL (its own database) per worker, comma-separated, or run without -n"
+        )
+    return urls[worker]
 
 
 def _answers_ping(host: str, port: int, timeout: float = 0.5) -> bool:

@@ -12,7 +12,11 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
+from selenium.common.exceptions import (
+    NoAlertPresentException,
+    NoSuchElementException,
+    StaleElementReferenceException,
+)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -43,12 +47,13 @@ def browser() -> Iterator[WebDriver]:
 
 def wait_for(check: Callable[[], Any], timeout: float = 30.0) -> Any:
     """Poll `check` until it is truthy; an element replaced mid-check (the page navigated or
-    refreshed itself between find and read) counts as not yet."""
+    refreshed itself between find and read), or one not there yet (the next page is still
+    loading), counts as not yet."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             value = check()
-        except StaleElementReferenceException:
+        except (StaleElementReferenceException, NoSuchElementException):
             value = None
         if value or time.monotonic() > deadline:
             assert value, "timed out"

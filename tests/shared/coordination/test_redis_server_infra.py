@@ -26,8 +26,28 @@ def no_local_redis(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_env_var_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     monkeypatch.setenv(redis_server.ENV_VAR, "redis://example.invalid:1/3")
     assert redis_server._resolve() == "redis://example.invalid:1/3"
+
+
+def test_each_xdist_worker_takes_its_own_url_from_the_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(redis_server.ENV_VAR, "redis://h:1/3, redis://h:1/4")
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
+    assert redis_server._resolve() == "redis://h:1/4"
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw2")
+    with pytest.raises(RuntimeError, match="one URL"):
+        redis_server._resolve()
+
+
+def test_each_xdist_worker_has_its_own_database_on_the_local_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(redis_server.ENV_VAR, raising=False)
+    monkeypatch.setattr(redis_server, "_answers_ping", lambda _host, _port: True)
+    monkeypatch.setattr(redis_server, "_flush", lambda _url: None)
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
+    assert redis_server._resolve().endswith(f"/{redis_server.TEST_DB + 1}")
 
 
 @pytest.mark.usefixtures("no_local_redis")
