@@ -275,9 +275,11 @@ def test_the_previous_release_is_the_commit_the_changelog_names() -> None:
 
     changelog = ("## 0.3.0 (unreleased; kind Y)\n\n## 0.2.0 (kind Y; cut from abc1234)\n\n"
                  "## 0.1.0 (kind X; cut from d4d070d)\n")
-    assert previous_release_in_changelog(changelog) == ("0.2.0", "abc1234")
+    assert previous_release_in_changelog(changelog, "0.3.0") == ("0.2.0", "abc1234")
+    # This build's own release is not the one to upgrade from.
+    assert previous_release_in_changelog(changelog, "0.2.0") == ("0.1.0", "d4d070d")
     with pytest.raises(AssertionError, match="names no released commit"):
-        previous_release_in_changelog("## 0.1.0 (unreleased; kind X)\n")
+        previous_release_in_changelog("## 0.1.0 (unreleased; kind X)\n", "0.1.0")
 
     # A checkout without the release's commit fails the upgrade test (no skip).
     with pytest.raises(AssertionError, match="has no such commit"):

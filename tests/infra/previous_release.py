@@ -18,6 +18,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.version import mmr_version
+
 ROOT = Path(__file__).parent.parent.parent
 CACHE = ROOT / ".test-cache"
 _RELEASE_RE = re.compile(r"^## (\d+\.\d+\.\d+) \(([^)]*)\)$", re.MULTILINE)
@@ -36,11 +38,13 @@ class Release:
         return [str(self.venv / "bin" / "mmr")]
 
 
-def previous_release_in_changelog(changelog: str) -> tuple[str, str]:
-    """(version, commit) of the newest released entry, i.e. the first one with `cut from`."""
+def previous_release_in_changelog(changelog: str, current: str) -> tuple[str, str]:
+    """(version, commit) of the newest released entry older than `current` (this build's
+    version): the first one with `cut from` and another version. Once this build's version is
+    itself released, its own entry names (nearly) this code, not the release before it."""
     for version, notes in _RELEASE_RE.findall(changelog):
         cut = _CUT_FROM_RE.search(notes)
-        if cut:
+        if cut and version != current:
             return version, cut[1]
     raise AssertionError("CHANGELOG.md names no released commit ('## X.Y.Z (kind K; cut from <commit>)')")
 
@@ -65,7 +69,8 @@ def full_commit(short: str) -> str:
 
 def previous_release() -> Release:
     """The previous release installed in its cached venv (built on first use)."""
-    version, short = previous_release_in_changelog((ROOT / "CHANGELOG.md").read_text())
+    version, short = previous_release_in_changelog((ROOT / "CHANGELOG.md").read_text(),
+                                                   mmr_version())
     commit = full_commit(short)
     home = CACHE / f"release-{commit}"
     venv = home / "venv"
