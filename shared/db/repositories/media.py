@@ -9,6 +9,7 @@ from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.db.engine import Statements
 from shared.db.models import MediaRow
 from shared.db.repositories.mapping import record_of
 
@@ -58,7 +59,7 @@ _FIND_STORED_COPY = (
 )
 
 
-async def insert_media(session: AsyncSession, record: MediaRecord) -> None:
+async def insert_media(session: Statements, record: MediaRecord) -> None:
     """Insert a record; raise MediaIdTaken when the ID exists (the caller's transaction is rolled back).
 
     One Core INSERT rather than an ORM add and flush: every upload pays for this, and nothing
@@ -85,7 +86,7 @@ class StoredCopy:
     quarantined: bool
 
 
-async def find_stored_copy(session: AsyncSession, sha256: str) -> StoredCopy | None:
+async def find_stored_copy(session: Statements, sha256: str) -> StoredCopy | None:
     """A stored copy of these bytes, a quarantined one first: one query answers both "may these
     bytes be stored?" and "are they stored already?"."""
     row = (await session.execute(_FIND_STORED_COPY, {"sha256": sha256})).first()
