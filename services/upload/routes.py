@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
 
 from services.upload import client_api, pipeline, reservations
 from shared.auth.tokens import extract_token
@@ -12,7 +13,10 @@ from shared.auth.users import UserInfo
 from shared.config import MmrConfig
 from shared.matrix.errors import InvalidParam
 from shared.media.quota import quota_for
-from shared.web.deps import HomeserverDep, RuntimeDep, UserDep
+from shared.runtime import Runtime
+from shared.web.deps import HomeserverDep, RuntimeDep, UserDep, get_homeserver, get_user
+from shared.web.json import FastJSONResponse
+from shared.web.lean import LeanRoute
 from shared.web.ratelimit import limit_by_ip, limit_by_user
 
 # Every upload-service route is limited per client IP; uploads and creates also per user.
@@ -24,9 +28,8 @@ def _upload_rate(config: MmrConfig, user: UserInfo) -> tuple[float, int]:
     return config.uploads.rate_per_second, config.uploads.rate_burst
 
 
-UploaderDep = Annotated[
-    UserInfo, Depends(limit_by_user("uploads", _upload_rate, allow_guests=False))
-]
+charge_uploader = limit_by_user("uploads", _upload_rate, allow_guests=False)
+UploaderDep = Annotated[UserInfo, Depends(charge_uploader)]
 
 
 def _declared_length(request: Request) -> int | None:
@@ -49,12 +52,24 @@ def _upload_request(request: Request, server_name: str, user: UserInfo) -> pipel
     )
 
 
-async def upload_media(
-    request: Request, runtime: RuntimeDep, hs: HomeserverDep, user: UploaderDep
-) -> dict[str, str]:
+# The upload routes are lean Starlette endpoints (shared.web.lean), as the downloads are:
+# FastAPI's dependency solving and its walk through every included router were a fifth of a
+# 1 MiB upload's CPU. They call the same dependencies by hand in FastAPI's order (the router's
+# per-IP limit, the homeserver, the user, the per-user upload limit) and raise the same Matrix
+# errors, which the app's shared handlers answer.
+async def _uploader(request: Request) -> tuple[Runtime, str, UserInfo]:
+    runtime: Runtime = request.app.state.runtime
+    await limit_by_ip(request, runtime)
+    hs = await get_homeserver(request, runtime)
+    user = await charge_uploader(runtime, await get_user(request, runtime, hs))
+    return runtime, hs.name, user
+
+
+async def upload_media(request: Request) -> Response:
     """`POST /_matrix/media/{r0,v1,v3}/upload`: raw body in, `mxc://` URI out."""
-    record = await pipeline.run(runtime, _upload_request(request, hs.name, user))
-    return {"content_uri": record.mxc}
+    runtime, server_name, user = await _uploader(request)
+    record = await pipeline.run(runtime, _upload_request(request, server_name, user))
+    return FastJSONResponse({"content_uri": record.mxc})
 
 
 async def create_media(runtime: RuntimeDep, hs: HomeserverDep, user: UploaderDep) -> dict[str, Any]:
@@ -63,13 +78,13 @@ async def create_media(runtime: RuntimeDep, hs: HomeserverDep, user: UploaderDep
     return {"content_uri": created.content_uri, "unused_expires_at": created.unused_expires_at}
 
 
-async def upload_media_async(
-    server_name: str, media_id: str, request: Request, runtime: RuntimeDep, hs: HomeserverDep,
-    user: UploaderDep,
-) -> dict[str, str]:
+async def upload_media_async(request: Request) -> Response:
     """`PUT /_matrix/media/{r0,v3}/upload/{serverName}/{mediaId}`: content for a created ID."""
-    await pipeline.run_put(runtime, _upload_request(request, hs.name, user), server_name, media_id)
-    return {}
+    runtime, server_name, user = await _uploader(request)
+    path = request.path_params
+    await pipeline.run_put(runtime, _upload_request(request, server_name, user),
+                           path["server_name"], path["media_id"])
+    return FastJSONResponse({})
 
 
 async def media_config(runtime: RuntimeDep, hs: HomeserverDep, user: UserDep) -> dict[str, int]:
@@ -89,12 +104,13 @@ async def media_config(runtime: RuntimeDep, hs: HomeserverDep, user: UserDep) ->
 
 
 for _version in ("r0", "v1", "v3"):
-    router.add_api_route(f"/_matrix/media/{_version}/upload", upload_media, methods=["POST"])
+    router.routes.append(LeanRoute(f"/_matrix/media/{_version}/upload", upload_media,
+                                   methods=["POST"]))
 for _version in ("r0", "v3"):
-    router.add_api_route(
+    router.routes.append(LeanRoute(
         f"/_matrix/media/{_version}/upload/{{server_name}}/{{media_id}}", upload_media_async,
         methods=["PUT"],
-    )
+    ))
 router.add_api_route("/_matrix/media/v1/create", create_media, methods=["POST"])
 for _path in ("/_matrix/client/v1/media/config", "/_matrix/media/r0/config", "/_matrix/media/v3/config"):
     router.add_api_route(_path, media_config, methods=["GET"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -12,6 +13,11 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from shared.config import DatabaseConfig
+
+Statements = AsyncSession | AsyncConnection
+"""What a repository function that only runs Core statements (`execute`, `rollback`) accepts:
+an ORM session, or a plain connection where the session's bookkeeping is not worth its cost
+(every upload's lookup and insert, `shared.media.store`)."""
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: ConnectionPoolEntry) -> None:

@@ -238,8 +238,9 @@ async def store_media(rt: Runtime, write: MediaWrite, source: HashedFile) -> Med
 async def _media_object(rt: Runtime, write: MediaWrite, source: HashedFile) -> tuple[StoredObject, bool]:
     """A recorded copy of the bytes when one is still stored, else a new object; and whether
     the bytes are quarantined. Local writes of quarantined bytes stop here."""
-    async with rt.sessions() as session:
-        existing = await find_stored_copy(session, source.sha256)
+    # A plain connection, not an ORM session: the session's bookkeeping cost more than the query.
+    async with rt.engine.connect() as connection:
+        existing = await find_stored_copy(connection, source.sha256)
     if existing is not None:
         if existing.quarantined and write.kind == "local":
             raise Forbidden(QUARANTINED)
@@ -279,11 +280,11 @@ async def _record_media(
 ) -> MediaRecord:
     async def insert(media_id: str) -> MediaRecord:
         row = _media_row(rt, write, source, media_id, stored, quarantined)
-        async with rt.sessions() as session:
-            await insert_media(session, row)
+        async with rt.engine.connect() as connection:
+            await insert_media(connection, row)
             if write.fills_reservation:
-                await delete_reservation(session, row.origin, row.media_id)
-            await session.commit()
+                await delete_reservation(connection, row.origin, row.media_id)
+            await connection.commit()
         return row
 
     if write.media_id is None:

@@ -9,6 +9,7 @@ from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.db.engine import Statements
 from shared.db.models import MediaRow
 from shared.db.repositories.mapping import record_of
 
@@ -43,14 +44,29 @@ def _to_record(row: MediaRow) -> MediaRecord:
     return record_of(MediaRecord, row)
 
 
-async def insert_media(session: AsyncSession, record: MediaRecord) -> None:
+_MEDIA = cast(Table, MediaRow.__table__)
+# Every upload runs these two, so they are built once, on the table rather than the ORM entity,
+# with their values as bind parameters: SQLAlchemy then reuses the statement's memoised cache
+# key and compiled SQL, where a statement built per call (`.values(...)`, `== sha256`) paid for
+# building, cache-key generation and the ORM's bulk-insert path every time (a fifth of a 1 MiB
+# upload's CPU on SQLite).
+_INSERT_MEDIA = insert(_MEDIA)
+_FIND_STORED_COPY = (
+    select(_MEDIA.c.datastore_id, _MEDIA.c.location, _MEDIA.c.quarantined)
+    .where(_MEDIA.c.sha256 == bindparam("sha256"))
+    .order_by(_MEDIA.c.quarantined.desc())
+    .limit(1)
+)
+
+
+async def insert_media(session: Statements, record: MediaRecord) -> None:
     """Insert a record; raise MediaIdTaken when the ID exists (the caller's transaction is rolled back).
 
     One Core INSERT rather than an ORM add and flush: every upload pays for this, and nothing
     needs the row in the session afterwards.
     """
     try:
-        await session.execute(insert(MediaRow).values(asdict(record)))
+        await session.execute(_INSERT_MEDIA, asdict(record))
     except IntegrityError as exc:
         await session.rollback()
         raise MediaIdTaken(record.mxc) from exc
@@ -70,16 +86,10 @@ class StoredCopy:
     quarantined: bool
 
 
-async def find_stored_copy(session: AsyncSession, sha256: str) -> StoredCopy | None:
+async def find_stored_copy(session: Statements, sha256: str) -> StoredCopy | None:
     """A stored copy of these bytes, a quarantined one first: one query answers both "may these
     bytes be stored?" and "are they stored already?"."""
-    stmt = (
-        select(MediaRow.datastore_id, MediaRow.location, MediaRow.quarantined)
-        .where(MediaRow.sha256 == sha256)
-        .order_by(MediaRow.quarantined.desc())
-        .limit(1)
-    )
-    row = (await session.execute(stmt)).first()
+    row = (await session.execute(_FIND_STORED_COPY, {"sha256": sha256})).first()
     return StoredCopy(row[0], row[1], bool(row[2])) if row else None
 
 

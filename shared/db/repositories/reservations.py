@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.db.engine import Statements
 from shared.db.models import MediaReservationRow
 from shared.db.repositories.mapping import record_of, row_of
 from shared.db.repositories.unique import add_unless_taken
@@ -50,7 +51,7 @@ async def get_reservation(session: AsyncSession, origin: str, media_id: str) -> 
     return _to_reservation(row) if row else None
 
 
-async def delete_reservation(session: AsyncSession, origin: str, media_id: str) -> None:
+async def delete_reservation(session: Statements, origin: str, media_id: str) -> None:
     """Remove it (no commit: the caller commits it with the media row that replaces it)."""
     await session.execute(
         delete(MediaReservationRow).where(
