@@ -2,8 +2,8 @@
 
 boto3 is blocking, so every call runs in a worker thread. boto3 clients (unlike sessions) are
 thread-safe, so one client is shared by all of them. Reads, the hot path, skip boto: the object
-is streamed with httpx from a presigned GET URL (signed locally and reused), on the event loop
-with no thread hop per chunk; a boto GET cost twice the CPU of the rest of a 1 MiB download.
+is streamed from a presigned GET URL (signed locally and reused) by `shared.storage.http_get`,
+on the event loop with no thread hop per chunk.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
-import httpx
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -30,6 +30,7 @@ from shared.storage.base import (
     RangeNotSatisfiable,
     StoredObject,
 )
+from shared.storage.http_get import ConnectionPool, HttpGetError
 from shared.storage.keys import is_content_key, validate_key
 
 _NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
@@ -51,9 +52,7 @@ S3's 5 GiB single-object limit."""
 PRESIGNED_MAX_ENTRIES = 10_000
 READ_URL_SECONDS = 3600
 """Lifetime of the presigned URLs reads go through (each reused for half of it)."""
-READ_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
-READ_ATTEMPTS = 2
-"""A pooled connection the server closed while idle fails the first try; nothing was read yet."""
+ERROR_BODY_MAX_BYTES = 64 * 1024
 _ERROR_CODE = re.compile(rb"<Code>([^<]*)</Code>")
 
 
@@ -147,9 +146,9 @@ class S3Datastore:
             config=_client_config(path_style),
         )
         self._read_urls = PresignedUrls()
-        # httpx connections belong to the event loop that opened them; a datastore outlives
-        # loops in tests and CLI commands, so each loop gets its own client.
-        self._http: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
+        # Connections belong to the event loop that opened them; a datastore outlives loops in
+        # tests and CLI commands, so each loop gets its own pool.
+        self._http: tuple[asyncio.AbstractEventLoop, ConnectionPool] | None = None
 
     def _object_key(self, key: str) -> str:
         validate_key(key)
@@ -201,51 +200,38 @@ class S3Datastore:
             raise ValueError(f"chunk_size must be positive, got {chunk_size}")
         if byte_range is not None:
             byte_range.check()
-        url = self._read_urls.get(self, key, READ_URL_SECONDS)
+        url = urlsplit(self._read_urls.get(self, key, READ_URL_SECONDS))
         headers = {} if byte_range is None else {"Range": f"bytes={byte_range.start}-{byte_range.end}"}
-        response = await self._send_get(key, url, headers)
+        pool = self._read_pool(f"{url.scheme}://{url.netloc}")
         try:
-            async for chunk in response.aiter_raw(chunk_size):
-                yield chunk
-        except httpx.HTTPError as exc:  # connection dropped mid-body
-            raise DatastoreUnavailable(f"s3 datastore {self.id!r}: {exc!r}") from exc
-        finally:
-            await response.aclose()
-
-    async def _send_get(self, key: str, url: str, headers: dict[str, str]) -> httpx.Response:
-        """The response with its body unread, or the S3 error as ours."""
-        client = self._http_client()
-        request = client.build_request("GET", url, headers=headers)
-        for attempt in range(READ_ATTEMPTS):
+            response = await pool.get(f"{url.path}?{url.query}", headers)
+            if response.status >= 300:
+                self._raise_for(key, response.status, await response.read_all(ERROR_BODY_MAX_BYTES))
+            chunks = response.body(chunk_size)
             try:
-                response = await client.send(request, stream=True)
-                break
-            except httpx.HTTPError as exc:
-                if attempt + 1 == READ_ATTEMPTS:
-                    raise DatastoreUnavailable(f"s3 datastore {self.id!r}: {exc!r}") from exc
-        if response.status_code < 300:
-            return response
-        try:
-            body = await response.aread()
-        except httpx.HTTPError:
-            body = b""
-        finally:
-            await response.aclose()
-        found = _ERROR_CODE.search(body)
-        code = found.group(1).decode(errors="replace") if found else str(response.status_code)
-        if response.status_code == 404 and code != "NoSuchBucket":
-            raise ObjectNotFound(key)
-        if response.status_code == 416:
-            raise RangeNotSatisfiable(f"s3 datastore {self.id!r}: {code}")
-        raise DatastoreUnavailable(f"s3 datastore {self.id!r}: GET answered {response.status_code} {code}")
+                async for chunk in chunks:
+                    yield chunk
+            finally:
+                await chunks.aclose()  # at once, not when collected: the connection goes back
+                response.release()
+        except (HttpGetError, TimeoutError) as exc:
+            raise DatastoreUnavailable(f"s3 datastore {self.id!r}: {exc!r}") from exc
 
-    def _http_client(self) -> httpx.AsyncClient:
+    def _raise_for(self, key: str, status: int, body: bytes) -> None:
+        found = _ERROR_CODE.search(body)
+        code = found.group(1).decode(errors="replace") if found else str(status)
+        if status == 404 and code != "NoSuchBucket":
+            raise ObjectNotFound(key)
+        if status == 416:
+            raise RangeNotSatisfiable(f"s3 datastore {self.id!r}: {code}")
+        raise DatastoreUnavailable(f"s3 datastore {self.id!r}: GET answered {status} {code}")
+
+    def _read_pool(self, origin: str) -> ConnectionPool:
         loop = asyncio.get_running_loop()
-        if self._http is None or self._http[0] is not loop:
-            client = httpx.AsyncClient(
-                timeout=READ_TIMEOUT, trust_env=False, follow_redirects=False,
-                limits=httpx.Limits(max_connections=64, max_keepalive_connections=32))
-            self._http = (loop, client)
+        if self._http is None or self._http[0] is not loop or self._http[1].origin != origin:
+            if self._http is not None:
+                self._http[1].close()
+            self._http = (loop, ConnectionPool(origin))
         return self._http[1]
 
     def presigned_get_url(self, key: str, expires_seconds: int) -> str:
@@ -343,7 +329,7 @@ class S3Datastore:
         return f"{self.endpoint_url.rstrip('/')}/{self.bucket}/{self._object_key(key)}"
 
     async def close(self) -> None:
-        if self._http is not None and self._http[0] is asyncio.get_running_loop():
-            await self._http[1].aclose()
+        if self._http is not None:
+            self._http[1].close()
         self._http = None
         await asyncio.to_thread(self._client.close)
