@@ -17,7 +17,7 @@ Synapse lives in its own venv under .test-infra/ (installed on first use by test
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,8 @@ class Target:
     extra: list[ProcessTree] = field(default_factory=list)  # ingress, object store
     static_dir: Path | None = None  # nginx: where the files it serves go
     state: dict[str, Any] = field(default_factory=dict)  # what rows prepared here, shared
+    # Stop and start the process serving a pool, returning once it is ready (None: not offered).
+    restart: Callable[[Target, str], None] | None = None
 
     def service(self, pool: str) -> list[ProcessTree]:
         return self.pools.get(pool) or self.pools["*"]
@@ -188,14 +190,42 @@ def mmr_embedded_target(work: Path, homeserver: Homeserver | None,
         **mmr_sections(homeserver),
     }, variant or {})
     path = write_config(data / "config.yaml", config)
-    process = start_mmr(name, ["serve", "--config", path], data / "logs")
+    processes = [start_mmr(name, ["serve", "--config", path], data / "logs")]
+
+    def restart(target: Target, pool: str) -> None:
+        processes[-1].stop()
+        processes.append(start_mmr(f"{name}-{len(processes)}", ["serve", "--config", path],
+                                   data / "logs"))
+        processes[-1].wait_healthy()
+        wait_ready(processes[-1].url)
+        target.url = processes[-1].url
+        target.pools = {"*": [ProcessTree((processes[-1].process.pid,))]}
+
     try:
-        process.wait_healthy()
+        processes[-1].wait_healthy()
         token, server_name = _identity(homeserver)
-        yield Target(name, "mmr", process.url, token, server_name, host=server_name,
-                     pools={"*": [ProcessTree((process.process.pid,))]})
+        yield Target(name, "mmr", processes[-1].url, token, server_name, host=server_name,
+                     pools={"*": [ProcessTree((processes[-1].process.pid,))]}, restart=restart)
     finally:
-        process.stop()
+        processes[-1].stop()
+
+
+def wait_ready(url: str, timeout: float = 60) -> None:
+    """Until /readyz answers 200: the database, coordination and datastores answer."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url}/readyz not 200 within {timeout:.0f} s")
+        time.sleep(0.05)
 
 
 CLUSTER_COUNTS = {"upload": 1, "download": 2, "thumbnail": 1, "preview": 1}
@@ -205,7 +235,7 @@ CLUSTER_COUNTS = {"upload": 1, "download": 2, "thumbnail": 1, "preview": 1}
 def mmr_cluster_target(work: Path, homeserver: Homeserver | None,
                        redis_url: str | None) -> Iterator[Target]:
     """`mmr cluster up` in a folder of this run, with the bench's config layered over it."""
-    from mmr.devcluster.cluster import UpOptions, down, up
+    from mmr.devcluster.cluster import UpOptions, down, restart_member, up
 
     folder = work / "mmr-cluster"
     folder.mkdir(parents=True)
@@ -225,8 +255,15 @@ def mmr_cluster_target(work: Path, homeserver: Homeserver | None,
         extra_trees = [ProcessTree((pids[name],)) for name in ("nginx", "seaweedfs") if name in pids]
         port = state.url.rsplit(":", 1)[1]
         token, name = _identity(homeserver)
+
+        def restart(target: Target, pool: str) -> None:
+            members = [m for m in state.members if m.service == pool]
+            target.pools[pool] = [ProcessTree((restart_member(state, m.name),)) for m in members]
+            for member in members:
+                wait_ready(f"http://127.0.0.1:{member.port}")
+
         target = Target("mmr-cluster", "mmr", f"http://127.0.0.1:{port}", token, name, host=name,
-                        pools=pools, extra=extra_trees)
+                        pools=pools, extra=extra_trees, restart=restart)
         target.state["cluster"] = state
         yield target
     finally:

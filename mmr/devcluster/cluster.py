@@ -182,6 +182,20 @@ def _wait_healthy(members: list[Member], started: list[Started], logs: Path) -> 
         time.sleep(0.1)
 
 
+def restart_member(state: ClusterState, name: str) -> int:
+    """Stop one mmr process of a running cluster and start it again on the same ports (nginx
+    keeps its upstream); returns once it is healthy, with its new pid."""
+    member = next(m for m in state.members if m.name == name)
+    old = next(s for s in state.started if s.name == name)
+    stop_started(old)
+    folder = Path(state.folder)
+    started = _start_member(member, folder / "config", folder / "logs")
+    state.started[state.started.index(old)] = started
+    state.save()
+    _wait_healthy([member], state.started, folder / "logs")
+    return started.pid
+
+
 @dataclass
 class UpOptions:
     folder: Path

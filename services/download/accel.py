@@ -7,37 +7,12 @@ every part is percent-encoded.
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
 from urllib.parse import quote, urlsplit
 
 from shared.config import AccelRedirectConfig
 from shared.storage.base import Datastore
 from shared.storage.file import FileDatastore
-from shared.storage.s3 import S3Datastore
-
-PRESIGNED_MAX_ENTRIES = 10_000
-
-
-class PresignedUrls:
-    """Presigned GETs reused for the first half of their life: signing one costs boto more CPU
-    than the rest of an accelerated download, and nginx uses each within milliseconds."""
-
-    def __init__(self, max_entries: int = PRESIGNED_MAX_ENTRIES) -> None:
-        self.max_entries = max_entries
-        self._entries: OrderedDict[tuple[str, str], tuple[float, str]] = OrderedDict()
-
-    def get(self, store: S3Datastore, key: str, lifetime_seconds: int) -> str:
-        found = self._entries.get((store.id, key))
-        now = time.monotonic()
-        if found is not None and found[0] > now:
-            return found[1]
-        url = store.presigned_get_url(key, lifetime_seconds)
-        self._entries[(store.id, key)] = (now + lifetime_seconds / 2, url)
-        self._entries.move_to_end((store.id, key))
-        if len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
-        return url
+from shared.storage.s3 import PresignedUrls, S3Datastore
 
 
 def accel_target(config: AccelRedirectConfig, store: Datastore, key: str,

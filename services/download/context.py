@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Self
 
-from services.download.accel import PresignedUrls
 from shared.runtime import Runtime
 from shared.storage.bytes_cache import ObjectBytesCache
+from shared.storage.s3 import PresignedUrls
 
 SMALL_OBJECTS_MAX_BYTES = 32 * 1024 * 1024
 SMALL_OBJECT_MAX_BYTES = 256 * 1024

@@ -110,3 +110,49 @@ async def test_multipart_uploads_can_be_switched_off(
     finally:
         await store.close()
         await asyncio.to_thread(remove_bucket, s3_server, bucket)
+
+
+def _unreachable(s3_server: S3Server) -> S3Datastore:
+    from tests.infra.http_server import free_port
+
+    return S3Datastore(id="gone", kinds=frozenset({"all"}), endpoint=f"127.0.0.1:{free_port()}",
+                       bucket="any", region=s3_server.region, access_key_id="k",
+                       access_secret="s", ssl=False, path_style=True, storage_class=None,
+                       public_base_url=None)
+
+
+async def _read(store: S3Datastore, key: str) -> bytes:
+    return b"".join([chunk async for chunk in store.open_stream(key)])
+
+
+async def test_read_from_an_unreachable_endpoint_is_unavailable(s3_server: S3Server) -> None:
+    store = _unreachable(s3_server)
+    with pytest.raises(DatastoreUnavailable, match="gone"):
+        await _read(store, KEY)
+    await store.close()
+
+
+async def test_read_from_a_missing_bucket_is_unavailable(s3_server: S3Server) -> None:
+    """A missing bucket is the operator's problem, not a missing object (no 404 to clients)."""
+    store = make_s3_datastore(s3_server, f"missing-{uuid.uuid4().hex[:16]}")
+    with pytest.raises(DatastoreUnavailable, match="NoSuchBucket"):
+        await _read(store, KEY)
+    await store.close()
+
+
+async def test_reads_reuse_one_presigned_url(
+    s3_datastore: S3Datastore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Signing costs more CPU than the rest of a read: it is done once per key, not per read."""
+    await s3_datastore.put_file(KEY, write(tmp_path, b"payload"), "text/plain")
+    signed: list[str] = []
+    sign = s3_datastore.presigned_get_url
+
+    def counting(key: str, expires_seconds: int) -> str:
+        signed.append(key)
+        return sign(key, expires_seconds)
+
+    monkeypatch.setattr(s3_datastore, "presigned_get_url", counting)
+    for _ in range(3):
+        assert await _read(s3_datastore, KEY) == b"payload"
+    assert len(signed) <= 1
