@@ -34,14 +34,19 @@ class ServerThread:
     """`with ServerThread(app) as server: httpx.get(server.url + "/healthz")`."""
 
     def __init__(self, app: FastAPI, port: int | None = None) -> None:
-        self.port = port or free_port()
+        # Bound here and handed to uvicorn, not picked and bound later: between the two another
+        # test process (xdist) or this test's own metrics listener could take the port.
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", port or 0))
+        self.port = int(self.socket.getsockname()[1])
         self.url = f"http://127.0.0.1:{self.port}"
         # proxy_headers off as in `mmr serve`: X-Forwarded-For is mmr's to judge (trusted proxies),
         # not uvicorn's, which would otherwise rewrite the client address for loopback peers.
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
                                 lifespan="on", proxy_headers=False)
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]},
+                                       daemon=True)
 
     def start(self) -> ServerThread:
         self.thread.start()
@@ -55,6 +60,7 @@ class ServerThread:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=30)
+        self.socket.close()
 
     def __enter__(self) -> ServerThread:
         return self.start()

@@ -15,7 +15,7 @@ from shared.metrics.record import classify_dependency_error
 from shared.storage.base import DatastoreUnavailable
 from shared.web.app import make_app
 from tests.conftest import embedded_raw_config
-from tests.infra.http_server import ServerThread, free_port, free_ports
+from tests.infra.http_server import ServerThread, free_ports
 from tests.shared.metrics.conftest import metrics_section, scrape
 
 
@@ -39,11 +39,11 @@ def test_a_wrapped_error_counts_for_the_dependency_underneath() -> None:
 
 
 def test_a_failed_readiness_check_counts_the_redis_error(tmp_path: Path) -> None:
-    metrics_port, dead_redis = free_ports(2)
+    metrics_port, dead_redis, server_port = free_ports(3)
     raw = embedded_raw_config(tmp_path, metrics=metrics_section(metrics_port),
                               redis={"enabled": True, "url": f"redis://127.0.0.1:{dead_redis}/0"})
     app = make_app("embedded", all_routers(), config=parse_config(raw), machine_id=0)
-    with ServerThread(app, port=free_port()) as server:
+    with ServerThread(app, port=server_port) as server:
         before = scrape(metrics_port)
         ready = httpx.get(server.url + "/readyz", timeout=30)
         after = scrape(metrics_port)

@@ -42,12 +42,13 @@ class TlsServerThread(ServerThread):
 
     def __init__(self, app: Any, port: int, cert: Path, key: Path) -> None:
         super().__init__(app, port)
-        self.url = f"https://127.0.0.1:{port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+        self.url = f"https://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
                                 lifespan="on", ssl_certfile=str(cert), ssl_keyfile=str(key),
                                 timeout_graceful_shutdown=2)
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]},
+                                       daemon=True)
 
 
 class Mmr(RunningMmr):
