@@ -100,16 +100,15 @@ class _Server(uvicorn.Server):
 
 
 def run_uvicorn(app: FastAPI, host: str, port: int, repo: RepoConfig, drain_seconds: int = 10,
-                fd: int | None = None, sock: socket.socket | None = None,
+                sock: socket.socket | None = None,
                 on_listening: Callable[[], None] | None = None) -> None:
-    """Serve on the pre-bound `sock`, the inherited listening socket `fd` (a `--workers` child)
-    or host:port, until SIGTERM/SIGINT; then stop accepting and give requests in flight (a long
-    upload) up to `drain_seconds` to finish before they are cut. `on_listening` runs once the
-    app has started and the socket serves."""
+    """Serve on the pre-bound `sock` (a `--workers` child's is inherited) or host:port, until
+    SIGTERM/SIGINT; then stop accepting and give requests in flight (a long upload) up to
+    `drain_seconds` to finish before they are cut. `on_listening` runs once the app has started
+    and the socket serves."""
     # Our httptools protocol: bounded request heads, Matrix JSON for requests it cannot parse.
     http = protocol_with_limits(HeadLimits.from_config(repo))
-    where: dict[str, object] = {"fd": fd} if fd is not None else {"host": host, "port": port}
-    config = uvicorn.Config(app, **where, log_level=repo.log_level,  # type: ignore[arg-type]
+    config = uvicorn.Config(app, host=host, port=port, log_level=repo.log_level,
                             server_header=False, proxy_headers=False,
                             timeout_graceful_shutdown=drain_seconds, http=http,
                             access_log=repo.access_log or repo.log_level == "debug",

@@ -136,7 +136,10 @@ def child_main(argv: list[str] | None = None) -> None:
     path = config_path_from_env(args.config)
     if path is not None:
         reload_on_sighup(app, path)
-    run_uvicorn(app, "", 0, cfg.repo, fd=args.fd)
+    # A socket object of the listening socket's real family: uvicorn's own `fd=` takes every
+    # inherited socket for AF_UNIX, and asyncio then leaves TCP_NODELAY off on the connections it
+    # accepts, so small answers waited ~40 ms for the client's delayed ACK (Nagle).
+    run_uvicorn(app, "", 0, cfg.repo, sock=socket.socket(fileno=args.fd))
 
 
 if __name__ == "__main__":
