@@ -2,8 +2,9 @@
 
 A `Runtime` is what FastAPI dependencies read from `app.state.runtime`, and what tests build
 around real PostgreSQL, Redis and S3 instances. What not every process needs is a typed field
-built on first use (`federation`, `access`, `thumbnail_queue`), or, for state a service owns, a
-`part(Kind)` built by `Kind.build(rt)`; each is closed with the runtime.
+built on first use (`federation`, `access`, `local_tokens`, `media_records`, `thumbnail_queue`),
+or, for state a service owns, a `part(Kind)` built by `Kind.build(rt)`; each is closed with the
+runtime.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Protocol, Self, TypeVar
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from shared.auth.tokens import local_token_cache
+from shared.auth.tokens import LocalTokenCache
 from shared.cluster.presence import Claim, ClusterPresence, join_cluster
 from shared.config import HomeserverConfig, MmrConfig
 from shared.coordination.base import Coordinator
@@ -107,6 +108,14 @@ class Runtime:
         return made
 
     @cached_property
+    def local_tokens(self) -> LocalTokenCache:
+        """whoami answers this process believes for a few seconds without asking Redis
+        (`shared.auth.tokens`); empty until the first token check starts it listening."""
+        made = LocalTokenCache()
+        self.closers.append(made.close)
+        return made
+
+    @cached_property
     def media_records(self) -> MediaRecordCache:
         """Recently read media records, forgotten when announced changed (`shared.media.records`);
         empty until a service starts it listening."""
@@ -174,7 +183,6 @@ class Runtime:
     async def close(self) -> None:
         for closer in reversed(self.closers):
             await closer()
-        await local_token_cache(self.coordinator).close()
         await self.http.aclose()
         await self.datastores.close()
         await self.coordinator.close()
