@@ -42,7 +42,6 @@ from shared.metrics.record import coordination_metrics
 from shared.metrics.state import ProcessActivity
 from shared.net.safe_transport import Resolver
 from shared.storage.factory import make_registry
-from shared.storage.file import FileDatastore
 from shared.storage.leftovers import TempOwner, sweep_own_leftovers
 from shared.storage.registry import DatastoreRegistry
 from shared.web.middleware import homeserver_var, host_var
@@ -234,7 +233,7 @@ async def _connect(
     datastores = make_registry(config.datastores, owner.tag)
     temp_dir = _temp_dir(config)
     # What a killed predecessor of this machine left (spools, job folders, partial objects).
-    file_roots = [store.root for store in datastores.all() if isinstance(store, FileDatastore)]
+    file_roots = [store.local_root for store in datastores.all() if store.local_root is not None]
     await asyncio.to_thread(sweep_own_leftovers, temp_dir, file_roots, machine_id)
     return Runtime(
         config=config,
