@@ -12,6 +12,10 @@ When asked to preview a URL:
    the image), the og:image re-hosted as the requester's media. Every connection is checked
    against the IP policy at connect time (see `fetch`). The outcome is stored, failures too.
 5. A cached failure is raised again as the Matrix error it was.
+
+Each process also keeps the answers it gave lately as ready JSON bytes (`PreviewContext.answers`),
+keyed like the cache (by the URL as asked): a stored outcome never changes, so a repeat is
+answered without a lookup, a decode or an encode. Steps 1 and 2 still run for every request.
 """
 
 from __future__ import annotations
@@ -20,15 +24,17 @@ import asyncio
 import hashlib
 import json
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Self
 
 import httpx
+import orjson
 
 from services.preview import fetch, html, oembed
 from services.preview.images import store_image
 from services.preview.safety import check_allowed, parse_preview_url
-from shared.config import UrlPreviewsConfig
+from shared.config import MmrConfig, UrlPreviewsConfig
 from shared.coordination.singleflight import singleflight
 from shared.db.repositories.previews import MAX_LANGUAGE_LENGTH, CachedPreview, get_preview, insert_preview
 from shared.matrix.errors import MatrixError, NotFound, Unrecognized
@@ -39,6 +45,11 @@ HOUR_MS = 3_600_000
 MEMO_SECONDS = 3600.0
 """How long an outcome stays in the coordinator's cache in front of the database: about as long
 as its hour bucket is the one asked for."""
+ANSWER_SECONDS = MEMO_SECONDS
+"""How long a process answers from its own copy: no longer than the coordinator's, so that an
+outcome the purge has deleted (`urlPreviews.expireAfterDays`) is gone here too about as soon."""
+MAX_ANSWERS = 4096
+"""Answers kept per process (each is a preview's JSON, a few hundred bytes to a few KiB)."""
 
 
 @dataclass(frozen=True)
@@ -104,54 +115,103 @@ async def _store(rt: Runtime, url: str, language: str, bucket_ts: int, outcome: 
     await rt.coordinator.cache_set(_cache_key(url, language, bucket_ts), outcome.to_bytes(), MEMO_SECONDS)
 
 
-def _answer(outcome: CachedPreview) -> dict[str, Any]:
-    if outcome.preview is not None:
-        return outcome.preview
-    raise MatrixError(
-        outcome.error_status or 502, outcome.error_code or "M_UNKNOWN", outcome.error_message or ""
-    )
-
-
-async def run(rt: Runtime, req: PreviewRequest) -> dict[str, Any]:
-    config = rt.request_config.url_previews
+async def run(rt: Runtime, req: PreviewRequest) -> bytes:
+    """The preview's JSON body, or the Matrix error it is."""
+    request_config = rt.request_config
+    config = request_config.url_previews
     # Step 1: previews must be enabled.
     if not config.enabled:
         raise Unrecognized("URL previews are disabled on this server")
+    context = rt.part(PreviewContext)
+    settings = context.settings_for(request_config)
+    language = (req.language or config.default_language).strip()[:MAX_LANGUAGE_LENGTH]
+    now = _now_ms()
+    asked_bucket = hour_bucket(min(req.ts or now, now))  # a future `ts` means now
+    answer_key = (req.url, language, asked_bucket)
+    answer = context.answer(answer_key)
+    if answer is not None:
+        # Step 2 again, under the settings of this request (a reload may have changed them).
+        if answer.screened_by is not settings:
+            check_allowed(answer.url, settings.deny_list, settings.allowed_ports)
+            answer.screened_by = settings
+        metrics.url_preview(rt, "cached", ok=answer.error is None)
+        return answer.body_or_raise()
     # Step 2: screen the URL before any lookup or fetch.
-    settings = rt.part(PreviewContext).settings_for(rt)
     url = parse_preview_url(req.url)
     check_allowed(url, settings.deny_list, settings.allowed_ports)
-    language = (req.language or config.default_language).strip()[:MAX_LANGUAGE_LENGTH]
+    current_bucket = hour_bucket(now)
+    outcome, bucket = await _outcome(rt, req, url, language, asked_bucket, current_bucket, settings)
+    # An hour with nothing stored is answered with the current hour's outcome, but only until
+    # that hour ends: then the same request gets a fresh one.
+    lasts = ANSWER_SECONDS if bucket == asked_bucket else (bucket + HOUR_MS - now) / 1000
+    answer = _Answer.of(outcome, url, settings, lasts)
+    context.remember(answer_key, answer)
+    # Step 5: a stored failure is that failure again.
+    return answer.body_or_raise()
+
+
+async def _outcome(
+    rt: Runtime, req: PreviewRequest, url: httpx.URL, language: str, asked_bucket: int,
+    current_bucket: int, settings: fetch.FetchSettings,
+) -> tuple[CachedPreview, int]:
+    """Steps 3 and 4: the stored outcome for the hour asked about, else the current hour's
+    (fetched now unless stored already); with the hour bucket it is stored under."""
+    config = rt.request_config.url_previews
     key = str(url)
-    # Step 3: the cache, for the hour asked about (a future `ts` means now).
-    now = _now_ms()
-    asked_bucket, current_bucket = hour_bucket(min(req.ts or now, now)), hour_bucket(now)
     # (For the current hour the singleflight below does this lookup itself.)
     outcome = None if asked_bucket == current_bucket else await _lookup(rt, key, language, asked_bucket)
-    if outcome is None:
-        # Step 4: fetch once cluster-wide for the current hour, storing the outcome.
-        job = _Job(
-            url=url, language=language, server_name=req.server_name, user_id=req.user_id,
-            settings=settings, use_oembed=config.o_embed,
-            limits=html.TextLimits(config.num_title_words, config.max_title_length,
-                                   config.num_words, config.max_length),
-        )
+    if outcome is not None:
+        return outcome, asked_bucket
+    # Step 4: fetch once cluster-wide for the current hour, storing the outcome.
+    job = _Job(
+        url=url, language=language, server_name=req.server_name, user_id=req.user_id,
+        settings=settings, use_oembed=config.o_embed,
+        limits=html.TextLimits(config.num_title_words, config.max_title_length,
+                               config.num_words, config.max_length),
+    )
 
-        async def compute() -> CachedPreview:
-            result = await _generate_outcome(rt, job)
-            await _store(rt, key, language, current_bucket, result)
-            metrics.url_preview(rt, "fetched", ok=result.preview is not None)
-            return result
+    async def compute() -> CachedPreview:
+        result = await _generate_outcome(rt, job)
+        await _store(rt, key, language, current_bucket, result)
+        metrics.url_preview(rt, "fetched", ok=result.preview is not None)
+        return result
 
-        outcome = await singleflight(
-            rt.coordinator,
-            _cache_key(key, language, current_bucket),
-            compute=compute,
-            lookup=lambda: _lookup(rt, key, language, current_bucket),
-            wait_seconds=4 * settings.timeout_seconds + 30,
-        )
-    # Step 5: a stored failure is that failure again.
-    return _answer(outcome)
+    found = await singleflight(
+        rt.coordinator,
+        _cache_key(key, language, current_bucket),
+        compute=compute,
+        lookup=lambda: _lookup(rt, key, language, current_bucket),
+        wait_seconds=4 * settings.timeout_seconds + 30,
+    )
+    return found, current_bucket
+
+
+@dataclass
+class _Answer:
+    """An outcome as this process answers it: the JSON body, or the error to raise."""
+
+    url: httpx.URL
+    body: bytes
+    error: MatrixError | None
+    # The settings whose deny list and ports last let this URL through.
+    screened_by: fetch.FetchSettings
+    expires: float
+
+    @classmethod
+    def of(cls, outcome: CachedPreview, url: httpx.URL, settings: fetch.FetchSettings,
+           lasts_seconds: float) -> _Answer:
+        expires = time.monotonic() + lasts_seconds
+        if outcome.preview is not None:
+            return cls(url, orjson.dumps(outcome.preview), None, settings, expires)
+        error = (outcome.error_status or 502, outcome.error_code or "M_UNKNOWN",
+                 outcome.error_message or "")
+        return cls(url, b"", MatrixError(*error), settings, expires)
+
+    def body_or_raise(self) -> bytes:
+        if self.error is not None:
+            # A fresh exception each time: a raised one carries its traceback along.
+            raise MatrixError(self.error.status, self.error.errcode, self.error.error)
+        return self.body
 
 
 @dataclass
@@ -164,14 +224,28 @@ class PreviewContext:
     built: dict[int, tuple[UrlPreviewsConfig, fetch.FetchSettings]]
     # At most `urlPreviews.numWorkers` fetches at once in this process (a restart changes it).
     workers: asyncio.Semaphore
+    # (url as asked, language, hour bucket) -> the answer given, oldest first.
+    answers: OrderedDict[tuple[str, str, int], _Answer]
 
     @classmethod
     def build(cls, rt: Runtime) -> Self:
-        return cls({}, asyncio.Semaphore(rt.config.url_previews.num_workers))
+        return cls({}, asyncio.Semaphore(rt.config.url_previews.num_workers), OrderedDict())
 
-    def settings_for(self, rt: Runtime) -> fetch.FetchSettings:
+    def answer(self, key: tuple[str, str, int]) -> _Answer | None:
+        found = self.answers.get(key)
+        if found is not None and found.expires < time.monotonic():
+            del self.answers[key]
+            return None
+        return found
+
+    def remember(self, key: tuple[str, str, int], answer: _Answer) -> None:
+        self.answers[key] = answer
+        self.answers.move_to_end(key)
+        if len(self.answers) > MAX_ANSWERS:
+            self.answers.popitem(last=False)
+
+    def settings_for(self, config: MmrConfig) -> fetch.FetchSettings:
         """The settings of the request's `urlPreviews` (its homeserver's, the running file's)."""
-        config = rt.request_config
         found = self.built.get(id(config.url_previews))
         if found is None or found[0] is not config.url_previews:
             if len(self.built) > 64:  # reloads leave old sections behind

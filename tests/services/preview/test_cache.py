@@ -12,11 +12,14 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from mmr.embedded import all_routers
 from services.preview.pipeline import hour_bucket
 from shared.config import parse_config
 from shared.db.repositories.previews import CachedPreview, get_preview, insert_preview
+from shared.web.app import make_app
 from tests.conftest import embedded_raw_config
 from tests.infra.fixture_web import FixtureWebServer
+from tests.infra.http_server import ServerThread
 from tests.services.preview.conftest import Previewer, preview_overrides, serve_previewer, unique
 
 HOUR_MS = 3_600_000
@@ -115,3 +118,34 @@ async def test_disabled_previews_are_a_clear_404(disabled: Previewer, web: Fixtu
     assert response.status_code == 404
     assert response.json()["errcode"] == "M_UNRECOGNIZED"
     assert web.connections == before
+
+
+@pytest.fixture
+def reloadable(tmp_path: Path, web: FixtureWebServer) -> Iterator[tuple[Previewer, Any]]:
+    """A previewer and its app, whose runtime's config a test replaces as a SIGHUP would."""
+    config = parse_config(embedded_raw_config(tmp_path, **preview_overrides()))
+    app = make_app("embedded", all_routers(), config=config)
+    with ServerThread(app) as server:
+        yield Previewer(server.url, config, tmp_path), app
+
+
+async def test_an_answer_given_before_obeys_the_settings_of_each_request(
+    reloadable: tuple[Previewer, Any], web: FixtureWebServer
+) -> None:
+    previewer, app = reloadable
+    url = unique(web.url("/og.html"))
+    assert (await previewer.preview(url)).status_code == 200
+    rt = app.state.runtime
+    previews = rt.config.url_previews
+    rt.config = rt.config.model_copy(update={"url_previews": previews.model_copy(
+        update={"url_deny_list": [*previews.url_deny_list, "127.0.0.1"]})})
+    denied = await previewer.preview(url)
+    assert denied.status_code == 403, denied.text
+    assert denied.json()["errcode"] == "M_FORBIDDEN"
+    rt.config = rt.config.model_copy(update={"url_previews": previews.model_copy(
+        update={"enabled": False})})
+    disabled = await previewer.preview(url)
+    assert disabled.status_code == 404 and disabled.json()["errcode"] == "M_UNRECOGNIZED"
+    rt.config = rt.config.model_copy(update={"url_previews": previews})
+    assert (await previewer.preview(url)).status_code == 200
+    assert fetches(web, url) == 1
