@@ -17,13 +17,13 @@ from shared.cluster.presence import open_lease_store
 from shared.cluster.sizing import (
     CAPACITY_MODEL_PATH,
     MMR_HOMESERVERS_PER_INSTANCE,
-    POOLS,
     homeservers_per_core,
     mmr_rule_of_thumb,
     plan_pools,
 )
 from shared.config import ConfigError, MmrConfig, load_config
 from shared.coordination.leases import LeaseStoreUnavailable
+from shared.services import POOLS
 
 cluster_app = typer.Typer(help="The processes of a cluster", no_args_is_help=True)
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from fastapi import APIRouter
 
-from mmr.services import SERVICES, service_module
+from mmr.services import service_module
 from shared.config import MmrConfig, parse_config
+from shared.services import SERVICES
 from shared.web.app import StartHook
 
 TOKEN_FILE = "shared-secret-token"

@@ -1,11 +1,11 @@
-"""The five services, named once: what `mmr serve <service>` starts and the embedded default mounts."""
+"""Finding a service's app by its name (the names are `shared.services.SERVICES`)."""
 
 from __future__ import annotations
 
 import importlib
 from types import ModuleType
 
-SERVICES = ("upload", "download", "thumbnail", "preview", "admin")
+from shared.services import SERVICES
 
 
 class StartupError(Exception):

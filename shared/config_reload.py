@@ -23,7 +23,6 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from shared.auth.tokens import local_token_cache
 from shared.config import (
     DOMAIN_SECTIONS,
     ConfigError,
@@ -156,7 +155,7 @@ def _reload_and_log(app: FastAPI, path: Path) -> None:
     # lifetime): none is believed from now on in this process, neither its own copies nor
     # Redis entries written before now.
     runtime.token_cache_flushed_at = time.time()
-    local_token_cache(runtime.coordinator).clear()
+    runtime.local_tokens.clear()
     if result.applied:
         log.info("SIGHUP: reloaded %s: applied %s", path, ", ".join(result.applied))
     else:

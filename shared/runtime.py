@@ -2,8 +2,9 @@
 
 A `Runtime` is what FastAPI dependencies read from `app.state.runtime`, and what tests build
 around real PostgreSQL, Redis and S3 instances. What not every process needs is a typed field
-built on first use (`federation`, `access`, `thumbnail_queue`), or, for state a service owns, a
-`part(Kind)` built by `Kind.build(rt)`; each is closed with the runtime.
+built on first use (`federation`, `access`, `local_tokens`, `media_records`, `thumbnail_queue`),
+or, for state a service owns, a `part(Kind)` built by `Kind.build(rt)`; each is closed with the
+runtime.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Protocol, Self, TypeVar
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from shared.auth.tokens import local_token_cache
+from shared.auth.tokens import LocalTokenCache
 from shared.cluster.presence import Claim, ClusterPresence, join_cluster
 from shared.config import HomeserverConfig, MmrConfig
 from shared.coordination.base import Coordinator
@@ -41,7 +42,6 @@ from shared.metrics.record import coordination_metrics
 from shared.metrics.state import ProcessActivity
 from shared.net.safe_transport import Resolver
 from shared.storage.factory import make_registry
-from shared.storage.file import FileDatastore
 from shared.storage.leftovers import TempOwner, sweep_own_leftovers
 from shared.storage.registry import DatastoreRegistry
 from shared.web.middleware import homeserver_var, host_var
@@ -103,6 +103,14 @@ class Runtime:
     def access(self) -> AccessRecorder:
         """Records when media was last served, batched (`rt.access.record(origin, media_id)`)."""
         made = AccessRecorder(self.sessions, self.config.downloads.access_flush_seconds)
+        self.closers.append(made.close)
+        return made
+
+    @cached_property
+    def local_tokens(self) -> LocalTokenCache:
+        """whoami answers this process believes for a few seconds without asking Redis
+        (`shared.auth.tokens`); empty until the first token check starts it listening."""
+        made = LocalTokenCache()
         self.closers.append(made.close)
         return made
 
@@ -174,7 +182,6 @@ class Runtime:
     async def close(self) -> None:
         for closer in reversed(self.closers):
             await closer()
-        await local_token_cache(self.coordinator).close()
         await self.http.aclose()
         await self.datastores.close()
         await self.coordinator.close()
@@ -226,7 +233,7 @@ async def _connect(
     datastores = make_registry(config.datastores, owner.tag)
     temp_dir = _temp_dir(config)
     # What a killed predecessor of this machine left (spools, job folders, partial objects).
-    file_roots = [store.root for store in datastores.all() if isinstance(store, FileDatastore)]
+    file_roots = [store.local_root for store in datastores.all() if store.local_root is not None]
     await asyncio.to_thread(sweep_own_leftovers, temp_dir, file_roots, machine_id)
     return Runtime(
         config=config,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-from mmr.deploy.routes import DEPLOY_DIR, SERVICES, Route, routes
+from mmr.deploy.routes import DEPLOY_DIR, Route, routes
+from shared.services import SERVICES
 
 TEMPLATE_PATH = DEPLOY_DIR / "nginx" / "mmr.conf.template"
 PLACEHOLDERS = ("MMR_LISTEN", "MMR_MAX_BODY_SIZE",

@@ -14,9 +14,10 @@ from typing import Literal
 
 import yaml
 
+from shared.services import SERVICES
+
 DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy"
 ROUTES_PATH = DEPLOY_DIR / "routes.yaml"
-SERVICES = ("upload", "download", "thumbnail", "preview", "admin")
 PathType = Literal["Exact", "Prefix", "Regex"]
 _ALTERNATIVES = re.compile(r"\{([^{}]*,[^{}]*)\}")
 

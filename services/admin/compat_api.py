@@ -6,12 +6,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from services.admin.answers import MAX_INT64, no_store, user_server
+from services.admin.answers import MAX_INT64, no_store
 from services.admin.audit import AuditedRoute
 from services.admin.purge_api import purge_one, purge_remote
-from services.admin.quarantine_api import quarantine_one, quarantine_selection, room_selector
+from services.admin.quarantine_api import quarantine_one, room_endpoint, user_endpoint
 from shared.auth.admin import CallerDep, GlobalAdminDep, QuarantineAdminDep
-from shared.db.repositories.media_selection import MediaSelector
 from shared.web.deps import RuntimeDep
 
 router = APIRouter(route_class=AuditedRoute)
@@ -47,19 +46,10 @@ async def synapse_purge_media_cache(request: Request, rt: RuntimeDep, caller: Gl
                               shape=lambda result: {"deleted": result.get("total_removed", 0)})
 
 
-@router.post(SYNAPSE + "/room/{room_id}/media/quarantine")
-async def synapse_quarantine_room(room_id: str, request: Request, rt: RuntimeDep,
-                                  caller: QuarantineAdminDep) -> JSONResponse:
-    selector = await room_selector(rt, caller, room_id)
-    return await quarantine_selection(rt, request, caller, selector, True)
-
-
-@router.post(SYNAPSE + "/user/{user_id}/media/quarantine")
-async def synapse_quarantine_user(user_id: str, request: Request, rt: RuntimeDep,
-                                  caller: QuarantineAdminDep) -> JSONResponse:
-    caller.require_server(user_server(user_id))
-    selector = MediaSelector(user_id=user_id, include_pinned=True)
-    return await quarantine_selection(rt, request, caller, selector, True)
+router.add_api_route(SYNAPSE + "/room/{room_id}/media/quarantine", room_endpoint(True),
+                     methods=["POST"], name="synapse_quarantine_room")
+router.add_api_route(SYNAPSE + "/user/{user_id}/media/quarantine", user_endpoint(True),
+                     methods=["POST"], name="synapse_quarantine_user")
 
 
 async def client_purge_media_cache(request: Request, rt: RuntimeDep, caller: GlobalAdminDep,
@@ -67,14 +57,8 @@ async def client_purge_media_cache(request: Request, rt: RuntimeDep, caller: Glo
     return await purge_remote(rt, request, caller, before_ts)
 
 
-async def client_quarantine_room(room_id: str, request: Request, rt: RuntimeDep,
-                                 caller: QuarantineAdminDep) -> JSONResponse:
-    selector = await room_selector(rt, caller, room_id)
-    return await quarantine_selection(rt, request, caller, selector, True)
-
-
 for _version in CLIENT_VERSIONS:
     router.add_api_route(f"/_matrix/client/{_version}/admin/purge_media_cache",
                          client_purge_media_cache, methods=["POST"])
     router.add_api_route(f"/_matrix/client/{_version}/admin/quarantine_media/{{room_id}}",
-                         client_quarantine_room, methods=["POST"])
+                         room_endpoint(True), methods=["POST"], name="client_quarantine_room")

@@ -17,9 +17,6 @@ from shared.auth.admin import AdminCaller, GlobalAdminDep
 from shared.db.repositories.datastore_objects import size_estimate
 from shared.matrix.errors import BadRequest, NotFound
 from shared.runtime import Runtime
-from shared.storage.base import Datastore
-from shared.storage.file import FileDatastore
-from shared.storage.s3 import S3Datastore
 from shared.tasks.schedule import create_task
 from shared.web.deps import RuntimeDep, SessionDep
 
@@ -28,20 +25,6 @@ router = admin_router()
 
 def _no_cache(body: Any) -> JSONResponse:
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
-
-
-def datastore_uri(store: Datastore) -> str:
-    """MMR's `uri`: the folder of a file datastore, `s3://{endpoint host}/{bucket}` for S3."""
-    if isinstance(store, FileDatastore):
-        return str(store.root)
-    if isinstance(store, S3Datastore):
-        host = store.endpoint_url.split("://", 1)[-1].split("/", 1)[0]
-        return f"s3://{host}/{store.bucket}"
-    return ""
-
-
-def _type_of(store: Datastore) -> str:
-    return "s3" if isinstance(store, S3Datastore) else "file"
 
 
 def _before_ts(value: str | None) -> int:
@@ -60,7 +43,7 @@ def _known(rt: Runtime, datastore_id: str) -> bool:
 
 @router.get("/datastores")
 async def list_datastores(_caller: GlobalAdminDep, rt: RuntimeDep) -> JSONResponse:
-    return _no_cache({store.id: {"type": _type_of(store), "uri": datastore_uri(store)}
+    return _no_cache({store.id: {"type": store.type, "uri": store.uri}
                       for store in rt.datastores.all()})
 
 

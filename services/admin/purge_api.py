@@ -155,12 +155,6 @@ async def purge_single(
 
 # `DELETE /_matrix/media/unstable/download/{server}/{mediaId}`: the same single purge.
 download_router = APIRouter(route_class=router.route_class)
-
-
-@download_router.delete("/_matrix/media/unstable/download/{server_name}/{media_id}")
-@download_router.delete("/_matrix/media/unstable/io.t2bot.media/download/{server_name}/{media_id}")
-async def delete_download(
-    server_name: str, media_id: str, rt: RuntimeDep, caller: CallerDep
-) -> JSONResponse:
-    await purge_one(rt, caller, server_name, media_id)
-    return no_store({"purged": True})
+for _prefix in ("/_matrix/media/unstable", "/_matrix/media/unstable/io.t2bot.media"):
+    download_router.add_api_route(_prefix + "/download/{server_name}/{media_id}", purge_single,
+                                  methods=["DELETE"], name="delete_download")

@@ -7,6 +7,7 @@ Global admins change every record with the same bytes; local admins (while
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import Request
@@ -64,11 +65,22 @@ async def room_selector(rt: Runtime, caller: AdminCaller, room_id: str) -> Media
     return MediaSelector(mxcs=mxcs, origins=origins, include_pinned=True)
 
 
-def _register(verb: str, flag: bool) -> None:
+Endpoint = Callable[..., Awaitable[JSONResponse]]
+
+
+def room_endpoint(flag: bool) -> Endpoint:
+    """`POST .../room/{room_id}`: (un)quarantine a room's media (also Synapse's alias)."""
+
     async def room(room_id: str, request: Request, rt: RuntimeDep,
                    caller: QuarantineAdminDep) -> JSONResponse:
         selector = await room_selector(rt, caller, room_id)
         return await quarantine_selection(rt, request, caller, selector, flag)
+
+    return room
+
+
+def user_endpoint(flag: bool) -> Endpoint:
+    """`POST .../user/{user_id}`: (un)quarantine a user's media (also Synapse's alias)."""
 
     async def user(user_id: str, request: Request, rt: RuntimeDep,
                    caller: QuarantineAdminDep) -> JSONResponse:
@@ -76,6 +88,10 @@ def _register(verb: str, flag: bool) -> None:
         selector = MediaSelector(user_id=user_id, include_pinned=True)
         return await quarantine_selection(rt, request, caller, selector, flag)
 
+    return user
+
+
+def _register(verb: str, flag: bool) -> None:
     async def server(server_name: str, request: Request, rt: RuntimeDep,
                      caller: QuarantineAdminDep) -> JSONResponse:
         caller.require_server(check_server_name(server_name))
@@ -87,8 +103,10 @@ def _register(verb: str, flag: bool) -> None:
         return no_store({"num_quarantined": await quarantine_one(rt, caller, server_name,
                                                                  media_id, flag)})
 
-    router.add_api_route(f"/{verb}/room/{{room_id}}", room, methods=["POST"], name=f"{verb}_room")
-    router.add_api_route(f"/{verb}/user/{{user_id}}", user, methods=["POST"], name=f"{verb}_user")
+    router.add_api_route(f"/{verb}/room/{{room_id}}", room_endpoint(flag), methods=["POST"],
+                         name=f"{verb}_room")
+    router.add_api_route(f"/{verb}/user/{{user_id}}", user_endpoint(flag), methods=["POST"],
+                         name=f"{verb}_user")
     router.add_api_route(f"/{verb}/server/{{server_name}}", server, methods=["POST"],
                          name=f"{verb}_server")
     router.add_api_route(f"/{verb}/{{server_name}}/{{media_id}}", single, methods=["POST"],

@@ -17,6 +17,7 @@ from shared.coordination.listener import ChannelListener
 from shared.db.repositories.thumbnails import ThumbnailRecord
 from shared.media.changes import CHANNEL, parse_change
 from shared.runtime import Runtime
+from shared.storage.bytes_cache import ObjectBytesCache
 
 log = logging.getLogger(__name__)
 
@@ -30,32 +31,9 @@ WARM_MODULE = "services.thumbnail.worker.warm"
 """The forkserver's preload; by name, because importing it is the (worker-only) warm-up."""
 
 
-class BytesCache:
-    """Recently served thumbnails' bytes by location, least recently used out first.
-
-    Safe without invalidation: locations are content addressed, so the bytes at one never change.
-    """
-
-    def __init__(self, max_bytes: int = CACHE_MAX_BYTES, max_entry_bytes: int = CACHE_MAX_ENTRY_BYTES):
-        self.max_bytes = max_bytes
-        self.max_entry_bytes = max_entry_bytes
-        self._entries: OrderedDict[tuple[str, str], bytes] = OrderedDict()
-        self._size = 0
-
-    def get(self, datastore_id: str, location: str) -> bytes | None:
-        data = self._entries.get((datastore_id, location))
-        if data is not None:
-            self._entries.move_to_end((datastore_id, location))
-        return data
-
-    def put(self, datastore_id: str, location: str, data: bytes) -> None:
-        if len(data) > self.max_entry_bytes or (datastore_id, location) in self._entries:
-            return
-        self._entries[(datastore_id, location)] = data
-        self._size += len(data)
-        while self._size > self.max_bytes:
-            _, evicted = self._entries.popitem(last=False)
-            self._size -= len(evicted)
+def _small_thumbnails() -> ObjectBytesCache:
+    """Recently served thumbnails' bytes (`shared.storage.bytes_cache`, as downloads keep)."""
+    return ObjectBytesCache(CACHE_MAX_BYTES, CACHE_MAX_ENTRY_BYTES)
 
 
 class RecentLookups:
@@ -116,7 +94,7 @@ class RecentLookups:
 class ThumbnailContext:
     pool: WorkerPool
     image_formats: tuple[str, ...]
-    cache: BytesCache = field(default_factory=BytesCache)
+    cache: ObjectBytesCache = field(default_factory=_small_thumbnails)
     lookups: RecentLookups = field(default_factory=RecentLookups)
 
     @classmethod

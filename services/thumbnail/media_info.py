@@ -24,6 +24,7 @@ from services.thumbnail.worker.probe import probe
 from shared.config import HomeserverConfig
 from shared.db.repositories.media import MediaRecord
 from shared.db.repositories.thumbnails import list_thumbnails
+from shared.matrix.disposition import media_type, served_content_type
 from shared.matrix.errors import NotFound
 from shared.media.source import SourceRequest, find_source
 from shared.runtime import Runtime
@@ -52,7 +53,7 @@ async def _record(rt: Runtime, req: InfoRequest) -> MediaRecord:
 
 
 async def _file_fields(rt: Runtime, record: MediaRecord) -> dict[str, Any]:
-    content_type = (record.content_type or "").lower()
+    content_type = media_type(record.content_type)
     limit = rt.request_config.thumbnails.max_source_bytes
     if not content_type.startswith(("image/", "audio/")) or (limit and record.size_bytes > limit):
         return {}
@@ -80,7 +81,7 @@ async def run(rt: Runtime, req: InfoRequest) -> dict[str, Any]:
     # Step 2: what the file says about itself, then the thumbnails made of it so far.
     answer: dict[str, Any] = {
         "content_uri": record.mxc,
-        "content_type": record.content_type or "application/octet-stream",
+        "content_type": served_content_type(record.content_type),
         "size": record.size_bytes,
         "hashes": {"sha256": record.sha256},
         **await _file_fields(rt, record),

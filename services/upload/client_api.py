@@ -65,9 +65,10 @@ async def logout(
     path = "/_matrix/client/v3/logout/all" if everywhere else "/_matrix/client/v3/logout"
     response = await _homeserver_call(rt, hs, "POST", path, token, as_user_id)
     if response.status_code in (200, 401):  # 401: the token is dead either way
-        await forget_token(rt.coordinator, hs, token, as_user_id)
+        await forget_token(rt.coordinator, rt.local_tokens, hs, token, as_user_id)
         if everywhere:
-            await forget_user_tokens(rt.coordinator, rt.config, hs, user.user_id)
+            await forget_user_tokens(rt.coordinator, rt.local_tokens, rt.config, hs,
+                                     user.user_id)
     if response.status_code != 200:
         raise _passed_on_error(response)
     return {}

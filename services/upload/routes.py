@@ -11,6 +11,7 @@ from services.upload import client_api, pipeline, reservations
 from shared.auth.tokens import extract_token
 from shared.auth.users import UserInfo
 from shared.config import MmrConfig
+from shared.matrix.disposition import DEFAULT_CONTENT_TYPE
 from shared.matrix.errors import InvalidParam
 from shared.media.quota import quota_for
 from shared.runtime import Runtime
@@ -21,7 +22,6 @@ from shared.web.ratelimit import limit_by_ip, limit_by_user
 
 # Every upload-service route is limited per client IP; uploads and creates also per user.
 router = APIRouter(dependencies=[Depends(limit_by_ip)])
-DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
 
 def _upload_rate(config: MmrConfig, user: UserInfo) -> tuple[float, int]:

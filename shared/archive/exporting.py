@@ -29,7 +29,6 @@ from shared.db.repositories.archives import (
 from shared.db.repositories.media import MediaRecord
 from shared.runtime import Runtime
 from shared.storage.base import ObjectNotFound
-from shared.storage.s3 import S3Datastore
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +56,7 @@ def _s3_url(rt: Runtime, media: MediaRecord) -> str:
         store = rt.datastores.get(media.datastore_id)
     except KeyError:
         return ""
-    return store.object_url(media.location) if isinstance(store, S3Datastore) else ""
+    return store.object_url(media.location) or ""
 
 
 async def _sink(rt: Runtime, export_id: str, part: FinishedPart) -> None:

@@ -14,6 +14,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from shared.matrix.disposition import media_type
+
 MANIFEST_VERSION = 2
 MANIFEST_MEMBER = "manifest.json"
 INDEX_MEMBER = "index.html"
@@ -58,7 +60,7 @@ def part_key(collection: str, owner_id: str, sha256: str) -> str:
 
 
 def extension_for(content_type: str | None) -> str:
-    essence = (content_type or "").split(";", 1)[0].strip().lower()
+    essence = media_type(content_type)
     if essence in _EXTENSIONS:
         return _EXTENSIONS[essence]
     if not essence:

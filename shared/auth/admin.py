@@ -131,8 +131,8 @@ async def caller_for_token(
     request: Request, rt: Runtime, hs: HomeserverConfig, token: str
 ) -> AdminCaller:
     """The caller `token` belongs to (the console's session keeps a token instead of a header)."""
-    user = await authenticate(rt.config.for_domain(hs.name), rt.coordinator, rt.http, hs, token,
-                              cached_after=rt.token_cache_flushed_at)
+    user = await authenticate(rt.config.for_domain(hs.name), rt.coordinator, rt.local_tokens,
+                              rt.http, hs, token, cached_after=rt.token_cache_flushed_at)
     _note_caller(request, user.user_id)
     if user.is_shared_secret or user.user_id in rt.config.admins:
         return AdminCaller(user, hs, is_global_admin=True, is_local_admin=False, token=token)

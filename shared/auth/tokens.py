@@ -8,7 +8,6 @@ import hmac
 import json
 import logging
 import time
-import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
 
@@ -110,6 +109,7 @@ async def _whoami_with_breaker(
 async def authenticate(
     config: MmrConfig,
     coordinator: Coordinator,
+    local: LocalTokenCache,
     http: httpx.AsyncClient,
     hs: HomeserverConfig,
     token: str | None,
@@ -118,8 +118,9 @@ async def authenticate(
 ) -> UserInfo:
     """Resolve a token to a user, or raise 401 `M_MISSING_TOKEN` / `M_UNKNOWN_TOKEN`.
 
-    A cached answer older than `cached_after` (when this process last flushed its token cache,
-    on SIGHUP: `Runtime.token_cache_flushed_at`) is not believed.
+    `local` is this process's own cache (`Runtime.local_tokens`), in front of the cluster-wide
+    one. A cached answer older than `cached_after` (when this process last flushed its token
+    cache, on SIGHUP: `Runtime.token_cache_flushed_at`) is not believed.
     """
     if token is None:
         raise MissingToken()
@@ -133,7 +134,6 @@ async def authenticate(
     cache_key = _cache_key(hs, token_hash, as_user_id)
     body = None
     if ttl:
-        local = local_token_cache(coordinator)
         await local.listen(coordinator)
         body = local.get(cache_key)
         if body is None:
@@ -145,7 +145,7 @@ async def authenticate(
         if ttl:
             cached = {**body, CACHED_AT: time.time()}
             await cache_set_quietly(coordinator, cache_key, json.dumps(cached).encode(), ttl)
-            local_token_cache(coordinator).put(cache_key, cached, ttl)
+            local.put(cache_key, cached, ttl)
     user_id = str(body["user_id"])
     return UserInfo(
         user_id=user_id,
@@ -235,18 +235,6 @@ class LocalTokenCache:
         self._entries.clear()
 
 
-# One per coordinator, that is one per runtime: a process's own (tests that build several
-# runtimes in one process get one each, as separate processes would).
-_LOCAL_CACHES: weakref.WeakKeyDictionary[Coordinator, LocalTokenCache] = weakref.WeakKeyDictionary()
-
-
-def local_token_cache(coordinator: Coordinator) -> LocalTokenCache:
-    cache = _LOCAL_CACHES.get(coordinator)
-    if cache is None:
-        cache = _LOCAL_CACHES[coordinator] = LocalTokenCache()
-    return cache
-
-
 def _cache_key(hs: HomeserverConfig, token_hash: str, as_user_id: str | None) -> str:
     return f"whoami:{hs.name}:{token_hash}:{as_user_id or ''}"
 
@@ -275,11 +263,12 @@ async def _cached_whoami(
 
 
 async def forget_token(
-    coordinator: Coordinator, hs: HomeserverConfig, token: str, as_user_id: str | None
+    coordinator: Coordinator, local: LocalTokenCache, hs: HomeserverConfig, token: str,
+    as_user_id: str | None,
 ) -> None:
-    """After a logout: this token's cached whoami answers are gone for every process."""
+    """After a logout: this token's cached whoami answers are gone for every process (`local`
+    is this one's; the others hear it announced)."""
     token_hash = token_hash_of(token)
-    local = local_token_cache(coordinator)
     for key in {_cache_key(hs, token_hash, None), _cache_key(hs, token_hash, as_user_id)}:
         local.forget(key)
         await _cache_delete(coordinator, key)
@@ -287,12 +276,13 @@ async def forget_token(
 
 
 async def forget_user_tokens(
-    coordinator: Coordinator, config: MmrConfig, hs: HomeserverConfig, user_id: str
+    coordinator: Coordinator, local: LocalTokenCache, config: MmrConfig, hs: HomeserverConfig,
+    user_id: str,
 ) -> None:
     """After a logout from every device: whatever was cached for the user before now is not
     believed any more, by any process (the mark outlives every entry it overrules)."""
     ttl = config.access_tokens.max_cache_time_seconds
-    local_token_cache(coordinator).forget_user(hs, user_id)
+    local.forget_user(hs, user_id)
     if ttl:
         await cache_set_quietly(coordinator, _revoked_key(hs, user_id), str(time.time()).encode(), ttl)
     await _announce_forgotten(coordinator, {"hs": hs.name, "user": user_id})

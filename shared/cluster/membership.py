@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.cluster.versions import parse_version
+from shared.services import SERVICES
 
-SERVICES = ("upload", "download", "thumbnail", "preview", "admin")
 # The embedded default serves every route in one process.
 _SERVES_ALL = "embedded"
 

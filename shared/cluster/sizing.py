@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from shared.config import DEFAULT_MACHINE_ID_RANGES
+from shared.services import POOLS
 
 MMR_HOMESERVERS_PER_INSTANCE = 500
-POOLS = ("upload", "download", "thumbnail", "preview")
 CAPACITY_MODEL_PATH = Path(__file__).with_name("capacity.json")
 
 

@@ -87,3 +87,45 @@ class Coordinator(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class DelegatingCoordinator:
+    """A `Coordinator` that hands every call to `inner`: the base of the wrappers
+    (`VersionedCoordinator`, `FailOpenCoordinator`), which override only what they change."""
+
+    def __init__(self, inner: Coordinator) -> None:
+        self.inner = inner
+
+    def lock(
+        self, name: str, ttl_seconds: float = 30.0, wait_seconds: float = 30.0
+    ) -> AbstractAsyncContextManager[None]:
+        return self.inner.lock(name, ttl_seconds=ttl_seconds, wait_seconds=wait_seconds)
+
+    async def publish(self, channel: str, message: bytes) -> None:
+        await self.inner.publish(channel, message)
+
+    async def subscribe(self, channel: str) -> Subscription:
+        return await self.inner.subscribe(channel)
+
+    async def cache_get(self, key: str) -> bytes | None:
+        return await self.inner.cache_get(key)
+
+    async def cache_set(self, key: str, value: bytes, ttl_seconds: float) -> None:
+        await self.inner.cache_set(key, value, ttl_seconds)
+
+    async def cache_delete(self, key: str) -> None:
+        await self.inner.cache_delete(key)
+
+    async def rate_limit(self, key: str, rate_per_second: float, burst: int) -> float | None:
+        return await self.inner.rate_limit(key, rate_per_second, burst)
+
+    async def leaky_bucket(
+        self, key: str, amount: int, capacity: int, drain_per_second: float, overflow: int
+    ) -> float | None:
+        return await self.inner.leaky_bucket(key, amount, capacity, drain_per_second, overflow)
+
+    async def check_ready(self) -> None:
+        await self.inner.check_ready()
+
+    async def close(self) -> None:
+        await self.inner.close()

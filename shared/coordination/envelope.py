@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager
 
-from .base import Coordinator, Subscription
+from .base import DelegatingCoordinator, Subscription
 from .ratelimit import ThrottledLog
 
 log = logging.getLogger(__name__)
@@ -60,20 +59,12 @@ class VersionedSubscription:
         await self._inner.close()
 
 
-class VersionedCoordinator:
+class VersionedCoordinator(DelegatingCoordinator):
     """`inner`, with cached values and messages sealed with the format version."""
-
-    def __init__(self, inner: Coordinator) -> None:
-        self.inner = inner
 
     @staticmethod
     def _key(key: str) -> str:
         return f"v{FORMAT_VERSION}:{key}"
-
-    def lock(
-        self, name: str, ttl_seconds: float = 30.0, wait_seconds: float = 30.0
-    ) -> AbstractAsyncContextManager[None]:
-        return self.inner.lock(name, ttl_seconds=ttl_seconds, wait_seconds=wait_seconds)
 
     async def publish(self, channel: str, message: bytes) -> None:
         await self.inner.publish(channel, seal(message))
@@ -90,17 +81,3 @@ class VersionedCoordinator:
 
     async def cache_delete(self, key: str) -> None:
         await self.inner.cache_delete(self._key(key))
-
-    async def rate_limit(self, key: str, rate_per_second: float, burst: int) -> float | None:
-        return await self.inner.rate_limit(key, rate_per_second, burst)
-
-    async def leaky_bucket(
-        self, key: str, amount: int, capacity: int, drain_per_second: float, overflow: int
-    ) -> float | None:
-        return await self.inner.leaky_bucket(key, amount, capacity, drain_per_second, overflow)
-
-    async def check_ready(self) -> None:
-        await self.inner.check_ready()
-
-    async def close(self) -> None:
-        await self.inner.close()

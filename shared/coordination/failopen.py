@@ -26,7 +26,7 @@ from typing import Protocol
 
 from redis.exceptions import RedisError
 
-from .base import Coordinator, CoordinatorUnavailable, LockNotAcquired, Subscription
+from .base import Coordinator, CoordinatorUnavailable, DelegatingCoordinator, LockNotAcquired
 from .ratelimit import ThrottledLog
 
 log = logging.getLogger(__name__)
@@ -44,11 +44,11 @@ class CoordinationObserver(Protocol):
     def backend_error(self, exc: BaseException) -> None: ...
 
 
-class FailOpenCoordinator:
+class FailOpenCoordinator(DelegatingCoordinator):
     """`inner`, with cache, locks and publish failing open (see the module doc)."""
 
     def __init__(self, inner: Coordinator, observer: CoordinationObserver | None = None) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self._observer = observer
         self._log = ThrottledLog(log, interval=10.0)
 
@@ -86,9 +86,6 @@ class FailOpenCoordinator:
         except BACKEND_DOWN as exc:
             self._down(f"message on {channel} dropped", exc)
 
-    async def subscribe(self, channel: str) -> Subscription:
-        return await self.inner.subscribe(channel)
-
     async def cache_get(self, key: str) -> bytes | None:
         try:
             return await self.inner.cache_get(key)
@@ -107,17 +104,3 @@ class FailOpenCoordinator:
             await self.inner.cache_delete(key)
         except BACKEND_DOWN as exc:
             self._down("cache delete dropped", exc)
-
-    async def rate_limit(self, key: str, rate_per_second: float, burst: int) -> float | None:
-        return await self.inner.rate_limit(key, rate_per_second, burst)
-
-    async def leaky_bucket(
-        self, key: str, amount: int, capacity: int, drain_per_second: float, overflow: int
-    ) -> float | None:
-        return await self.inner.leaky_bucket(key, amount, capacity, drain_per_second, overflow)
-
-    async def check_ready(self) -> None:
-        await self.inner.check_ready()
-
-    async def close(self) -> None:
-        await self.inner.close()

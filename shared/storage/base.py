@@ -56,6 +56,12 @@ class Datastore(Protocol):
 
     id: str
     kinds: frozenset[str]
+    # The config's `type` ("file", "s3") and where the objects are (MMR's datastore `uri`: the
+    # folder, or `s3://{endpoint host}/{bucket}`), for operators' listings.
+    type: str
+    uri: str
+    # The folder holding the objects when they are files on this machine, else None.
+    local_root: Path | None
 
     async def put_file(
         self, key: str, path: Path, content_type: str, *, move: bool = False
@@ -90,6 +96,11 @@ class Datastore(Protocol):
 
     def public_url(self, key: str) -> str | None:
         """A URL clients may be redirected to, or None when the datastore has none."""
+        ...
+
+    def object_url(self, key: str) -> str | None:
+        """Where the object is on its server (MMR's `s3_url` of an exported item; not for
+        clients), or None for a datastore without URLs."""
         ...
 
     async def local_path(self, key: str) -> Path | None:

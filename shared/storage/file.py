@@ -42,6 +42,8 @@ class FileDatastore:
     blocking filesystem work runs in worker threads.
     """
 
+    type = "file"
+
     def __init__(self, id: str, kinds: frozenset[str], path: Path, temp_tag: str = "") -> None:
         self.id = id
         self.kinds = frozenset(kinds)
@@ -49,6 +51,8 @@ class FileDatastore:
         self.temp_tag = temp_tag
         path.mkdir(parents=True, exist_ok=True)
         self.root = path.resolve()
+        self.local_root: Path | None = self.root
+        self.uri = str(self.root)
 
     def check_key(self, key: str) -> None:
         """Raise `InvalidKey` unless `key` resolves inside the root (symlinks followed: a few
@@ -224,6 +228,9 @@ class FileDatastore:
 
     def public_url(self, key: str) -> str | None:
         validate_key(key)
+        return None
+
+    def object_url(self, key: str) -> str | None:
         return None
 
     async def close(self) -> None:

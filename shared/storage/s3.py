@@ -112,6 +112,8 @@ def _error_code(exc: ClientError) -> str:
 class S3Datastore:
     """Objects live at `<prefix>/<key>` in one bucket."""
 
+    type = "s3"
+
     def __init__(
         self,
         id: str,
@@ -137,6 +139,9 @@ class S3Datastore:
         self.public_base_url = public_base_url or None
         self.prefix = prefix.strip("/")
         self.endpoint_url = _endpoint_url(endpoint, ssl)
+        self.local_root: Path | None = None
+        host = self.endpoint_url.split("://", 1)[-1].split("/", 1)[0]
+        self.uri = f"s3://{host}/{bucket}"
         if self.prefix:
             validate_key(self.prefix)
         # Empty credentials mean "use boto's default chain" (env vars, instance profile, …).
@@ -326,7 +331,7 @@ class S3Datastore:
             return None
         return f"{self.public_base_url.rstrip('/')}/{object_key}"
 
-    def object_url(self, key: str) -> str:
+    def object_url(self, key: str) -> str | None:
         """`{endpoint}/{bucket}/{key}`: MMR's `s3_url` of an exported item."""
         return f"{self.endpoint_url.rstrip('/')}/{self.bucket}/{self._object_key(key)}"
 

@@ -62,6 +62,7 @@ async def get_user(request: Request, runtime: RuntimeDep, hs: HomeserverDep) -> 
     return await authenticate(
         runtime.config.for_domain(hs.name),
         runtime.coordinator,
+        runtime.local_tokens,
         runtime.http,
         hs,
         token,

@@ -31,9 +31,10 @@ from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 
 from mmr.embedded import all_routers, all_start_hooks
-from mmr.services import SERVICES, service_module
+from mmr.services import service_module
 from shared.config import parse_config
 from shared.ids.media_id import is_valid_media_id, is_valid_server_name
+from shared.services import SERVICES
 from shared.web.lean import LeanRoute
 from shared.web.schema_only import undocumented_lean_routes
 from tests.conftest import SERVER_NAME, TEST_SECRET, cluster_raw_config, embedded_raw_config, new_bucket

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from mmr.deploy.routes import SERVICES, Route, matches, routes, sample_paths, service_for
+from mmr.deploy.routes import Route, matches, routes, sample_paths, service_for
+from shared.services import SERVICES
 
 ROUTES: tuple[Route, ...] = routes()
 

@@ -14,9 +14,10 @@ import pytest
 import yaml
 
 from mmr.devcluster.cluster import POOL_RANGES
-from mmr.services import SERVICES, service_module
+from mmr.services import service_module
 from shared.config import load_config
 from shared.ids.snowflake import MAX_MACHINE_ID
+from shared.services import SERVICES
 from tests.deploy.routing import ROUTES, Route, service_for
 
 REPO = Path(__file__).resolve().parents[2]

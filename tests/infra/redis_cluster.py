@@ -12,11 +12,12 @@ import redis
 
 from tests.infra.http_server import free_port
 from tests.infra.private_redis import PrivateRedis
+from tests.infra.started import StoppedOnFailedStart
 
 _WAIT_SECONDS = 30.0
 
 
-class RedisClusterGroup:
+class RedisClusterGroup(StoppedOnFailedStart):
     def __init__(self, workdir: Path, masters: int = 3) -> None:
         self.workdir = workdir
         self.nodes: list[PrivateRedis] = []
@@ -59,13 +60,3 @@ class RedisClusterGroup:
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
-
-    def __enter__(self) -> RedisClusterGroup:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()  # what did start must not outlive a failed start
-            raise
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()

@@ -13,6 +13,7 @@ import redis
 from tests.infra.http_server import free_port
 from tests.infra.private_redis import PrivateRedis
 from tests.infra.redis_server import _answers_ping
+from tests.infra.started import StoppedOnFailedStart
 
 DOWN_AFTER_MS = 1000
 _WAIT_SECONDS = 30.0
@@ -26,7 +27,7 @@ def _wait(what: str, check: object, timeout: float = _WAIT_SECONDS) -> None:
         time.sleep(0.1)
 
 
-class RedisSentinelGroup:
+class RedisSentinelGroup(StoppedOnFailedStart):
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.master_name = f"mmr-{uuid.uuid4().hex[:8]}"
@@ -95,13 +96,3 @@ class RedisSentinelGroup:
             self._sentinel = None
         self.replica.stop()
         self.master.stop()
-
-    def __enter__(self) -> RedisSentinelGroup:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()  # what did start must not outlive a failed start
-            raise
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()

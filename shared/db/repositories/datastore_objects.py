@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.archive_models import DatastoreMoveRow
 from shared.db.models import MediaRow, ThumbnailRow
+from shared.matrix.disposition import served_content_type
 
 PLANNED, SWITCHED, FAILED = "planned", "switched", "failed"
 
@@ -86,7 +87,7 @@ async def object_at(session: AsyncSession, datastore_id: str, location: str) -> 
             model.datastore_id == datastore_id, model.location == location).limit(1)
         row = (await session.execute(stmt)).first()
         if row is not None:
-            return StoredObjectRef(location, row[0], int(row[1]), row[2] or "application/octet-stream")
+            return StoredObjectRef(location, row[0], int(row[1]), served_content_type(row[2]))
     return None
 
 

@@ -19,7 +19,6 @@ from shared.auth.tokens import (
     authenticate,
     forget_token,
     forget_user_tokens,
-    local_token_cache,
     token_hash_of,
 )
 from shared.config import HomeserverConfig, parse_config
@@ -69,39 +68,40 @@ async def test_a_logout_through_this_process_is_believed_at_once() -> None:
     config = parse_config({"homeservers": [{"name": HS.name, "csApi": ""}],
                            "datastores": [], "database": {"sqlite": ":memory:"}})
     coordinator = InProcessCoordinator()
-    await local_token_cache(coordinator).listen(coordinator)
+    local = LocalTokenCache()
+    await local.listen(coordinator)
     async with httpx.AsyncClient() as http:
         for forget in ("token", "user"):
             key = f"whoami:{HS.name}:{token_hash_of('tok')}:"
-            local_token_cache(coordinator).put(key, {"user_id": "@a:example.org"}, 300)
-            user = await authenticate(config, coordinator, http, HS, "tok")
+            local.put(key, {"user_id": "@a:example.org"}, 300)
+            user = await authenticate(config, coordinator, local, http, HS, "tok")
             assert user.user_id == "@a:example.org"
             if forget == "token":
-                await forget_token(coordinator, HS, "tok", None)
+                await forget_token(coordinator, local, HS, "tok", None)
             else:
-                await forget_user_tokens(coordinator, config, HS, "@a:example.org")
+                await forget_user_tokens(coordinator, local, config, HS, "@a:example.org")
             with pytest.raises(MatrixError) as refused:
-                await authenticate(config, coordinator, http, HS, "tok")
+                await authenticate(config, coordinator, local, http, HS, "tok")
             assert refused.value.errcode == "M_UNKNOWN_TOKEN", forget
-    await local_token_cache(coordinator).close()
+    await local.close()
     await coordinator.close()
 
 
 async def test_a_logout_through_another_process_is_heard_at_once() -> None:
-    """`here` is one process's cache; the logout goes through the coordinator as another
-    process's would (its own cache, `local_token_cache(coordinator)`, is not `here`)."""
+    """`here` is one process's cache; the logout goes through another process (`there`, its
+    own cache), sharing the coordinator as processes share Redis."""
     coordinator = InProcessCoordinator()
-    here = LocalTokenCache()
+    here, there = LocalTokenCache(), LocalTokenCache()
     await here.listen(coordinator)
     key = f"whoami:{HS.name}:{token_hash_of('tok')}:"
     here.put(key, {"user_id": "@a:example.org"}, 300)
     here.put("whoami:example.org:other:", {"user_id": "@a:example.org"}, 300)
-    await forget_token(coordinator, HS, "tok", None)
+    await forget_token(coordinator, there, HS, "tok", None)
     await asyncio.sleep(0.05)
     assert here.get(key) is None
     config = parse_config({"homeservers": [{"name": HS.name, "csApi": ""}],
                            "datastores": [], "database": {"sqlite": ":memory:"}})
-    await forget_user_tokens(coordinator, config, HS, "@a:example.org")
+    await forget_user_tokens(coordinator, there, config, HS, "@a:example.org")
     await asyncio.sleep(0.05)
     assert here.get("whoami:example.org:other:") is None
     await here.close()
