@@ -169,7 +169,7 @@ async def _source_file(rt: Runtime, record: MediaRecord, job_dir: Path, limit: i
         return SourceFile(in_place, record.sha256, record.size_bytes)
     chunks = store.open_stream(record.location, chunk_size=SOURCE_CHUNK_BYTES)
     try:
-        spooled = await spool_to_temp(chunks, job_dir, limit or None)
+        spooled = await spool_to_temp(chunks, job_dir, limit or None, rt.temp_tag)
     except SpoolTooLarge as exc:
         raise SourceTooLarge(f"The media is larger than the {limit} bytes that can be thumbnailed") from exc
     return SourceFile(spooled.path, spooled.sha256, spooled.size_bytes, disposable=True)

@@ -57,11 +57,12 @@ async def _file_fields(rt: Runtime, record: MediaRecord) -> dict[str, Any]:
     limit = rt.request_config.thumbnails.max_source_bytes
     if not content_type.startswith(("image/", "audio/")) or (limit and record.size_bytes > limit):
         return {}
-    job_dir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="info-", dir=rt.temp_dir))
+    prefix = f"info-{rt.temp_tag}-"  # swept by this machine's successor after a crash
+    job_dir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=prefix, dir=rt.temp_dir))
     try:
         store = rt.datastores.get(record.datastore_id)
         chunks = store.open_stream(record.location, chunk_size=CHUNK_BYTES)
-        spooled = await spool_to_temp(chunks, job_dir, limit or None)
+        spooled = await spool_to_temp(chunks, job_dir, limit or None, rt.temp_tag)
         ctx = rt.part(ThumbnailContext)
         result: dict[str, Any] = await ctx.pool.run(
             probe, str(spooled.path), content_type, ctx.image_formats)

@@ -105,7 +105,7 @@ async def run_export(rt: Runtime, export_id: str, include_s3_urls: bool, progres
             await progress(done, total)
 
         writer = ArchiveWriter(
-            entity=entity, created_ts=created_ts, temp_dir=rt.temp_dir, sink=sink,
+            entity=entity, created_ts=created_ts, temp_dir=rt.temp_dir, temp_tag=rt.temp_tag, sink=sink,
             target_bytes_per_part=rt.config.archiving.target_bytes_per_part, first_index=first_index,
         )
         try:

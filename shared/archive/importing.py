@@ -61,7 +61,7 @@ async def store_part(rt: Runtime, import_id: str, body: AsyncIterator[bytes]) ->
     async with rt.sessions() as session:
         if await get_import(session, import_id) is None:
             raise ImportNotFound(import_id)
-    spooled = await spool_to_temp(body, rt.temp_dir, None)
+    spooled = await spool_to_temp(body, rt.temp_dir, None, rt.temp_tag)
     async with spooled:
         store = rt.datastores.for_kind("archives")
         key = part_key("imports", import_id, spooled.sha256)
@@ -83,7 +83,7 @@ async def _part_file(rt: Runtime, part: ImportPart) -> AsyncIterator[Path]:
         yield in_place
         return
     stream = store.open_stream(part.part.location, None, READ_CHUNK_BYTES)
-    async with await spool_to_temp(stream, rt.temp_dir, None) as spooled:
+    async with await spool_to_temp(stream, rt.temp_dir, None, rt.temp_tag) as spooled:
         yield spooled.path
 
 
@@ -151,7 +151,8 @@ class _Importer:
                 await self._import_member(member, wanted)
 
     async def _import_member(self, member: Member, mxcs: list[str]) -> None:
-        spooled = await spool_to_temp(_member_chunks(member.file), self.rt.temp_dir, None)
+        spooled = await spool_to_temp(_member_chunks(member.file), self.rt.temp_dir, None,
+                                      self.rt.temp_tag)
         async with spooled:
             for mxc in mxcs:
                 await self._import_one(mxc, self.manifest.media[mxc], spooled)

@@ -99,8 +99,10 @@ class _HashingFile:
 class _PartFile:
     """One gzip'd tar being written to a temp file. Only ever used from one thread at a time."""
 
-    def __init__(self, temp_dir: Path, stem: str, mtime: int) -> None:
-        fd, name = tempfile.mkstemp(dir=temp_dir, prefix="export-", suffix=PART_SUFFIX + ".tmp")
+    def __init__(self, temp_dir: Path, temp_tag: str, stem: str, mtime: int) -> None:
+        # The owner's tag in the name: a killed exporter's successor sweeps the part.
+        fd, name = tempfile.mkstemp(dir=temp_dir, prefix=f"export-{temp_tag}-",
+                                    suffix=PART_SUFFIX + ".tmp")
         self.path = Path(name)
         self._out = _HashingFile(os.fdopen(fd, "wb"))
         self._gz = gzip.GzipFile(filename=stem + ".tar", mode="wb", fileobj=self._out,
@@ -161,6 +163,7 @@ class ArchiveWriter:
         created_ts: int,
         target_bytes_per_part: int,
         temp_dir: Path,
+        temp_tag: str,
         sink: PartSink,
         first_index: int = 1,
     ) -> None:
@@ -168,6 +171,7 @@ class ArchiveWriter:
         self.created_ts = created_ts
         self.target = target_bytes_per_part
         self.temp_dir = temp_dir
+        self.temp_tag = temp_tag
         self._sink = sink
         self._next_index = first_index
         self._part: _PartFile | None = None
@@ -234,7 +238,8 @@ class ArchiveWriter:
             self._part_index = self._next_index
             self._next_index += 1
             self._part = await asyncio.to_thread(
-                _PartFile, self.temp_dir, stem or part_stem(self._part_index), self.created_ts // 1000
+                _PartFile, self.temp_dir, self.temp_tag, stem or part_stem(self._part_index),
+                self.created_ts // 1000
             )
         return self._part
 

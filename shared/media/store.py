@@ -349,7 +349,8 @@ async def copy_object(rt: Runtime, copy: ObjectCopy, to: Datastore) -> StoredObj
         in_place = await source_store.local_path(copy.location)
         if in_place is not None:
             return await to.put_file(key, in_place, copy.content_type)
-        spooled = await spool_to_temp(source_store.open_stream(copy.location), rt.temp_dir, None)
+        spooled = await spool_to_temp(source_store.open_stream(copy.location), rt.temp_dir, None,
+                                     rt.temp_tag)
         async with spooled:
             if spooled.sha256 != copy.sha256:
                 raise ValueError(f"{copy.datastore_id}/{copy.location} does not hold {copy.sha256}")

@@ -124,14 +124,15 @@ class _SpoolWriter:
 
 
 async def spool_to_temp(
-    chunks: AsyncIterator[bytes], temp_dir: Path, max_bytes: int | None, owner_tag: str = ""
+    chunks: AsyncIterator[bytes], temp_dir: Path, max_bytes: int | None, owner_tag: str
 ) -> SpooledFile:
     """Write `chunks` to a new temp file in `temp_dir`, returning its path, SHA-256 and size.
 
     Raises `SpoolTooLarge` as soon as more than `max_bytes` have arrived (None means no limit).
     On any exception the temp file is deleted before the exception propagates. `owner_tag`
     (`Runtime.temp_tag`) goes into the name, so the process's successor can sweep it after a
-    crash (`shared.storage.leftovers`).
+    crash (`shared.storage.leftovers`); it has no default, so that no caller forgets it (an
+    untagged spool outlives a `kill -9` for good).
     """
     # Created inline, not in a thread: a cancellation while awaiting a thread that creates the
     # file would leak it, and creating an empty file is a quick syscall.

@@ -5,9 +5,9 @@
   server name or media ID outside the spec's grammar is 400/404, and never makes mmr contact
   anyone (no federation request, no 502).
 * A schemathesis run over each service's OpenAPI document (the one FastAPI builds from its
-  routes; the admin service's with its admin and Synapse-compatible routes, called with the
-  shared secret, a global admin), against the embedded default and a cluster node: 0 server
-  errors.
+  routes, plus the schema-only declarations of the lean download and upload routes; the admin
+  service's with its admin and Synapse-compatible routes, called with the shared secret, a
+  global admin), against the embedded default and a cluster node: 0 server errors.
 
 Both are bounded (a few examples per operation) to keep the suite fast.
 """
@@ -36,6 +36,7 @@ from shared.config import parse_config
 from shared.ids.media_id import is_valid_media_id, is_valid_server_name
 from shared.services import SERVICES
 from shared.web.lean import LeanRoute
+from shared.web.schema_only import undocumented_lean_routes
 from tests.conftest import SERVER_NAME, TEST_SECRET, cluster_raw_config, embedded_raw_config, new_bucket
 from tests.infra.http_server import ServerThread
 from tests.infra.seaweedfs import S3Server
@@ -59,8 +60,8 @@ def _templates() -> list[Template]:
     found = []
     for router in all_routers():
         for route in router.routes:
-            # Lean routes (downloads, uploads) are not in FastAPI's OpenAPI document: this
-            # property is what fuzzes them.
+            # Lean routes (downloads, uploads) too: they are not FastAPI routes, only declared
+            # in the OpenAPI document (shared.web.schema_only).
             if isinstance(route, APIRoute | LeanRoute):
                 params = tuple(re.findall(r"\{(\w+)(?::\w+)?\}", route.path))
                 for method in sorted(route.methods):
@@ -170,6 +171,16 @@ def _service_schema(service: str) -> Any:
 
 
 SCHEMAS = {service: _service_schema(service) for service in SERVICES}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_lean_route_is_in_the_openapi_document(service: str) -> None:
+    """Else schemathesis would silently stop fuzzing it (it only knows the document)."""
+    config = parse_config(embedded_raw_config(Path("/nonexistent")))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        app = service_module(service).create_app(config=config)
+        assert undocumented_lean_routes(app) == []
 
 
 def _run_schema(service: str) -> Any:

@@ -7,8 +7,9 @@ datastore, an object stored without its row, an S3 multipart upload never comple
 restart the temp folder, the datastore and the bucket hold exactly what rows reference.
 
 * the embedded default (`mmr serve --data`), restarted on the same folder;
-* a cluster (admin machine 0, upload machine 1; PostgreSQL, Redis, SeaweedFS S3): the upload
-  process is killed and restarted, then machine 0's start round sweeps the bucket.
+* a cluster (admin machine 0, upload machine 1; PostgreSQL, Redis, and either SeaweedFS S3 or
+  a file datastore the processes share): the upload process is killed and restarted, then
+  machine 0's start round sweeps the bucket or the folder.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 import yaml
 
 from shared.storage.keys import content_key
@@ -187,14 +189,19 @@ def _multipart_uploads(s3: S3Server, bucket: str) -> list[dict[str, object]]:
     return list(s3.client().list_multipart_uploads(Bucket=bucket).get("Uploads", []))
 
 
+@pytest.mark.parametrize("datastore", ["s3", "file"])
 def test_cluster_sigkill_mid_upload_leaves_nothing_after_restart(
-    tmp_path: Path, redis_url: str, s3_server: S3Server
+    tmp_path: Path, redis_url: str, s3_server: S3Server, datastore: str
 ) -> None:
     bucket = new_bucket(s3_server)
+    media_root = tmp_path / "media"
     with temporary_database("mmr_crash_leftovers") as database:
         # Grace 0: in this test nothing is in flight when machine 0 sweeps.
         raw = cluster_raw_config(tmp_path, database, redis_url, s3_server, bucket,
                                  orphanSweep={"graceHours": 0})
+        if datastore == "file":  # a folder every process shares (a volume), not a bucket
+            raw["datastores"] = [{"id": "shared", "type": "file", "forKinds": ["all"],
+                                  "opts": {"path": str(media_root)}}]
         # The killed process's MACHINE_ID lease must lapse before the ID can be reused.
         raw["cluster"] = {"leaseSeconds": 3}
         config_path = tmp_path / "media-repo.yaml"
@@ -208,22 +215,34 @@ def test_cluster_sigkill_mid_upload_leaves_nothing_after_restart(
             process.wait_healthy()
             return process
 
+        def stored() -> set[str]:
+            if datastore == "s3":
+                return _s3_keys(s3_server, bucket)
+            return {str(p.relative_to(media_root)) for p in _files(media_root)}
+
         upload = start("upload", 1, "upload-1")
         kept = httpx.post(upload.url + UPLOAD, content=b"kept media", timeout=30,
                           headers={"Authorization": f"Bearer {TEST_SECRET}", "Host": SERVER_NAME})
         assert kept.status_code == 200, kept.text
-        referenced = _s3_keys(s3_server, bucket)
-        _kill_mid_upload(upload, 1, temp_dir, TEST_SECRET)
-        # What a kill during the S3 upload would have left: an orphan and unfinished parts.
-        client = s3_server.client()
-        orphan_data = os.urandom(2 * MIB)
-        orphan_key = content_key(hashlib.sha256(orphan_data).hexdigest())
-        client.put_object(Bucket=bucket, Key=orphan_key, Body=orphan_data)
-        parts_key = content_key(hashlib.sha256(os.urandom(8)).hexdigest())
-        multipart = client.create_multipart_upload(Bucket=bucket, Key=parts_key)
-        client.upload_part(Bucket=bucket, Key=parts_key, UploadId=multipart["UploadId"],
-                           PartNumber=1, Body=os.urandom(5 * MIB))
-        FIGURES["cluster: bytes left by the kill"] = _bytes(_files(temp_dir)) + 7 * MIB
+        referenced = stored()
+        owner = _kill_mid_upload(upload, 1, temp_dir, TEST_SECRET)
+        if datastore == "s3":
+            # What a kill during the S3 upload would have left: an orphan and unfinished parts.
+            client = s3_server.client()
+            orphan_data = os.urandom(2 * MIB)
+            orphan_key = content_key(hashlib.sha256(orphan_data).hexdigest())
+            client.put_object(Bucket=bucket, Key=orphan_key, Body=orphan_data)
+            parts_key = content_key(hashlib.sha256(os.urandom(8)).hexdigest())
+            multipart = client.create_multipart_upload(Bucket=bucket, Key=parts_key)
+            client.upload_part(Bucket=bucket, Key=parts_key, UploadId=multipart["UploadId"],
+                               PartNumber=1, Body=os.urandom(5 * MIB))
+            left_in_store = 7 * MIB
+        else:
+            # A half-stored object of the killed machine 1, and an object without its row.
+            left_in_store = _bytes([_half_stored_object(media_root, owner),
+                                    _unreferenced_object(media_root)])
+        FIGURES[f"cluster ({datastore}): bytes left by the kill"] = (
+            _bytes(_files(temp_dir)) + left_in_store)
         assert _bytes(_files(temp_dir)) >= 20 * MIB
 
         time.sleep(3.5)  # past the dead process's lease
@@ -231,10 +250,14 @@ def test_cluster_sigkill_mid_upload_leaves_nothing_after_restart(
         admin = start("admin", 0, "admin-0")
         try:
             assert _files(temp_dir) == []
-            _wait_until(lambda: _s3_keys(s3_server, bucket) == referenced
-                        and not _multipart_uploads(s3_server, bucket))
-            FIGURES["cluster: bytes left after restart"] = _bytes(_files(temp_dir))
-            assert FIGURES["cluster: bytes left after restart"] == 0
+            _wait_until(lambda: stored() == referenced
+                        and (datastore != "s3" or not _multipart_uploads(s3_server, bucket)))
+            left = _bytes(_files(temp_dir))
+            if datastore == "file":
+                left += _bytes([p for p in _files(media_root)
+                                if str(p.relative_to(media_root)) not in referenced])
+            FIGURES[f"cluster ({datastore}): bytes left after restart"] = left
+            assert left == 0
         finally:
             admin.stop()
             restarted.stop()

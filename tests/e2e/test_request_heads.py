@@ -54,6 +54,22 @@ def test_one_long_header_is_431(mmr: MmrProcess) -> None:
     _matrix_error(_get(mmr, headers=b"X-Big: " + b"v" * (9 * KIB) + b"\r\n"), 431, "M_TOO_LARGE")
 
 
+@pytest.mark.parametrize(
+    "request_line",
+    [b"GET /_matrix/client/v1/media/download/localhost/abc", b"HEAD /_matrix/media/v3/download/localhost/abc",
+     b"POST /_matrix/media/v3/upload", b"PUT /_matrix/media/v3/upload/localhost/abc"],
+    ids=["download", "legacy download", "upload", "async upload"],
+)
+def test_the_lean_routes_are_bounded_too(mmr: MmrProcess, request_line: bytes) -> None:
+    """The download and upload routes are plain Starlette routes; the bound is below routing."""
+    big = b"X-Big: " + b"v" * (9 * KIB) + b"\r\n"
+    answer = send_raw(mmr.port, request_line + b" HTTP/1.1\r\n" + CLOSE + big + b"\r\n")
+    _matrix_error(answer, 431, "M_TOO_LARGE")
+    method, path = request_line.split(b" ")
+    line = method + b" " + path + b"?" + b"q" * (9 * KIB) + b" HTTP/1.1\r\n"
+    _matrix_error(send_raw(mmr.port, line + CLOSE + b"\r\n"), 414, "M_TOO_LARGE")
+
+
 def test_many_headers_past_the_whole_head_limit_are_431(mmr: MmrProcess) -> None:
     headers = b"".join(b"X-Fill-%d: %s\r\n" % (i, b"v" * (2 * KIB)) for i in range(10))
     _matrix_error(_get(mmr, headers=headers), 431, "M_TOO_LARGE")

@@ -190,6 +190,14 @@ class WorkerPool:
     def pids(self) -> list[int]:
         return [w.process.pid for w in self._workers if w.process.pid is not None]
 
+    @property
+    def busy_pids(self) -> list[int]:
+        """Workers taken for a job (sent it, or about to): a kill of one of these costs a job,
+        while an idle one killed is only replaced by the next `run`."""
+        idle = set(self._idle)
+        return [w.process.pid for w in list(self._workers)
+                if w not in idle and w.process.pid is not None]
+
     async def run(self, job: Callable[..., T], *args: Any) -> T:
         """Run `job(*args)` in a worker and return its result (or raise its error).
 

@@ -29,9 +29,12 @@ async def test_own_media_under_another_case_is_served(mmr: RunningMmr, spelling:
     async with mmr.client() as client:
         media_id = (await upload(client, data)).split("/", 1)[1]
         for route in (DOWNLOAD, LEGACY_DOWNLOAD):
-            response = await client.get(f"{route}/{spelling}/{media_id}")
-            assert response.status_code == 200, (route, response.text)
-            assert response.content == data
+            for tail in ("", "/named.bin"):
+                response = await client.get(f"{route}/{spelling}/{media_id}{tail}")
+                assert response.status_code == 200, (route, tail, response.text)
+                assert response.content == data
+            head = await client.head(f"{route}/{spelling}/{media_id}")
+            assert head.status_code == 200, (route, head.headers)
 
 
 @pytest.mark.parametrize("spelling", SPELLINGS)
@@ -39,6 +42,7 @@ async def test_unknown_media_under_another_case_is_404_without_federation(
     mmr: RunningMmr, spelling: str
 ) -> None:
     async with mmr.client() as client:
-        response = await client.get(f"{DOWNLOAD}/{spelling}/AAAAAAAAAAAAAAAAAAAAAAAAAAA")
-    assert response.status_code == 404, response.text
-    assert response.json()["errcode"] == "M_NOT_FOUND"
+        for route in (DOWNLOAD, LEGACY_DOWNLOAD):
+            response = await client.get(f"{route}/{spelling}/AAAAAAAAAAAAAAAAAAAAAAAAAAA")
+            assert response.status_code == 404, (route, response.text)
+            assert response.json()["errcode"] == "M_NOT_FOUND"

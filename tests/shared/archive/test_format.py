@@ -38,7 +38,7 @@ async def write_export(tmp_path: Path, sizes: list[int], target: int) -> dict[st
         parts[part.file_name] = part.path.read_bytes()
 
     writer = ArchiveWriter(entity="@alice:example.org", created_ts=CREATED, target_bytes_per_part=target,
-                           temp_dir=tmp_path, sink=sink)
+                           temp_dir=tmp_path, temp_tag="m0-p1-s1", sink=sink)
     records = []
     for n, size in enumerate(sizes):
         media, data = item(n, size)
@@ -94,7 +94,7 @@ async def test_a_stream_of_the_wrong_size_is_refused(tmp_path: Path) -> None:
         raise AssertionError("nothing should be persisted")
 
     writer = ArchiveWriter(entity="example.org", created_ts=CREATED, target_bytes_per_part=10,
-                           temp_dir=tmp_path, sink=sink)
+                           temp_dir=tmp_path, temp_tag="m0-p1-s1", sink=sink)
     media, data = item(1, 100)
     with pytest.raises(ArchiveSizeMismatch):
         await writer.append(media, chunks_of(data + b"extra"))

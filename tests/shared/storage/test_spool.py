@@ -13,6 +13,8 @@ import pytest
 from shared.storage.spool import WRITE_BATCH_BYTES, SpooledFile, SpoolTooLarge, spool_to_temp
 from tests.shared.storage.helpers import peak_traced_bytes
 
+OWNER = "m0-p1-s1"
+
 
 @pytest.fixture
 def spool_dir(tmp_path: Path) -> Path:
@@ -30,7 +32,7 @@ async def stream(chunks: Iterable[bytes]) -> AsyncIterator[bytes]:
 async def test_hash_and_size(spool_dir: Path) -> None:
     chunks = [os.urandom(n) for n in (1, 0, 65536, 3, 2 * 1024 * 1024, 17)]
     data = b"".join(chunks)
-    spooled = await spool_to_temp(stream(chunks), spool_dir, max_bytes=None)
+    spooled = await spool_to_temp(stream(chunks), spool_dir, max_bytes=None, owner_tag=OWNER)
     assert spooled.sha256 == hashlib.sha256(data).hexdigest()
     assert spooled.size_bytes == len(data)
     assert spooled.path.parent == spool_dir
@@ -39,13 +41,13 @@ async def test_hash_and_size(spool_dir: Path) -> None:
 
 
 async def test_empty_stream(spool_dir: Path) -> None:
-    spooled = await spool_to_temp(stream([]), spool_dir, max_bytes=0)
+    spooled = await spool_to_temp(stream([]), spool_dir, max_bytes=0, owner_tag=OWNER)
     assert (spooled.size_bytes, spooled.sha256) == (0, hashlib.sha256(b"").hexdigest())
     await spooled.discard()
 
 
 async def test_exactly_at_the_limit_is_allowed(spool_dir: Path) -> None:
-    spooled = await spool_to_temp(stream([b"a" * 60, b"b" * 40]), spool_dir, max_bytes=100)
+    spooled = await spool_to_temp(stream([b"a" * 60, b"b" * 40]), spool_dir, max_bytes=100, owner_tag=OWNER)
     assert spooled.size_bytes == 100
     await spooled.discard()
 
@@ -60,7 +62,7 @@ async def test_over_the_limit_raises_early_and_leaves_nothing(spool_dir: Path) -
             yield b"x" * 1000
 
     with pytest.raises(SpoolTooLarge) as raised:
-        await spool_to_temp(endless(), spool_dir, max_bytes=10_500)
+        await spool_to_temp(endless(), spool_dir, max_bytes=10_500, owner_tag=OWNER)
     assert raised.value.max_bytes == 10_500
     assert pulled == 11, "must stop reading as soon as the limit is crossed"
     assert list(spool_dir.iterdir()) == []
@@ -72,7 +74,7 @@ async def test_source_error_leaves_nothing(spool_dir: Path) -> None:
         raise ConnectionResetError("peer went away")
 
     with pytest.raises(ConnectionResetError):
-        await spool_to_temp(broken(), spool_dir, max_bytes=None)
+        await spool_to_temp(broken(), spool_dir, max_bytes=None, owner_tag=OWNER)
     assert list(spool_dir.iterdir()) == []
 
 
@@ -87,7 +89,7 @@ async def test_cancellation_leaves_nothing(spool_dir: Path) -> None:
         await asyncio.Event().wait()
         yield b"never"
 
-    task = asyncio.create_task(spool_to_temp(stalls(), spool_dir, max_bytes=None))
+    task = asyncio.create_task(spool_to_temp(stalls(), spool_dir, max_bytes=None, owner_tag=OWNER))
     await written_some.wait()
     await asyncio.sleep(0.05)
     assert len(list(spool_dir.iterdir())) == 1
@@ -105,7 +107,7 @@ async def test_cancellation_during_a_write_leaves_nothing(spool_dir: Path) -> No
             yield os.urandom(1024 * 1024)
 
     for delay in (0.001, 0.01, 0.03):
-        task = asyncio.create_task(spool_to_temp(fast(), spool_dir, max_bytes=None))
+        task = asyncio.create_task(spool_to_temp(fast(), spool_dir, max_bytes=None, owner_tag=OWNER))
         await asyncio.sleep(delay)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -124,7 +126,8 @@ async def test_large_stream_uses_bounded_memory(spool_dir: Path) -> None:
             expected.update(data)
             yield data
 
-    spooled, peak = await peak_traced_bytes(spool_to_temp(source(), spool_dir, max_bytes=size))
+    spooled, peak = await peak_traced_bytes(
+        spool_to_temp(source(), spool_dir, max_bytes=size, owner_tag=OWNER))
     async with spooled:
         assert spooled.size_bytes == size
         assert spooled.sha256 == expected.hexdigest()
@@ -132,13 +135,13 @@ async def test_large_stream_uses_bounded_memory(spool_dir: Path) -> None:
 
 
 async def test_context_manager_discards(spool_dir: Path) -> None:
-    async with await spool_to_temp(stream([b"data"]), spool_dir, max_bytes=None) as spooled:
+    async with await spool_to_temp(stream([b"data"]), spool_dir, max_bytes=None, owner_tag=OWNER) as spooled:
         assert spooled.path.exists()
     assert not spooled.path.exists()
 
 
 async def test_discard_is_idempotent(spool_dir: Path) -> None:
-    spooled = await spool_to_temp(stream([b"data"]), spool_dir, max_bytes=None)
+    spooled = await spool_to_temp(stream([b"data"]), spool_dir, max_bytes=None, owner_tag=OWNER)
     await spooled.discard()
     await spooled.discard()
     spooled.discard_sync()
@@ -156,13 +159,13 @@ async def test_hash_and_size_across_a_full_batch(spool_dir: Path, extra: bytes) 
     # loop or the one written while finishing must both count once.
     chunks = [os.urandom(WRITE_BATCH_BYTES // 16) for _ in range(16)] + [extra]
     data = b"".join(chunks)
-    async with await spool_to_temp(stream(chunks), spool_dir, max_bytes=None) as spooled:
+    async with await spool_to_temp(stream(chunks), spool_dir, max_bytes=None, owner_tag=OWNER) as spooled:
         assert spooled.sha256 == hashlib.sha256(data).hexdigest()
         assert spooled.path.read_bytes() == data
 
 
 async def test_discard_after_the_file_was_moved_away(spool_dir: Path, tmp_path: Path) -> None:
-    spooled = await spool_to_temp(stream([b"data"]), spool_dir, max_bytes=None)
+    spooled = await spool_to_temp(stream([b"data"]), spool_dir, max_bytes=None, owner_tag=OWNER)
     spooled.path.rename(tmp_path / "stored")  # what a file datastore's move does
     await spooled.discard()
     assert (tmp_path / "stored").read_bytes() == b"data"
