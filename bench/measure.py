@@ -293,20 +293,24 @@ def _read(path: Path) -> str:
 
 
 class CpuCap:
-    """Each of `pids` in a cgroup of its own whose CPU quota is `cores` of a core, while the
-    block runs; then each goes back to the cgroup it came from.
+    """Each of `pids` in a cgroup of its own whose CPU quota is `cores` of a core (None: no
+    quota) and whose weight is `weight` times the default, while the block runs; then each goes
+    back to the cgroup it came from.
 
     What it is for: on a machine with few cores the load client and nginx take CPU from the
     processes under test, so N processes cannot show N times one's throughput. Capped at a
     fraction of a core each (well under what the machine has left), every process gets the
     same CPU whether it is alone or one of two, as each would get a core of its own on a
-    bigger machine: the throughput of two over one's is then the pool's own scaling."""
+    bigger machine: the throughput of two over one's is then the pool's own scaling. The weight
+    lets a capped process reach its cap on a machine busy with other work (the caps bound what
+    that takes from the rest)."""
 
     PERIOD_US = 100_000
 
-    def __init__(self, pids: Sequence[int], cores: float) -> None:
+    def __init__(self, pids: Sequence[int], cores: float | None, weight: int = 1) -> None:
         self.pids = list(pids)
         self.cores = cores
+        self.weight = weight
         self._made: list[tuple[int, Path, Path]] = []  # pid, its cgroup, where it came from
 
     def _origin(self, pid: int, root: Path, version: int) -> Path:
@@ -318,7 +322,7 @@ class CpuCap:
 
     def __enter__(self) -> CpuCap:
         root, version = cgroup_cpu_root()
-        quota = max(1000, round(self.cores * self.PERIOD_US))
+        quota = None if self.cores is None else max(1000, round(self.cores * self.PERIOD_US))
         try:
             if version == 2 and "cpu" not in _read(root / "cgroup.subtree_control").split():
                 (root / "cgroup.subtree_control").write_text("+cpu")
@@ -328,10 +332,14 @@ class CpuCap:
                 group.mkdir()
                 self._made.append((pid, group, origin))
                 if version == 2:
-                    (group / "cpu.max").write_text(f"{quota} {self.PERIOD_US}")
+                    (group / "cpu.weight").write_text(str(100 * self.weight))
+                    if quota is not None:
+                        (group / "cpu.max").write_text(f"{quota} {self.PERIOD_US}")
                 else:
-                    (group / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
-                    (group / "cpu.cfs_quota_us").write_text(str(quota))
+                    (group / "cpu.shares").write_text(str(1024 * self.weight))
+                    if quota is not None:
+                        (group / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
+                        (group / "cpu.cfs_quota_us").write_text(str(quota))
                 (group / "cgroup.procs").write_text(str(pid))
         except OSError as exc:
             self.__exit__()
