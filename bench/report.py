@@ -96,17 +96,26 @@ def _lowest(row: str, targets: Sequence[str],
 CPU = "cpu_ms_per_request_all"  # the serving pool plus the cluster's nginx and SeaweedFS
 POOL_CPU = "cpu_ms_per_request"  # the serving pool's own processes
 ACCEL = "mmr-cluster-accel"
-# The issue's "behind nginx" targets are for an ingress that moves the bytes: the cluster with
-# downloads.accelRedirect on. The media service's CPU is its pool's own; the CPU all beside it
-# adds what nginx and SeaweedFS spend sending those bytes instead.
-BEHIND_NGINX: tuple[Check, ...] = (
-    Check("download-1m", "cluster+accel req/s ÷ nginx static's", 0.5, False,
-          _over("download-1m", ACCEL, "nginx", "requests_per_s")),
-    Check("download-1m", "cluster+accel download-pool CPU/req ÷ Synapse's", 0.1, True,
-          _over("download-1m", ACCEL, "synapse", POOL_CPU, CPU)),
-    Check("download-1m", "cluster+accel CPU all/req (pool + nginx + SeaweedFS) ÷ Synapse's", None,
-          True, _over("download-1m", ACCEL, "synapse", CPU)),
-)
+ACCEL_FILE = "mmr-cluster-accel-file"
+
+
+def _behind_nginx(target: str, store: str) -> tuple[Check, ...]:
+    """The issue's "behind nginx" targets are for an ingress that moves the bytes: the cluster
+    with downloads.accelRedirect on. The media service's CPU is its pool's own; the CPU all
+    beside it adds what nginx and SeaweedFS spend sending those bytes instead."""
+    return (
+        Check("download-1m", f"cluster+accel ({store}) req/s ÷ nginx static's", 0.5, False,
+              _over("download-1m", target, "nginx", "requests_per_s")),
+        Check("download-1m", f"cluster+accel ({store}) download-pool CPU/req ÷ Synapse's", 0.1,
+              True, _over("download-1m", target, "synapse", POOL_CPU, CPU)),
+        Check("download-1m", f"cluster+accel ({store}) CPU all/req (pool + nginx + SeaweedFS) "
+              "÷ Synapse's", None, True, _over("download-1m", target, "synapse", CPU)),
+    )
+
+
+# S3 is the cluster's own datastore, but its SeaweedFS shares this machine's cores with nginx
+# and the client; with a file datastore nginx sends from disk with sendfile, as nginx-static.
+BEHIND_NGINX = (*_behind_nginx(ACCEL, "S3"), *_behind_nginx(ACCEL_FILE, "file datastore"))
 
 
 # "Two download processes behind nginx give at least 1.7x the throughput of one, per unit of
@@ -138,10 +147,12 @@ def _cluster_over_embedded(row: str) -> tuple[Check, ...]:
               _over(row, "mmr-cluster", "mmr-embedded", POOL_CPU, CPU)),
         Check(row, "cluster CPU all/req (pool + nginx + SeaweedFS) ÷ embedded's", 1.5, True,
               _over(row, "mmr-cluster", "mmr-embedded", CPU)),
-        Check(row, "cluster+accel download-pool CPU/req ÷ embedded's", None, True,
+        Check(row, "cluster+accel (S3) download-pool CPU/req ÷ embedded's", None, True,
               _over(row, ACCEL, "mmr-embedded", POOL_CPU, CPU)),
-        Check(row, "cluster+accel CPU all/req ÷ embedded's", None, True,
+        Check(row, "cluster+accel (S3) CPU all/req ÷ embedded's", None, True,
               _over(row, ACCEL, "mmr-embedded", CPU)),
+        Check(row, "cluster+accel (file datastore) CPU all/req ÷ embedded's", None, True,
+              _over(row, ACCEL_FILE, "mmr-embedded", CPU)),
     )
 
 
@@ -184,6 +195,8 @@ CHECKS: tuple[Check, ...] = (
           _field("download-1g", "mmr-cluster", "rss_growth_mib")),
     Check("download-1g", "cluster+accel RSS growth MiB", 64, True,
           _field("download-1g", ACCEL, "rss_growth_mib")),
+    Check("download-1g", "cluster+accel (file datastore) RSS growth MiB", 64, True,
+          _field("download-1g", ACCEL_FILE, "rss_growth_mib")),
 )
 
 

@@ -27,6 +27,7 @@ from bench import report, workloads
 from bench.targets import (
     Homeserver,
     Target,
+    cluster_accel_file_target,
     cluster_accel_target,
     describe_versions,
     download_workers_target,
@@ -203,7 +204,8 @@ def start_targets(stack: ExitStack, work: Path, args: argparse.Namespace,
             targets[f"mmr-embedded+{name}"] = stack.enter_context(
                 mmr_embedded_target(work, homeserver, f"mmr-embedded+{name}", variant))
     workers = {f"mmr-workers-{n}": n for n in (1, 2)}
-    beside = {"mmr-cluster-accel", *workers}  # download pools beside the cluster, on its media
+    # Pools started beside the cluster, on its config, Redis and database.
+    beside = {"mmr-cluster-accel", "mmr-cluster-accel-file", *workers}
     if args.mode in ("cluster", "both") and ({"mmr-cluster", *beside} & needed):
         print("starting mmr cluster ...", flush=True)
         cluster = stack.enter_context(mmr_cluster_target(work, homeserver, args.redis))
@@ -211,6 +213,10 @@ def start_targets(stack: ExitStack, work: Path, args: argparse.Namespace,
         if "mmr-cluster-accel" in needed:
             print("starting the cluster's download pool with accelRedirect ...", flush=True)
             targets["mmr-cluster-accel"] = stack.enter_context(cluster_accel_target(cluster, work))
+        if "mmr-cluster-accel-file" in needed:
+            print("starting it again on a file datastore ...", flush=True)
+            targets["mmr-cluster-accel-file"] = stack.enter_context(
+                cluster_accel_file_target(cluster, work))
         caps = workers_cap(args) if {f"{n}-capped" for n in workers} & needed else None
         for name, count in workers.items():
             if {name, f"{name}-capped"} & needed:

@@ -273,19 +273,22 @@ def mmr_cluster_target(work: Path, homeserver: Homeserver | None,
 
 
 @dataclass
-class DownloadCommand:
-    """One `mmr serve download` process of a download pool started beside the cluster."""
+class PoolCommand:
+    """One `mmr serve SERVICE` process of a pool started beside the cluster."""
 
-    args: list[str]  # after `mmr serve download --config DIR --host 127.0.0.1 --port PORT`
+    args: list[str]  # after `mmr serve SERVICE --config DIR --host 127.0.0.1 --port PORT`
     env: dict[str, str]
+    service: str = "download"
 
 
 @contextlib.contextmanager
-def download_pool_target(cluster: Target, work: Path, name: str, commands: list[DownloadCommand],
-                         layer: dict[str, Any]) -> Iterator[Target]:
+def download_pool_target(cluster: Target, work: Path, name: str, commands: list[PoolCommand],
+                         layer: dict[str, Any] | Callable[[Path], dict[str, Any]],
+                         file_datastores: dict[str, str] | None = None) -> Iterator[Target]:
     """Download processes on the cluster's config with `layer` on top, behind an nginx
     rendered like the cluster's whose download upstream is them (the other pools stay the
-    cluster's): the same media, stored once, served another way."""
+    cluster's): the same media, stored once, served another way. With upload processes among
+    `commands`, the target stores its own media through them instead."""
     import os
     import shutil
     import subprocess
@@ -300,7 +303,8 @@ def download_pool_target(cluster: Target, work: Path, name: str, commands: list[
     folder = work / name
     config_dir = folder / "config"
     shutil.copytree(Path(state.folder) / "config", config_dir)
-    (config_dir / "60-bench-pool.yaml").write_text(yaml.safe_dump(layer))
+    (config_dir / "60-bench-pool.yaml").write_text(yaml.safe_dump(
+        layer(config_dir) if callable(layer) else layer))
     logs = folder / "logs"
     logs.mkdir(parents=True)
     base_env = {key: value for key, value in os.environ.items() if not key.startswith("MMR_")}
@@ -309,25 +313,33 @@ def download_pool_target(cluster: Target, work: Path, name: str, commands: list[
     try:
         for index, command in enumerate(commands):
             port = free_port()
-            argv = [*mmr_command(), "serve", "download", "--config", str(config_dir),
+            argv = [*mmr_command(), "serve", command.service, "--config", str(config_dir),
                     "--host", "127.0.0.1", "--port", str(port), *command.args]
-            stdout, stderr = logs / f"download-{index}.stdout", logs / f"download-{index}.stderr"
+            stdout = logs / f"{command.service}-{index}.stdout"
+            stderr = logs / f"{command.service}-{index}.stderr"
             with open(stdout, "wb") as out, open(stderr, "wb") as err:
                 popen = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                                          env={**base_env, **command.env})
-            processes.append(MmrProcess(f"{name}-{index}", argv, popen, port, stdout, stderr))
+            processes.append(MmrProcess(f"{name}-{command.service}-{index}", argv, popen, port,
+                                        stdout, stderr))
         for process in processes:
             process.wait_healthy()
         upstreams = {service: [f"127.0.0.1:{m.port}" for m in state.members
                                if m.service == service] for service in POOL_RANGES}
-        upstreams["download"] = [f"127.0.0.1:{process.port}" for process in processes]
-        nginx = start_nginx(render_mmr_conf(upstreams, "127.0.0.1:${NGINX_PORT}", "0"),
+        pools: dict[str, list[ProcessTree]] = {}
+        for command, process in zip(commands, processes, strict=True):
+            if command.service not in pools:
+                upstreams[command.service] = []
+            upstreams[command.service].append(f"127.0.0.1:{process.port}")
+            pools.setdefault(command.service, []).append(ProcessTree((process.process.pid,)))
+        nginx = start_nginx(render_mmr_conf(upstreams, "127.0.0.1:${NGINX_PORT}", "0",
+                                            file_datastores),
                             folder / "nginx", log_format=ACCESS_LOG_FORMAT)
         target = Target(name, "mmr", nginx.url, cluster.token, cluster.server_name,
-                        host=cluster.host,
-                        pools={"download": [ProcessTree((p.process.pid,)) for p in processes]},
+                        host=cluster.host, pools=pools,
                         extra=[ProcessTree((nginx.process.pid,)), *cluster.state["store"]])
-        target.state["files-from"] = cluster  # the same media, stored once
+        if "upload" not in pools:
+            target.state["files-from"] = cluster  # the same media, stored once
         yield target
     finally:
         if nginx is not None:
@@ -343,7 +355,7 @@ def download_workers_target(cluster: Target, work: Path,
     # Metrics off: N workers would share the one metrics port of the generated config.
     return download_pool_target(
         cluster, work, f"mmr-workers-{workers}",
-        [DownloadCommand(["--workers", str(workers)], {"MACHINE_ID": "auto"})],
+        [PoolCommand(["--workers", str(workers)], {"MACHINE_ID": "auto"})],
         {"metrics": {"enabled": False}})
 
 
@@ -356,9 +368,35 @@ def cluster_accel_target(cluster: Target, work: Path) -> contextlib.AbstractCont
     count = CLUSTER_COUNTS["download"]
     return download_pool_target(
         cluster, work, "mmr-cluster-accel",
-        [DownloadCommand([], {"MACHINE_ID": "auto", "MMR_METRICS_PORT": str(free_port())})
+        [PoolCommand([], {"MACHINE_ID": "auto", "MMR_METRICS_PORT": str(free_port())})
          for _ in range(count)],
         {"downloads": {"accelRedirect": {"enabled": True}}})
+
+
+def cluster_accel_file_target(cluster: Target,
+                              work: Path) -> contextlib.AbstractContextManager[Target]:
+    """As `cluster_accel_target`, but the media in a file datastore (a directory every process
+    on this host shares) that nginx sends from with sendfile, as nginx-static does: its own
+    upload process stores the row's media there (the cluster's S3 stays configured after it)."""
+    from tests.infra.http_server import free_port
+
+    media = work / "mmr-cluster-accel-file" / "media"
+    media.mkdir(parents=True)
+
+    def layer(config_dir: Path) -> dict[str, Any]:
+        generated = yaml.safe_load((config_dir / "00-cluster.yaml").read_text())
+        local = {"id": "local", "type": "file", "forKinds": ["all"], "opts": {"path": str(media)}}
+        return {"downloads": {"accelRedirect": {"enabled": True}},
+                "datastores": [local, *generated["datastores"]]}
+
+    def command(service: str) -> PoolCommand:
+        return PoolCommand([], {"MACHINE_ID": "auto", "MMR_METRICS_PORT": str(free_port())},
+                           service)
+
+    return download_pool_target(
+        cluster, work, "mmr-cluster-accel-file",
+        [command("upload"), *(command("download") for _ in range(CLUSTER_COUNTS["download"]))],
+        layer, {"local": str(media)})
 
 
 # --- nginx --------------------------------------------------------------------------------------

@@ -507,8 +507,9 @@ def big_download(target: Target, settings: Settings) -> Measurement:
 # --- the table of rows --------------------------------------------------------------------------
 
 MMR = ("mmr-embedded", "mmr-cluster")
-# The download rows also run against the cluster with downloads.accelRedirect on.
-MMR_DOWNLOAD = (*MMR, "mmr-cluster-accel")
+# The download rows also run against the cluster with downloads.accelRedirect on, its media in
+# S3 (SeaweedFS, as the cluster's) and in a file datastore.
+MMR_DOWNLOAD = (*MMR, "mmr-cluster-accel", "mmr-cluster-accel-file")
 BYTES_PEERS = ("synapse", "nginx")
 ROWS: tuple[Row, ...] = (
     Row("download-10k", "download", (*MMR_DOWNLOAD, *BYTES_PEERS), download_10k,

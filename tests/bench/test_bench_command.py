@@ -102,11 +102,11 @@ def test_the_targets_behind_nginx_read_the_accel_cluster_and_the_capped_workers(
                Measurement("download-workers", "mmr-workers-2-capped", requests_per_s=1900.0,
                            cpu_cap_used=0.95)]
     checks = {(c["row"], c["what"]): c for c in evaluate(results)}
-    assert checks[("download-1m", "cluster+accel req/s ÷ nginx static's")]["value"] == 0.4
-    pool = checks[("download-1m", "cluster+accel download-pool CPU/req ÷ Synapse's")]
+    assert checks[("download-1m", "cluster+accel (S3) req/s ÷ nginx static's")]["value"] == 0.4
+    pool = checks[("download-1m", "cluster+accel (S3) download-pool CPU/req ÷ Synapse's")]
     assert pool["value"] == 0.3 / 4.0 and pool["met"] is True
     everything = checks[("download-1m",
-                         "cluster+accel CPU all/req (pool + nginx + SeaweedFS) ÷ Synapse's")]
+                         "cluster+accel (S3) CPU all/req (pool + nginx + SeaweedFS) ÷ Synapse's")]
     assert everything["value"] == 1.2 / 4.0 and everything["met"] is None
     assert checks[("download-1m", "cluster download-pool CPU/req ÷ embedded's")]["value"] == 1.5
     assert checks[("download-1m", "cluster CPU all/req (pool + nginx + SeaweedFS) ÷ "
