@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -251,3 +252,106 @@ def run_wrk(base_url: str, paths: Sequence[str], headers: dict[str, str], *, con
 def percentile(values: Sequence[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+# --- CPU caps -----------------------------------------------------------------------------------
+
+
+class CpuCapUnavailable(RuntimeError):
+    """No cgroup CPU controller this process may write (not root, or none mounted)."""
+
+
+def cgroup_cpu_root() -> tuple[Path, int]:
+    """(mount point, version) of a writable cgroup CPU controller: v1's `cpu` hierarchy, or a
+    cgroup2 mount whose root offers `cpu`."""
+    try:
+        mounts = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError as exc:
+        raise CpuCapUnavailable("no /proc/self/mountinfo") from exc
+    found: list[tuple[Path, int]] = []
+    for line in mounts:
+        before, _, after = line.partition(" - ")
+        fields, tail = before.split(), after.split()
+        if len(fields) < 5 or len(tail) < 3:
+            continue
+        point, fstype, options = Path(fields[4]), tail[0], tail[2].split(",")
+        if fstype == "cgroup" and "cpu" in options:
+            found.append((point, 1))
+        elif fstype == "cgroup2" and "cpu" in _read(point / "cgroup.controllers").split():
+            found.append((point, 2))
+    for point, version in found:
+        if os.access(point, os.W_OK):
+            return point, version
+    raise CpuCapUnavailable("no writable cgroup cpu controller (the bench needs root for caps)")
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+class CpuCap:
+    """Each of `pids` in a cgroup of its own whose CPU quota is `cores` of a core (None: no
+    quota) and whose weight is `weight` times the default, while the block runs; then each goes
+    back to the cgroup it came from.
+
+    What it is for: on a machine with few cores the load client and nginx take CPU from the
+    processes under test, so N processes cannot show N times one's throughput. Capped at a
+    fraction of a core each (well under what the machine has left), every process gets the
+    same CPU whether it is alone or one of two, as each would get a core of its own on a
+    bigger machine: the throughput of two over one's is then the pool's own scaling. The weight
+    lets a capped process reach its cap on a machine busy with other work (the caps bound what
+    that takes from the rest)."""
+
+    PERIOD_US = 100_000
+
+    def __init__(self, pids: Sequence[int], cores: float | None, weight: int = 1) -> None:
+        self.pids = list(pids)
+        self.cores = cores
+        self.weight = weight
+        self._made: list[tuple[int, Path, Path]] = []  # pid, its cgroup, where it came from
+
+    def _origin(self, pid: int, root: Path, version: int) -> Path:
+        for line in _read(Path(f"/proc/{pid}/cgroup")).splitlines():
+            number, controllers, path = line.split(":", 2)
+            if (version == 2 and number == "0") or (version == 1 and "cpu" in controllers.split(",")):
+                return root / path.lstrip("/")
+        return root
+
+    def __enter__(self) -> CpuCap:
+        root, version = cgroup_cpu_root()
+        quota = None if self.cores is None else max(1000, round(self.cores * self.PERIOD_US))
+        try:
+            if version == 2 and "cpu" not in _read(root / "cgroup.subtree_control").split():
+                (root / "cgroup.subtree_control").write_text("+cpu")
+            for pid in self.pids:
+                origin = self._origin(pid, root, version)
+                group = root / f"mmr-bench-cap-{os.getpid()}-{pid}"
+                group.mkdir()
+                self._made.append((pid, group, origin))
+                if version == 2:
+                    (group / "cpu.weight").write_text(str(100 * self.weight))
+                    if quota is not None:
+                        (group / "cpu.max").write_text(f"{quota} {self.PERIOD_US}")
+                else:
+                    (group / "cpu.shares").write_text(str(1024 * self.weight))
+                    if quota is not None:
+                        (group / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
+                        (group / "cpu.cfs_quota_us").write_text(str(quota))
+                (group / "cgroup.procs").write_text(str(pid))
+        except OSError as exc:
+            self.__exit__()
+            raise CpuCapUnavailable(f"cannot cap CPU with cgroups: {exc}") from exc
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for pid, group, origin in reversed(self._made):
+            # Threads and children the process made meanwhile are in the group too.
+            for member in _read(group / "cgroup.procs").split() or [str(pid)]:
+                with contextlib.suppress(OSError):
+                    (origin / "cgroup.procs").write_text(member)
+            with contextlib.suppress(OSError):
+                group.rmdir()
+        self._made = []

@@ -8,6 +8,7 @@ of background noise. See bench/README.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import os
 import platform
@@ -26,6 +27,8 @@ from bench import report, workloads
 from bench.targets import (
     Homeserver,
     Target,
+    cluster_accel_file_target,
+    cluster_accel_target,
     describe_versions,
     download_workers_target,
     ensure_synapse_extras,
@@ -38,6 +41,8 @@ from bench.targets import (
 from bench.workloads import ROW_NAMES, ROWS, Measurement, Settings
 
 DEFAULT_REDIS = "redis://127.0.0.1:6379/1"
+# Two capped processes and the load client with nginx fit in two cores with room to spare.
+WORKERS_CAP_CORES = 0.4
 
 
 def parser() -> argparse.ArgumentParser:
@@ -62,6 +67,9 @@ def parser() -> argparse.ArgumentParser:
                      help="also run an embedded mmr with FILE's config sections layered over "
                           "the default, as target mmr-embedded+NAME, on every embedded row "
                           "(A/B of a setting, e.g. bench/variants/metrics-on.yaml)")
+    run.add_argument("--workers-cap", type=float, default=WORKERS_CAP_CORES, metavar="CORES",
+                     help="the download-workers row again with each process capped at CORES "
+                          "of a core (cgroups, needs root; 0: not) (default %(default)s)")
     run.add_argument("--keep-going", action="store_true",
                      help="a failing row is noted and the run goes on (default: stop)")
     again = commands.add_parser("report", help="print the table of a JSON again and rewrite "
@@ -140,6 +148,20 @@ def row_targets(row: workloads.Row, targets: dict[str, Target]) -> list[str]:
     return names
 
 
+def workers_cap(args: argparse.Namespace) -> float | None:
+    """The cores each capped --workers process gets, or None (not asked, or no cgroups)."""
+    from bench.measure import CpuCapUnavailable, cgroup_cpu_root
+
+    if not args.workers_cap:
+        return None
+    try:
+        cgroup_cpu_root()
+    except CpuCapUnavailable as exc:
+        print(f"download-workers: no capped run ({exc})", flush=True)
+        return None
+    return float(args.workers_cap)
+
+
 def start_targets(stack: ExitStack, work: Path, args: argparse.Namespace,
                   rows: list[workloads.Row]) -> dict[str, Target]:
     """Everything the selected rows need, started once."""
@@ -182,16 +204,30 @@ def start_targets(stack: ExitStack, work: Path, args: argparse.Namespace,
             targets[f"mmr-embedded+{name}"] = stack.enter_context(
                 mmr_embedded_target(work, homeserver, f"mmr-embedded+{name}", variant))
     workers = {f"mmr-workers-{n}": n for n in (1, 2)}
-    if args.mode in ("cluster", "both") and ({"mmr-cluster", *workers} & needed):
+    # Pools started beside the cluster, on its config, Redis and database.
+    beside = {"mmr-cluster-accel", "mmr-cluster-accel-file", *workers}
+    if args.mode in ("cluster", "both") and ({"mmr-cluster", *beside} & needed):
         print("starting mmr cluster ...", flush=True)
         cluster = stack.enter_context(mmr_cluster_target(work, homeserver, args.redis))
         targets["mmr-cluster"] = cluster
+        if "mmr-cluster-accel" in needed:
+            print("starting the cluster's download pool with accelRedirect ...", flush=True)
+            targets["mmr-cluster-accel"] = stack.enter_context(cluster_accel_target(cluster, work))
+        if "mmr-cluster-accel-file" in needed:
+            print("starting it again on a file datastore ...", flush=True)
+            targets["mmr-cluster-accel-file"] = stack.enter_context(
+                cluster_accel_file_target(cluster, work))
+        caps = workers_cap(args) if {f"{n}-capped" for n in workers} & needed else None
         for name, count in workers.items():
-            if name in needed:
+            if {name, f"{name}-capped"} & needed:
                 print(f"starting mmr serve download --workers {count} ...", flush=True)
                 target = stack.enter_context(download_workers_target(cluster, work, count))
-                target.state["files-from"] = cluster  # the same media, stored once
+                target.state["workers"] = count
                 targets[name] = target
+                if caps:
+                    targets[f"{name}-capped"] = dataclasses.replace(
+                        target, name=f"{name}-capped",
+                        state={**target.state, "cpu_cap": caps})
     if "synapse" in targets and "synapse" not in peers:
         # Started only as the fronted homeserver: not a row target.
         targets["_homeserver"] = targets.pop("synapse")

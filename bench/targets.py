@@ -253,6 +253,7 @@ def mmr_cluster_target(work: Path, homeserver: Homeserver | None,
         for member in state.members:
             pools.setdefault(member.service, []).append(ProcessTree((pids[member.name],)))
         extra_trees = [ProcessTree((pids[name],)) for name in ("nginx", "seaweedfs") if name in pids]
+        store = [ProcessTree((pids["seaweedfs"],))] if "seaweedfs" in pids else []
         port = state.url.rsplit(":", 1)[1]
         token, name = _identity(homeserver)
 
@@ -265,60 +266,137 @@ def mmr_cluster_target(work: Path, homeserver: Homeserver | None,
         target = Target("mmr-cluster", "mmr", f"http://127.0.0.1:{port}", token, name, host=name,
                         pools=pools, extra=extra_trees, restart=restart)
         target.state["cluster"] = state
+        target.state["store"] = store  # the object store, whose CPU other fronts share
         yield target
     finally:
         down(folder, purge=True)
 
 
+@dataclass
+class PoolCommand:
+    """One `mmr serve SERVICE` process of a pool started beside the cluster."""
+
+    args: list[str]  # after `mmr serve SERVICE --config DIR --host 127.0.0.1 --port PORT`
+    env: dict[str, str]
+    service: str = "download"
+
+
 @contextlib.contextmanager
-def download_workers_target(cluster: Target, work: Path, workers: int) -> Iterator[Target]:
-    """`mmr serve download --workers N` (MACHINE_ID=auto, one port) on the cluster's config,
-    behind an nginx like the cluster's whose download upstream is that port: the
-    `download-workers` row compares N=1 with N=2 under the same client load."""
+def download_pool_target(cluster: Target, work: Path, name: str, commands: list[PoolCommand],
+                         layer: dict[str, Any] | Callable[[Path], dict[str, Any]],
+                         file_datastores: dict[str, str] | None = None) -> Iterator[Target]:
+    """Download processes on the cluster's config with `layer` on top, behind an nginx
+    rendered like the cluster's whose download upstream is them (the other pools stay the
+    cluster's): the same media, stored once, served another way. With upload processes among
+    `commands`, the target stores its own media through them instead."""
     import os
     import shutil
     import subprocess
 
     from mmr.deploy.nginx_conf import render_mmr_conf
-    from mmr.devcluster.cluster import POOL_RANGES
+    from mmr.devcluster.cluster import ACCESS_LOG_FORMAT, POOL_RANGES
     from mmr.devcluster.nginx import start_nginx
     from tests.infra.http_server import free_port
     from tests.infra.processes import MmrProcess, mmr_command
 
     state = cluster.state["cluster"]
-    folder = work / f"download-workers-{workers}"
+    folder = work / name
     config_dir = folder / "config"
     shutil.copytree(Path(state.folder) / "config", config_dir)
-    # Metrics off: N workers would share the one metrics port of the generated config.
-    (config_dir / "60-workers.yaml").write_text(yaml.safe_dump({"metrics": {"enabled": False}}))
-    port = free_port()
+    (config_dir / "60-bench-pool.yaml").write_text(yaml.safe_dump(
+        layer(config_dir) if callable(layer) else layer))
     logs = folder / "logs"
     logs.mkdir(parents=True)
-    env = {name: value for name, value in os.environ.items() if not name.startswith("MMR_")}
-    env["MACHINE_ID"] = "auto"
-    command = [*mmr_command(), "serve", "download", "--config", str(config_dir),
-               "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    stdout, stderr = logs / "download.stdout", logs / "download.stderr"
-    with open(stdout, "wb") as out, open(stderr, "wb") as err:
-        popen = subprocess.Popen(command, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                 env=env)
-    process = MmrProcess(f"download-workers-{workers}", command, popen, port, stdout, stderr)
+    base_env = {key: value for key, value in os.environ.items() if not key.startswith("MMR_")}
+    processes: list[MmrProcess] = []
     nginx = None
     try:
-        process.wait_healthy()
+        for index, command in enumerate(commands):
+            port = free_port()
+            argv = [*mmr_command(), "serve", command.service, "--config", str(config_dir),
+                    "--host", "127.0.0.1", "--port", str(port), *command.args]
+            stdout = logs / f"{command.service}-{index}.stdout"
+            stderr = logs / f"{command.service}-{index}.stderr"
+            with open(stdout, "wb") as out, open(stderr, "wb") as err:
+                popen = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                         env={**base_env, **command.env})
+            processes.append(MmrProcess(f"{name}-{command.service}-{index}", argv, popen, port,
+                                        stdout, stderr))
+        for process in processes:
+            process.wait_healthy()
         upstreams = {service: [f"127.0.0.1:{m.port}" for m in state.members
                                if m.service == service] for service in POOL_RANGES}
-        upstreams["download"] = [f"127.0.0.1:{port}"]
-        nginx = start_nginx(render_mmr_conf(upstreams, "127.0.0.1:${NGINX_PORT}", "0"),
-                            folder / "nginx")
-        yield Target(f"mmr-workers-{workers}", "mmr", nginx.url, cluster.token,
-                     cluster.server_name, host=cluster.host,
-                     pools={"download": [ProcessTree((popen.pid,))]},
-                     extra=[ProcessTree((nginx.process.pid,))])
+        pools: dict[str, list[ProcessTree]] = {}
+        for command, process in zip(commands, processes, strict=True):
+            if command.service not in pools:
+                upstreams[command.service] = []
+            upstreams[command.service].append(f"127.0.0.1:{process.port}")
+            pools.setdefault(command.service, []).append(ProcessTree((process.process.pid,)))
+        nginx = start_nginx(render_mmr_conf(upstreams, "127.0.0.1:${NGINX_PORT}", "0",
+                                            file_datastores),
+                            folder / "nginx", log_format=ACCESS_LOG_FORMAT)
+        target = Target(name, "mmr", nginx.url, cluster.token, cluster.server_name,
+                        host=cluster.host, pools=pools,
+                        extra=[ProcessTree((nginx.process.pid,)), *cluster.state["store"]])
+        if "upload" not in pools:
+            target.state["files-from"] = cluster  # the same media, stored once
+        yield target
     finally:
         if nginx is not None:
             nginx.stop()
-        process.stop()
+        for process in processes:
+            process.stop()
+
+
+def download_workers_target(cluster: Target, work: Path,
+                            workers: int) -> contextlib.AbstractContextManager[Target]:
+    """`mmr serve download --workers N` (MACHINE_ID=auto, one port) behind an nginx like the
+    cluster's: the `download-workers` row compares N=1 with N=2 under the same client load."""
+    # Metrics off: N workers would share the one metrics port of the generated config.
+    return download_pool_target(
+        cluster, work, f"mmr-workers-{workers}",
+        [PoolCommand(["--workers", str(workers)], {"MACHINE_ID": "auto"})],
+        {"metrics": {"enabled": False}})
+
+
+def cluster_accel_target(cluster: Target, work: Path) -> contextlib.AbstractContextManager[Target]:
+    """The cluster's download pool again (as many processes, each with its own metrics port)
+    with `downloads.accelRedirect` on: the pool authorises, nginx fetches the bytes from S3
+    through a presigned GET (deploy/nginx's internal location) and sends them."""
+    from tests.infra.http_server import free_port
+
+    count = CLUSTER_COUNTS["download"]
+    return download_pool_target(
+        cluster, work, "mmr-cluster-accel",
+        [PoolCommand([], {"MACHINE_ID": "auto", "MMR_METRICS_PORT": str(free_port())})
+         for _ in range(count)],
+        {"downloads": {"accelRedirect": {"enabled": True}}})
+
+
+def cluster_accel_file_target(cluster: Target,
+                              work: Path) -> contextlib.AbstractContextManager[Target]:
+    """As `cluster_accel_target`, but the media in a file datastore (a directory every process
+    on this host shares) that nginx sends from with sendfile, as nginx-static does: its own
+    upload process stores the row's media there (the cluster's S3 stays configured after it)."""
+    from tests.infra.http_server import free_port
+
+    media = work / "mmr-cluster-accel-file" / "media"
+    media.mkdir(parents=True)
+
+    def layer(config_dir: Path) -> dict[str, Any]:
+        generated = yaml.safe_load((config_dir / "00-cluster.yaml").read_text())
+        local = {"id": "local", "type": "file", "forKinds": ["all"], "opts": {"path": str(media)}}
+        return {"downloads": {"accelRedirect": {"enabled": True}},
+                "datastores": [local, *generated["datastores"]]}
+
+    def command(service: str) -> PoolCommand:
+        return PoolCommand([], {"MACHINE_ID": "auto", "MMR_METRICS_PORT": str(free_port())},
+                           service)
+
+    return download_pool_target(
+        cluster, work, "mmr-cluster-accel-file",
+        [command("upload"), *(command("download") for _ in range(CLUSTER_COUNTS["download"]))],
+        layer, {"local": str(media)})
 
 
 # --- nginx --------------------------------------------------------------------------------------

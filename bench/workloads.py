@@ -21,7 +21,16 @@ from typing import Any
 
 import httpx
 
-from bench.measure import MIB, PeakSampler, ProcessTree, cpu_of, percentile, rss_of, run_wrk
+from bench.measure import (
+    MIB,
+    CpuCap,
+    PeakSampler,
+    ProcessTree,
+    cpu_of,
+    percentile,
+    rss_of,
+    run_wrk,
+)
 from bench.targets import Target
 
 UPLOAD = "/_matrix/media/v3/upload"
@@ -62,6 +71,7 @@ class Measurement:
     peak_rss_mib: float | None = None
     rss_growth_mib: float | None = None  # peak above idle (the 1 GiB rows)
     client_cpu_ms_per_request: float | None = None  # wrk's: the client load a request took
+    cpu_cap_used: float | None = None  # capped rows: the share of their CPU cap the pool used
     note: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -195,28 +205,58 @@ def getters(paths: list[str]) -> list[Callable[[httpx.Client], httpx.Response]]:
 
 
 def download_10k(target: Target, settings: Settings) -> Measurement:
-    return wrk_row("download-10k", target, "download", settings, stored_files(target, 10 * 1024),
-                   connections=32)
+    return wrk_row("download-10k", target, "download", settings,
+                   stored_files_of(target, 10 * 1024), connections=32)
 
 
 def download_1m(target: Target, settings: Settings) -> Measurement:
-    return wrk_row("download-1m", target, "download", settings, stored_files(target, MIB),
+    return wrk_row("download-1m", target, "download", settings, stored_files_of(target, MIB),
                    connections=16)
+
+
+CAPPED_WEIGHT = 8  # times the default CPU weight, for the capped download-workers runs
 
 
 def download_workers(target: Target, settings: Settings) -> Measurement:
     """10 KiB downloads (CPU-bound in the service) through nginx to one or two processes of
-    `mmr serve download --workers N`."""
+    `mmr serve download --workers N`, each process capped at `cpu_cap` of a core when the
+    target says so (bench/README.md: "per unit of client load")."""
+    cap = target.state.get("cpu_cap")
+    if not cap:
+        return _download_workers(target, settings)
+    pids = [pid for tree in target.service("download") for pid in tree.pids()]
+    # The client (this process: wrk starts in its cgroup) and nginx are weighted too, not
+    # capped: so that other work on the machine starving them does not hold the capped
+    # processes below their caps.
+    around = [os.getpid(), *(pid for tree in target.extra for pid in tree.pids())]
+    with CpuCap(pids, cap, weight=CAPPED_WEIGHT), CpuCap(around, None, weight=CAPPED_WEIGHT):
+        m = _download_workers(target, settings)
+    # The cap is the limit only if the processes got it: on a machine busy with other work
+    # they get less, and then the ratio says little. CPU of the measured run over its budget.
+    if m.cpu_ms_per_request is not None and m.requests_per_s:
+        cores = m.cpu_ms_per_request * m.requests_per_s / 1000
+        m.cpu_cap_used = cores / (cap * int(target.state.get("workers", 1)))
+        m.note = (m.note + "; " if m.note else "") + (
+            f"{cap:g} core/process, {m.cpu_cap_used:.0%} of it used")
+    return m
+
+
+def _download_workers(target: Target, settings: Settings) -> Measurement:
     # Always warmed up, --quick too: each worker process meets its first requests cold (token
     # checks, database connections), and twice as many processes pay that twice.
     return wrk_row("download-workers", target, "download", settings,
                    stored_files_of(target, 10 * 1024), connections=32, warmup=True)
 
 
-def stored_files_of(target: Target, size: int) -> list[str]:
-    # The --workers targets serve the cluster's media: stored once, through the cluster.
+def media_home(target: Target) -> Target:
+    """Where `target`'s media is stored: the download pools started beside the cluster (accel,
+    --workers) serve the cluster's media, uploaded once through the cluster."""
     source = target.state.get("files-from")
-    return stored_files(source, size) if isinstance(source, Target) else stored_files(target, size)
+    return source if isinstance(source, Target) else target
+
+
+def stored_files_of(target: Target, size: int) -> list[str]:
+    return stored_files(media_home(target), size)
 
 
 def upload_1m(target: Target, settings: Settings) -> Measurement:
@@ -440,12 +480,13 @@ def big_upload(target: Target, settings: Settings) -> Measurement:
 
 
 def big_download(target: Target, settings: Settings) -> Measurement:
-    if "big" not in target.state:
-        big_upload(target, settings)
+    home = media_home(target)
+    if "big" not in home.state:
+        big_upload(home, settings)
     size = settings.big_mib * MIB
     trees = target.service("download")
     idle = _idle_rss(trees)
-    path = f"{DOWNLOAD}/{target.server_name}/{target.state['big']}"
+    path = f"{DOWNLOAD}/{target.server_name}/{home.state['big']}"
     received = 0
     with Meter(target, "download") as meter, client(target, 3600) as http:
         started = time.perf_counter()
@@ -466,15 +507,19 @@ def big_download(target: Target, settings: Settings) -> Measurement:
 # --- the table of rows --------------------------------------------------------------------------
 
 MMR = ("mmr-embedded", "mmr-cluster")
+# The download rows also run against the cluster with downloads.accelRedirect on, its media in
+# S3 (SeaweedFS, as the cluster's) and in a file datastore.
+MMR_DOWNLOAD = (*MMR, "mmr-cluster-accel", "mmr-cluster-accel-file")
 BYTES_PEERS = ("synapse", "nginx")
 ROWS: tuple[Row, ...] = (
-    Row("download-10k", "download", (*MMR, *BYTES_PEERS), download_10k,
+    Row("download-10k", "download", (*MMR_DOWNLOAD, *BYTES_PEERS), download_10k,
         "GET of 16 stored 10 KiB files, wrk 32 connections"),
-    Row("download-1m", "download", (*MMR, *BYTES_PEERS), download_1m,
+    Row("download-1m", "download", (*MMR_DOWNLOAD, *BYTES_PEERS), download_1m,
         "GET of 16 stored 1 MiB files, wrk 16 connections"),
-    Row("download-workers", "download", ("mmr-workers-1", "mmr-workers-2"), download_workers,
+    Row("download-workers", "download", ("mmr-workers-1", "mmr-workers-2", "mmr-workers-1-capped",
+                                         "mmr-workers-2-capped"), download_workers,
         "10 KiB GETs through nginx to `mmr serve download --workers 1`, then --workers 2; "
-        "wrk 32 connections"),
+        "wrk 32 connections; again with each process capped at a fraction of a core"),
     Row("upload-1m", "upload", (*MMR, "synapse"), upload_1m,
         "POST of distinct 1 MiB bodies, wrk 8 connections"),
     Row("thumb-first", "thumbnail", (*MMR, "synapse-dynamic"), thumb_first,
@@ -500,7 +545,7 @@ ROWS: tuple[Row, ...] = (
         "the same remote media again, wrk 16 connections"),
     Row("upload-1g", "upload", (*MMR, "synapse"), big_upload,
         "one 1 GiB streamed upload (256 MiB with --quick); RSS growth of the upload pool"),
-    Row("download-1g", "download", (*MMR, "synapse"), big_download,
+    Row("download-1g", "download", (*MMR_DOWNLOAD, "synapse"), big_download,
         "one 1 GiB download of it, read as it comes; RSS growth of the download pool"),
 )
 ROW_NAMES = tuple(row.name for row in ROWS)

@@ -13,13 +13,14 @@ import sys
 from pathlib import Path
 
 from bench.measure import ProcessTree, wrk_script
-from bench.report import rates_per_core
+from bench.report import evaluate, rates_per_core
 from bench.workloads import Measurement
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MEASUREMENT_KEYS = {"row", "target", "requests", "errors", "requests_per_s", "mb_per_s", "p50_ms",
                     "p99_ms", "cpu_ms_per_request", "cpu_ms_per_request_all", "peak_rss_mib",
-                    "rss_growth_mib", "client_cpu_ms_per_request", "note", "ratios"}
+                    "rss_growth_mib", "client_cpu_ms_per_request", "cpu_cap_used", "note",
+                    "ratios"}
 
 
 def test_one_quick_row_writes_the_json_the_table_is_made_of(tmp_path: Path) -> None:
@@ -83,3 +84,34 @@ def test_rates_per_core_weigh_the_rows_of_a_pool_and_prefer_the_cluster() -> Non
     assert rates["download"]["requests_per_s_per_core"] == round(1000 / (2.8 / 0.9), 1)
     assert rates["upload"] == {"requests_per_s_per_core": 200.0, "cpu_ms_per_request": 5.0,
                                "from": "mmr-embedded", "rows": ["upload-1m"]}
+
+
+def test_the_targets_behind_nginx_read_the_accel_cluster_and_the_capped_workers() -> None:
+    results = [Measurement("download-1m", "mmr-cluster-accel", requests_per_s=800.0,
+                           cpu_ms_per_request=0.3, cpu_ms_per_request_all=1.2),
+               Measurement("download-1m", "mmr-cluster", requests_per_s=400.0,
+                           cpu_ms_per_request=1.8, cpu_ms_per_request_all=4.3),
+               Measurement("download-1m", "mmr-embedded", requests_per_s=850.0,
+                           cpu_ms_per_request=1.2, cpu_ms_per_request_all=1.2),
+               Measurement("download-1m", "nginx", requests_per_s=2000.0,
+                           cpu_ms_per_request_all=0.5),
+               Measurement("download-1m", "synapse", requests_per_s=280.0,
+                           cpu_ms_per_request_all=4.0),
+               Measurement("download-workers", "mmr-workers-1-capped", requests_per_s=1000.0,
+                           cpu_cap_used=0.97),
+               Measurement("download-workers", "mmr-workers-2-capped", requests_per_s=1900.0,
+                           cpu_cap_used=0.95)]
+    checks = {(c["row"], c["what"]): c for c in evaluate(results)}
+    assert checks[("download-1m", "cluster+accel (S3) req/s ÷ nginx static's")]["value"] == 0.4
+    pool = checks[("download-1m", "cluster+accel (S3) download-pool CPU/req ÷ Synapse's")]
+    assert pool["value"] == 0.3 / 4.0 and pool["met"] is True
+    everything = checks[("download-1m",
+                         "cluster+accel (S3) CPU all/req (pool + nginx + SeaweedFS) ÷ Synapse's")]
+    assert everything["value"] == 1.2 / 4.0 and everything["met"] is None
+    assert checks[("download-1m", "cluster download-pool CPU/req ÷ embedded's")]["value"] == 1.5
+    assert checks[("download-1m", "cluster CPU all/req (pool + nginx + SeaweedFS) ÷ "
+                                  "embedded's")]["met"] is False
+    workers = checks[("download-workers", "--workers 2 req/s ÷ --workers 1's, each process capped")]
+    assert workers["value"] == 1.9 and workers["met"] is True
+    assert checks[("download-workers", "the capped runs' lowest share of their cap used")][
+        "value"] == 0.95
