@@ -124,8 +124,8 @@ async def run(rt: Runtime, req: DownloadRequest) -> DownloadResult:
         return Redirect(public_url, validators)
     # Step 9: all the bytes or one range of them (an open-ended one capped at
     # `downloads.defaultRangeChunkSizeBytes`), in bounded memory whatever the size: nginx sends
-    # a full body when `downloads.accelRedirect` is on, small bodies are read at once and sent
-    # as one message, larger ones streamed.
+    # a full body larger than the small-object cache takes when `downloads.accelRedirect` is on;
+    # small bodies are read at once (and kept) and sent as one message, larger ones streamed.
     headers["Accept-Ranges"] = "bytes"
     conditions = req.preconditions
     byte_range = requested_range(
@@ -133,8 +133,11 @@ async def run(rt: Runtime, req: DownloadRequest) -> DownloadResult:
         open_ended_max=rt.request_config.downloads.default_range_chunk_size_bytes,
     )
     status, size = 200, record.size_bytes
+    small_objects = rt.part(DownloadContext).small_objects
     if byte_range is None:
-        if not req.head:
+        # Small bodies stay with the process even under accelRedirect: answering from memory
+        # costs less than nginx fetching them again (from S3, a round trip to the object store).
+        if not req.head and record.size_bytes > small_objects.max_entry_bytes:
             target = accel_target(rt.config.downloads.accel_redirect, store, record.location,
                                   rt.part(DownloadContext).presigned)
             if target is not None:
@@ -144,7 +147,6 @@ async def run(rt: Runtime, req: DownloadRequest) -> DownloadResult:
         headers.update(range_headers(byte_range, record.size_bytes))
         status, size = 206, byte_range.length
     headers["Content-Length"] = str(size)
-    small_objects = rt.part(DownloadContext).small_objects
     if not req.head:
         whole = small_objects.get(store.id, record.location)
         if whole is not None:

@@ -31,6 +31,8 @@ from tests.infra.seaweedfs import S3Server
 from tests.services.download.helpers import DOWNLOAD, unique_bytes, upload
 
 ACCEL = {"accelRedirect": {"enabled": True}}
+# Bodies up to the download service's small-object size it sends itself, from memory.
+LARGE = 300 * 1024
 
 
 @contextlib.contextmanager
@@ -87,7 +89,7 @@ async def test_nginx_sends_the_bytes_with_the_services_headers(
     setup: tuple[RunningMmr, NginxProcess],
 ) -> None:
     server, nginx = setup
-    data = unique_bytes() * 50
+    data = unique_bytes(LARGE)
     async with server.client() as direct, through(nginx) as client:
         mxc = await upload(direct, data, "image/png", filename="cat.png")
         # The service itself answers with an empty body and where nginx finds the bytes.
@@ -110,11 +112,26 @@ async def test_nginx_sends_the_bytes_with_the_services_headers(
             assert headers["x-request-id"]
 
 
+async def test_small_bodies_are_sent_by_the_service_itself(
+    setup: tuple[RunningMmr, NginxProcess],
+) -> None:
+    server, nginx = setup
+    data = unique_bytes(10 * 1024)
+    async with server.client() as direct, through(nginx) as client:
+        mxc = await upload(direct, data)
+        for _ in range(2):  # the first read fills the process's small-object cache
+            answer = await direct.get(f"{DOWNLOAD}/{mxc}")
+            assert answer.status_code == 200 and answer.content == data
+            assert "x-accel-redirect" not in answer.headers
+        response = await client.get(f"{DOWNLOAD}/{mxc}")
+        assert response.status_code == 200 and response.content == data
+
+
 async def test_head_ranges_and_304_stay_the_services_answers(
     setup: tuple[RunningMmr, NginxProcess],
 ) -> None:
     server, nginx = setup
-    data = unique_bytes() * 40
+    data = unique_bytes(LARGE)
     async with server.client() as direct, through(nginx) as client:
         mxc = await upload(direct, data)
         head = await client.head(f"{DOWNLOAD}/{mxc}")
@@ -144,7 +161,7 @@ async def test_the_internal_locations_are_not_reachable_from_outside(
     setup: tuple[RunningMmr, NginxProcess],
 ) -> None:
     server, nginx = setup
-    data = unique_bytes()
+    data = unique_bytes(LARGE)
     async with server.client() as direct, through(nginx) as client:
         mxc = await upload(direct, data)
         target = (await direct.get(f"{DOWNLOAD}/{mxc}")).headers["x-accel-redirect"]
