@@ -1,4 +1,5 @@
-"""uvicorn's httptools protocol with bounded request heads and Matrix JSON for bad requests.
+"""uvicorn's httptools protocol with bounded request heads and Matrix JSON for bad requests
+(and one write per small answer: `shared.web.write_coalescing`).
 
 httptools accumulates a header's bytes until its line ends, so one 128 MiB header costs 128 MiB
 (several times over while it is copied), long before any ASGI middleware could look at it. The
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from shared.config import RepoConfig
+from shared.web.write_coalescing import CoalescingTransport
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,9 @@ class MatrixHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self.head_meter = HeadMeter(self.limits)
         super().connection_made(transport)
+        # Request cycles take the protocol's transport: a small answer's head and body leave in
+        # one write (flow control still watches the real transport).
+        self.transport = CoalescingTransport(transport, self.loop)  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
         rejection = self.head_meter.feed(data)
