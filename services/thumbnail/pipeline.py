@@ -123,7 +123,9 @@ async def run(rt: Runtime, req: ThumbnailRequest) -> ThumbnailResponse | NotModi
     config = rt.request_config.thumbnails
     # Step 1 (`shared.media.source`, shared with downloads): valid IDs of a served host; our
     # own name in another case (`LOCALHOST`) is ours.
-    req = replace(req, server_name=source.check_request(rt, req.source).server_name)
+    server_name = source.check_request(rt, req.source).server_name
+    if server_name != req.server_name:
+        req = replace(req, server_name=server_name)
     # Step 2: snap the request to the size thumbnails are made and stored at.
     asked = req.params
     target = snap(asked.width, asked.height, asked.method, config.sizes, config.dynamic_sizing)
@@ -148,7 +150,7 @@ async def run(rt: Runtime, req: ThumbnailRequest) -> ThumbnailResponse | NotModi
         ctx.lookups.put(media, question, thumb)
     # Step 8: a client that has these bytes already gets a 304.
     headers = responses.stored_headers(thumb)
-    if (unchanged := not_modified(req.if_none_match, headers)) is not None:
+    if (unchanged := not_modified(req.if_none_match, headers.fields)) is not None:
         return unchanged
     # Step 9: note the access for retention, then the bytes (or a redirect to them).
     rt.access.record(req.server_name, req.media_id)
