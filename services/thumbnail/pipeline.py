@@ -82,11 +82,18 @@ def _wants_animation(config: ThumbnailsConfig, asked: bool | None) -> bool:
 async def _look_up(
     rt: Runtime, req: ThumbnailRequest, target: Target, animated: bool
 ) -> tuple[MediaRecord | None, ThumbnailRecord | None]:
-    """The media's record and its stored thumbnail, in one session: the warm path's only I/O."""
+    """The media's record (from this process's record cache when it is there: changes are
+    announced) and its stored thumbnail, in one session."""
+    records = rt.media_records
+    await records.ensure_listening(rt.coordinator)
+    record = records.get(req.server_name, req.media_id)
+    generation = records.generation
     async with rt.sessions() as session:
-        record = await get_media(session, req.server_name, req.media_id)
         if record is None:
-            return None, None
+            record = await get_media(session, req.server_name, req.media_id)
+            if record is None:
+                return None, None
+            records.put(record, generation)
         key = ThumbnailKey(record.origin, record.media_id, target.width, target.height,
                            target.method, animated)
         return record, await get_thumbnail(session, key)
@@ -114,7 +121,8 @@ async def _generate(
     if not thumbnailable(content_type, rt.request_config.thumbnails.types):
         raise BadRequest(f"Thumbnails of {content_type or 'this media'} are not supported")
     try:
-        return await stored_or_generated(rt, ctx, GenerationRequest(record, target, animated))
+        request = GenerationRequest(record, target, animated)
+        return await stored_or_generated(rt, ctx, request, just_missed=True)
     except (ThumbnailFailure, WorkerFailure) as exc:
         raise _as_matrix_error(exc, remote=not rt.is_local_server(record.origin)) from exc
 
