@@ -56,6 +56,7 @@ FAILURE_CACHE_SECONDS = 300.0
 SOURCE_CHUNK_BYTES = 1024 * 1024
 LOCK_TTL_SECONDS = 30.0
 HASH_CHUNK_BYTES = 1024 * 1024
+INLINE_HASH_MAX_BYTES = 256 * 1024
 
 _REMEMBERED: dict[str, type[Exception]] = {
     cls.__name__: cls
@@ -153,7 +154,8 @@ async def _generate(rt: Runtime, ctx: ThumbnailContext, req: GenerationRequest) 
         raise SourceTooLarge(f"The media is larger than the {limit} bytes that can be thumbnailed")
     # One private folder per job: whatever a crashed worker left behind goes with it.
     prefix = f"thumbjob-{rt.temp_tag}-"  # swept by this machine's successor after a crash
-    job_dir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=prefix, dir=rt.temp_dir))
+    # One mkdir in the local temp folder: less than the thread hop that would wait for it.
+    job_dir = Path(tempfile.mkdtemp(prefix=prefix, dir=rt.temp_dir))
     try:
         source = await _source_file(rt, req.source, job_dir, limit)
         job = _job(rt, ctx, req, source, job_dir)
@@ -228,6 +230,8 @@ async def _store_and_record(
         made = source
     else:
         path = Path(output.path)
-        sha256, size = await asyncio.to_thread(_hash_file, path)
+        # A thumbnail is usually a few KiB, hashed in microseconds: a thread hop costs more.
+        small = path.stat().st_size <= INLINE_HASH_MAX_BYTES
+        sha256, size = _hash_file(path) if small else await asyncio.to_thread(_hash_file, path)
         made = SourceFile(path, sha256, size, disposable=True)  # the job folder goes anyway
     return await store_thumbnail(rt, ThumbnailWrite(req.key, output.content_type), made)
