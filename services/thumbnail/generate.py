@@ -17,6 +17,7 @@ import json
 import logging
 import shutil
 import tempfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +56,7 @@ FAILURE_CACHE_SECONDS = 300.0
 SOURCE_CHUNK_BYTES = 1024 * 1024
 LOCK_TTL_SECONDS = 30.0
 HASH_CHUNK_BYTES = 1024 * 1024
+INLINE_HASH_MAX_BYTES = 256 * 1024
 
 _REMEMBERED: dict[str, type[Exception]] = {
     cls.__name__: cls
@@ -91,9 +93,13 @@ async def find_stored(rt: Runtime, key: ThumbnailKey) -> ThumbnailRecord | None:
         return await get_thumbnail(session, key)
 
 
-async def stored_or_generated(rt: Runtime, ctx: ThumbnailContext, req: GenerationRequest) -> ThumbnailRecord:
+async def stored_or_generated(
+    rt: Runtime, ctx: ThumbnailContext, req: GenerationRequest, *, just_missed: bool = False
+) -> ThumbnailRecord:
     """The stored thumbnail for `req`, generating it once cluster-wide when there is none.
 
+    `just_missed`: the caller has just looked for it, so only the look-up once the generation
+    lock is held (another process may have finished it meanwhile) asks the database again.
     Raises `ThumbnailFailure` / `WorkerFailure` when the source cannot be thumbnailed.
     """
     await _raise_remembered_failure(rt, req)
@@ -103,10 +109,22 @@ async def stored_or_generated(rt: Runtime, ctx: ThumbnailContext, req: Generatio
         req.flight,
         compute=lambda: metrics.observe_thumbnail_generation(
             rt, _generate_remembering_failure(rt, ctx, req)),
-        lookup=lambda: find_stored(rt, req.key),
+        lookup=_after_a_miss(rt, req.key) if just_missed else lambda: find_stored(rt, req.key),
         ttl_seconds=LOCK_TTL_SECONDS,
         wait_seconds=wait,
     )
+
+
+def _after_a_miss(rt: Runtime, key: ThumbnailKey) -> Callable[[], Awaitable[ThumbnailRecord | None]]:
+    """`find_stored`, except its first call, which answers the miss the caller has just seen."""
+    calls = 0
+
+    async def lookup() -> ThumbnailRecord | None:
+        nonlocal calls
+        calls += 1
+        return None if calls == 1 else await find_stored(rt, key)
+
+    return lookup
 
 
 async def _raise_remembered_failure(rt: Runtime, req: GenerationRequest) -> None:
@@ -136,7 +154,8 @@ async def _generate(rt: Runtime, ctx: ThumbnailContext, req: GenerationRequest) 
         raise SourceTooLarge(f"The media is larger than the {limit} bytes that can be thumbnailed")
     # One private folder per job: whatever a crashed worker left behind goes with it.
     prefix = f"thumbjob-{rt.temp_tag}-"  # swept by this machine's successor after a crash
-    job_dir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=prefix, dir=rt.temp_dir))
+    # One mkdir in the local temp folder: less than the thread hop that would wait for it.
+    job_dir = Path(tempfile.mkdtemp(prefix=prefix, dir=rt.temp_dir))
     try:
         source = await _source_file(rt, req.source, job_dir, limit)
         job = _job(rt, ctx, req, source, job_dir)
@@ -147,7 +166,9 @@ async def _generate(rt: Runtime, ctx: ThumbnailContext, req: GenerationRequest) 
             output = await ctx.pool.run(render_thumbnail, job)
         return await _store_and_record(rt, req, output, source)
     finally:
-        await asyncio.to_thread(shutil.rmtree, job_dir, True)
+        # Not waited for: nothing in the folder is used any more (the thumbnail was moved out),
+        # and a leftover is swept after a crash (`prefix`).
+        asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, job_dir, True)
 
 
 @dataclass(frozen=True)
@@ -209,6 +230,8 @@ async def _store_and_record(
         made = source
     else:
         path = Path(output.path)
-        sha256, size = await asyncio.to_thread(_hash_file, path)
+        # A thumbnail is usually a few KiB, hashed in microseconds: a thread hop costs more.
+        small = path.stat().st_size <= INLINE_HASH_MAX_BYTES
+        sha256, size = _hash_file(path) if small else await asyncio.to_thread(_hash_file, path)
         made = SourceFile(path, sha256, size, disposable=True)  # the job folder goes anyway
     return await store_thumbnail(rt, ThumbnailWrite(req.key, output.content_type), made)

@@ -82,11 +82,18 @@ def _wants_animation(config: ThumbnailsConfig, asked: bool | None) -> bool:
 async def _look_up(
     rt: Runtime, req: ThumbnailRequest, target: Target, animated: bool
 ) -> tuple[MediaRecord | None, ThumbnailRecord | None]:
-    """The media's record and its stored thumbnail, in one session: the warm path's only I/O."""
+    """The media's record (from this process's record cache when it is there: changes are
+    announced) and its stored thumbnail, in one session."""
+    records = rt.media_records
+    await records.ensure_listening(rt.coordinator)
+    record = records.get(req.server_name, req.media_id)
+    generation = records.generation
     async with rt.sessions() as session:
-        record = await get_media(session, req.server_name, req.media_id)
         if record is None:
-            return None, None
+            record = await get_media(session, req.server_name, req.media_id)
+            if record is None:
+                return None, None
+            records.put(record, generation)
         key = ThumbnailKey(record.origin, record.media_id, target.width, target.height,
                            target.method, animated)
         return record, await get_thumbnail(session, key)
@@ -114,7 +121,8 @@ async def _generate(
     if not thumbnailable(content_type, rt.request_config.thumbnails.types):
         raise BadRequest(f"Thumbnails of {content_type or 'this media'} are not supported")
     try:
-        return await stored_or_generated(rt, ctx, GenerationRequest(record, target, animated))
+        request = GenerationRequest(record, target, animated)
+        return await stored_or_generated(rt, ctx, request, just_missed=True)
     except (ThumbnailFailure, WorkerFailure) as exc:
         raise _as_matrix_error(exc, remote=not rt.is_local_server(record.origin)) from exc
 
@@ -123,7 +131,9 @@ async def run(rt: Runtime, req: ThumbnailRequest) -> ThumbnailResponse | NotModi
     config = rt.request_config.thumbnails
     # Step 1 (`shared.media.source`, shared with downloads): valid IDs of a served host; our
     # own name in another case (`LOCALHOST`) is ours.
-    req = replace(req, server_name=source.check_request(rt, req.source).server_name)
+    server_name = source.check_request(rt, req.source).server_name
+    if server_name != req.server_name:
+        req = replace(req, server_name=server_name)
     # Step 2: snap the request to the size thumbnails are made and stored at.
     asked = req.params
     target = snap(asked.width, asked.height, asked.method, config.sizes, config.dynamic_sizing)
@@ -148,7 +158,7 @@ async def run(rt: Runtime, req: ThumbnailRequest) -> ThumbnailResponse | NotModi
         ctx.lookups.put(media, question, thumb)
     # Step 8: a client that has these bytes already gets a 304.
     headers = responses.stored_headers(thumb)
-    if (unchanged := not_modified(req.if_none_match, headers)) is not None:
+    if (unchanged := not_modified(req.if_none_match, headers.fields)) is not None:
         return unchanged
     # Step 9: note the access for retention, then the bytes (or a redirect to them).
     rt.access.record(req.server_name, req.media_id)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from types import MappingProxyType
 
 from services.thumbnail.context import ThumbnailContext
 from services.thumbnail.placeholder import CONTENT_TYPE as PLACEHOLDER_TYPE
@@ -19,15 +20,21 @@ from shared.metrics import record as metrics
 from shared.runtime import Runtime
 from shared.storage.base import ObjectNotFound
 from shared.web.conditional import MEDIA_CACHE_CONTROL, strong_etag
+from shared.web.prebuilt import EncodedHeaders, encode_headers
+
+STORED_HEADERS_KEPT = 4096
+"""Stored thumbnails whose answer headers are kept built (a few hundred bytes each)."""
 
 
 @dataclass(frozen=True)
 class ThumbnailResponse:
-    """Headers plus the bytes (small thumbnails), a stream of them, or a redirect."""
+    """Headers plus the bytes (small thumbnails), a stream of them, or a redirect. A stored
+    thumbnail's headers come `encoded` as well, built once for every answer with them."""
 
-    headers: dict[str, str]
+    headers: Mapping[str, str]
     body: bytes | AsyncIterator[bytes] | None
     location: str | None = None
+    encoded: EncodedHeaders | None = None
 
 
 @lru_cache(maxsize=32)
@@ -42,11 +49,28 @@ def thumbnail_headers(content_type: str) -> dict[str, str]:
     return dict(_headers_for(content_type))
 
 
-def stored_headers(thumb: ThumbnailRecord) -> dict[str, str]:
+@dataclass(frozen=True)
+class StoredHeaders:
+    """A stored thumbnail's answer headers, read-only (Content-Length included) and encoded
+    for a `PrebuiltResponse` (without it)."""
+
+    fields: Mapping[str, str]
+    encoded: EncodedHeaders
+
+
+def stored_headers(thumb: ThumbnailRecord) -> StoredHeaders:
     """The headers of a stored thumbnail's answer; its content hash is a strong ETag."""
-    headers = thumbnail_headers(thumb.content_type)
-    headers["ETag"] = strong_etag(thumb.sha256)
-    return headers
+    return _stored_headers(thumb.content_type, thumb.sha256, thumb.size_bytes)
+
+
+# Content addressed: the same three values always make the same headers, so no invalidation.
+@lru_cache(maxsize=STORED_HEADERS_KEPT)
+def _stored_headers(content_type: str, sha256: str, size_bytes: int) -> StoredHeaders:
+    headers = thumbnail_headers(content_type)
+    headers["ETag"] = strong_etag(sha256)
+    encoded = encode_headers(headers)  # a response sets the Content-Length of its own body
+    headers["Content-Length"] = str(size_bytes)
+    return StoredHeaders(MappingProxyType(headers), encoded)
 
 
 async def placeholder(rt: Runtime, target: Target) -> ThumbnailResponse:
@@ -66,7 +90,7 @@ async def _read_all(chunks: AsyncIterator[bytes]) -> bytes:
 
 
 async def stored(
-    rt: Runtime, ctx: ThumbnailContext, thumb: ThumbnailRecord, headers: dict[str, str],
+    rt: Runtime, ctx: ThumbnailContext, thumb: ThumbnailRecord, headers: StoredHeaders,
     allow_redirect: bool,
 ) -> ThumbnailResponse:
     """A stored thumbnail: from memory when small and recently served, else from its datastore
@@ -75,10 +99,9 @@ async def stored(
     store = rt.datastores.get(thumb.datastore_id)
     url = store.public_url(thumb.location) if allow_redirect else None
     if url is not None:
-        return ThumbnailResponse(headers, None, location=url)
-    headers["Content-Length"] = str(thumb.size_bytes)
+        return ThumbnailResponse(headers.fields, None, location=url)
     if thumb.size_bytes > ctx.cache.max_entry_bytes:
-        return ThumbnailResponse(headers, store.open_stream(thumb.location))
+        return ThumbnailResponse(headers.fields, store.open_stream(thumb.location))
     data = ctx.cache.get(thumb.datastore_id, thumb.location)
     if data is None:
         try:
@@ -86,4 +109,4 @@ async def stored(
         except ObjectNotFound as exc:  # purged since it was looked up
             raise NotFound() from exc
         ctx.cache.put(thumb.datastore_id, thumb.location, data)
-    return ThumbnailResponse(headers, data)
+    return ThumbnailResponse(headers.fields, data, encoded=headers.encoded)
