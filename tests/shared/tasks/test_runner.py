@@ -4,13 +4,17 @@ interruption, their progress, result or error recorded."""
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from shared.config import MmrConfig, parse_config
+from shared.db.models import BackgroundTaskRow
 from shared.db.repositories.tasks import get_task
 from shared.runtime import Runtime
 from shared.tasks.registry import TaskContext, UnknownTask, task
@@ -198,3 +202,24 @@ async def test_a_process_that_loses_the_right_to_run_tasks_stops_at_its_next_che
     finally:
         rt.machine_id = 0
         await runner.stop()
+
+
+async def test_a_task_interrupted_a_week_ago_still_resumes(config: MmrConfig, runtime_for: Any) -> None:
+    # matrix-media-repo forgets unfinished tasks older than an hour; ours resumes them all.
+    rt: Runtime = await runtime_for(config, machine_id=0)
+    record = await create_task(rt, "test_counting", {"steps": 4})
+    week_ago = int(time.time() * 1000) - 7 * 86_400_000
+    async with rt.sessions() as session:
+        await session.execute(update(BackgroundTaskRow).where(BackgroundTaskRow.id == record.id)
+                              .values(start_ts=week_ago, state=json.dumps({"next": 2}), done=2,
+                                      total=4, attempts=1))
+        await session.commit()
+    runner = TaskRunner(rt, poll_seconds=30)
+    runner.start()
+    try:
+        finished = await wait_for_task(rt, record.id, 10)
+    finally:
+        await runner.stop()
+    assert finished is not None and finished.is_finished and finished.error is None
+    assert [s for t, s in STEPS_DONE if t == record.id] == [2, 3], "resumed at its checkpoint"
+    assert (finished.done, finished.attempts, finished.start_ts) == (4, 2, week_ago)
