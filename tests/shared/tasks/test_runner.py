@@ -15,7 +15,7 @@ from sqlalchemy import update
 
 from shared.config import MmrConfig, parse_config
 from shared.db.models import BackgroundTaskRow
-from shared.db.repositories.tasks import get_task
+from shared.db.repositories.tasks import TaskRecord, get_task
 from shared.runtime import Runtime
 from shared.tasks.registry import TaskContext, UnknownTask, task
 from shared.tasks.runner import TaskRunner
@@ -129,6 +129,18 @@ async def test_other_machines_create_tasks_but_never_run_them(
     assert finished is not None and finished.is_finished and finished.result == {"steps": 1}
 
 
+async def resumed(rt: Runtime, task_id: int) -> TaskRecord:
+    """The task once a fresh runner (a restarted machine 0) has finished it without error."""
+    runner = TaskRunner(rt, poll_seconds=30)
+    runner.start()
+    try:
+        finished = await wait_for_task(rt, task_id, 10)
+    finally:
+        await runner.stop()
+    assert finished is not None and finished.is_finished and finished.error is None
+    return finished
+
+
 async def test_an_interrupted_task_resumes_from_its_checkpoint_doing_each_step_once(
     config: MmrConfig, runtime_for: Any
 ) -> None:
@@ -145,13 +157,7 @@ async def test_an_interrupted_task_resumes_from_its_checkpoint_doing_each_step_o
         await asyncio.sleep(0.02)
     await first.stop()
     del GATE[record.id]
-    second = TaskRunner(rt, poll_seconds=30)
-    second.start()
-    try:
-        finished = await wait_for_task(rt, record.id, 10)
-    finally:
-        await second.stop()
-    assert finished is not None and finished.is_finished and finished.error is None
+    finished = await resumed(rt, record.id)
     assert [s for t, s in STEPS_DONE if t == record.id] == [0, 1, 2, 3, 4]
     assert finished.attempts == 2
 
@@ -214,12 +220,6 @@ async def test_a_task_interrupted_a_week_ago_still_resumes(config: MmrConfig, ru
                               .values(start_ts=week_ago, state=json.dumps({"next": 2}), done=2,
                                       total=4, attempts=1))
         await session.commit()
-    runner = TaskRunner(rt, poll_seconds=30)
-    runner.start()
-    try:
-        finished = await wait_for_task(rt, record.id, 10)
-    finally:
-        await runner.stop()
-    assert finished is not None and finished.is_finished and finished.error is None
+    finished = await resumed(rt, record.id)
     assert [s for t, s in STEPS_DONE if t == record.id] == [2, 3], "resumed at its checkpoint"
     assert (finished.done, finished.attempts, finished.start_ts) == (4, 2, week_ago)
