@@ -14,7 +14,8 @@ mmr (the embedded default: SQLite, files), so every item is really written.
    runs while `--downloaders` clients download random objects from the download process and
    compare every body; reported: objects/s, the downloads made and how many failed.
 2. Export: `--gib` of media (32 MiB files of distinct content) is uploaded and
-   `server/localhost/export` runs; reported: media MiB/s from the request to the task's end, and
+   `server/localhost/export` runs over all of the server's media (the transfer's objects too);
+   reported: media MiB/s from the request to the task's end, and
    the admin process's RSS (idle, and peak sampled every 20 ms).
 3. Import: the parts are downloaded to a folder, then sent to the fresh server (`import`,
    `import/{id}/part`..., `import/{id}/close`); reported: MiB/s from the first byte sent to the
@@ -206,6 +207,9 @@ def bench_export(cluster: dict[str, MmrProcess], gib: float, folder: Path) -> tu
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         list(pool.map(lambda n: upload(cluster["upload"], big_body(FILE_MIB), f"big{n}.bin"), range(files)))
     admin = cluster["admin"]
+    # The export holds every item of the server, the transfer's objects too: count them all.
+    with client(admin) as c:
+        media_bytes = int(c.get(f"{ADMIN}/usage/{rig.HOST}").json()["raw_bytes"]["media"])
     with PeakRss(admin.process.pid) as rss:
         started = time.monotonic()
         with client(admin) as c:
@@ -216,7 +220,6 @@ def bench_export(cluster: dict[str, MmrProcess], gib: float, folder: Path) -> tu
         elapsed = time.monotonic() - started
     with client(admin) as c:
         meta = c.get(f"{ADMIN}/export/{export_id}/metadata").json()
-    media_bytes = files * FILE_MIB * MIB
     print(f"export    {media_bytes / MIB:.0f} MiB of media ({task['result']['media']} items) in "
           f"{len(meta['parts'])} parts: {elapsed:.1f} s = {media_bytes / MIB / elapsed:.0f} MiB/s; "
           f"admin RSS idle {rss.idle / MIB:.0f} MiB, peak {rss.peak / MIB:.0f} MiB "

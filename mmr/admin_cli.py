@@ -175,8 +175,8 @@ def purge_user(ctx: typer.Context, user_id: str, before_ts: BeforeOpt = None) ->
 
 
 @purge_app.command("room")
-def purge_room(ctx: typer.Context, room_id: str) -> None:
-    run_long(_api(ctx), "POST", f"{ADMIN}/purge/room/{quote(room_id, safe='')}")
+def purge_room(ctx: typer.Context, room_id: str, before_ts: BeforeOpt = None) -> None:
+    run_long(_api(ctx), "POST", f"{ADMIN}/purge/room/{quote(room_id, safe='')}", _before(before_ts))
 
 
 @purge_app.command("server")

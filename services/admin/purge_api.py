@@ -112,12 +112,17 @@ async def purge_user(
 
 
 @router.post("/purge/room/{room_id}")
-async def purge_room(room_id: str, request: Request, rt: RuntimeDep, caller: AdminDep) -> JSONResponse:
-    """The room's media as the homeserver lists it (local admins: their homeserver's only)."""
+async def purge_room(
+    room_id: str, request: Request, rt: RuntimeDep, caller: AdminDep, before_ts: int | None = BeforeTs,
+) -> JSONResponse:
+    """The room's media as the homeserver lists it (local admins: their homeserver's only),
+    stored before `before_ts` (matrix-media-repo parses it, then purges the whole room)."""
     listed = await room_media(rt.http, caller.homeserver, caller.token, room_id)
     mxcs = tuple(dict.fromkeys(m for m in (parse_mxc(u) for u in listed) if m is not None))
     origins = None if caller.is_global_admin else (caller.homeserver.name,)
-    return await _purge(rt, request, caller, MediaSelector(mxcs=mxcs, origins=origins))
+    selector = MediaSelector(mxcs=mxcs, origins=origins,
+                             created_before=before_ts if before_ts is not None else now_ms())
+    return await _purge(rt, request, caller, selector)
 
 
 @router.post("/purge/server/{server_name}")

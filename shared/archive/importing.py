@@ -76,15 +76,19 @@ async def store_part(rt: Runtime, import_id: str, body: AsyncIterator[bytes]) ->
 @asynccontextmanager
 async def _part_file(rt: Runtime, part: ImportPart) -> AsyncIterator[Path]:
     """A stored part as a file (tar streams are read from files): in place when the datastore
-    has local files, else a temp copy, removed afterwards."""
+    has local files, else a temp copy, removed afterwards. A format error names the part as
+    the operator sent it (its number), not by the stored file's content-hash name."""
     store = rt.datastores.get(part.part.datastore_id)
-    in_place = await store.local_path(part.part.location)
-    if in_place is not None:
-        yield in_place
-        return
-    stream = store.open_stream(part.part.location, None, READ_CHUNK_BYTES)
-    async with await spool_to_temp(stream, rt.temp_dir, None, rt.temp_tag) as spooled:
-        yield spooled.path
+    try:
+        in_place = await store.local_path(part.part.location)
+        if in_place is not None:
+            yield in_place
+            return
+        stream = store.open_stream(part.part.location, None, READ_CHUNK_BYTES)
+        async with await spool_to_temp(stream, rt.temp_dir, None, rt.temp_tag) as spooled:
+            yield spooled.path
+    except ArchiveFormatError as exc:
+        raise ArchiveFormatError(f"part {part.part.index} of the import: {exc}") from exc
 
 
 async def _member_chunks(file: IO[bytes]) -> AsyncIterator[bytes]:

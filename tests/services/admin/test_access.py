@@ -1,7 +1,8 @@
 """Every admin endpoint with a caller it allows and one it refuses, in the embedded default
 and in a cluster: global admins (the shared secret, users in `admins`), local admins (admins of
 the homeserver, asked of the real Synapse), uploaders for their own media, 403 for others and
-401 without a token."""
+401 without a token. The export routes that take an export ID have no refused caller: the ID
+is the capability, as in matrix-media-repo (tests/services/archives)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,15 @@ ROWS = [
     Row("GET", "admin/usage/localhost/users?user_id={user}", GLOBAL, LOCAL),
     Row("GET", "admin/usage/localhost/uploads?mxc=mxc://{media}", GLOBAL, LOCAL),
     Row("GET", "admin/audit?limit=5", GLOBAL, LOCAL),
+    Row("GET", "admin/datastores", GLOBAL, LOCAL),
+    Row("GET", "admin/datastores/{datastore}/size_estimate", GLOBAL, LOCAL),
+    # allowed, then told there is no such target (test_datastores.py runs transfers)
+    Row("POST", "admin/datastores/{datastore}/transfer_to/nowhere", GLOBAL, LOCAL, ok=400),
+    # without archiving.selfService (tests/services/archives has the self-service cases)
+    Row("POST", "admin/user/{user}/export", GLOBAL, LOCAL),
+    Row("POST", "admin/server/localhost/export", GLOBAL, LOCAL),
+    Row("POST", "admin/import/nosuchimport/part", GLOBAL, LOCAL, ok=404),
+    Row("POST", "admin/import/nosuchimport/close", GLOBAL, LOCAL, ok=404),
     # allowed, then told the server cannot be reached (test_federation_check.py reaches one)
     Row("GET", "admin/federation/test/127.0.0.1:1", GLOBAL, LOCAL, ok=502),
     Row("POST", "/_synapse/admin/v1/purge_media_cache?before_ts=1", GLOBAL, LOCAL),
@@ -96,7 +106,8 @@ async def test_every_endpoint_allows_its_callers_and_refuses_the_others(
             # Fresh media for each call: purges and quarantines change what they touch.
             server, media_id = await deployment.upload(callers.alice.access_token, path.encode())
             url = path.format(media=f"{server}/{media_id}", user=callers.alice.user_id,
-                              other_user=callers.bob.user_id, room=room)
+                              other_user=callers.bob.user_id, room=room,
+                              datastore=deployment.config.datastores[0].id)
             for who, want in ((row.refused, 403), (None, 401), (row.allowed, row.ok)):
                 token = _token(callers, who) if who else None
                 async with deployment.client(token) as http:
@@ -125,7 +136,7 @@ async def test_task_status_of_a_purge_is_global_admin_only(
     assert status.json()["task_name"] == "purge_media"
 
 
-@pytest.mark.parametrize("kind", ["embedded"])
+@pytest.mark.parametrize("kind", ["embedded", "cluster"])
 async def test_version_answers_anyone_in_matrix_media_repos_shape(deploy: object, kind: str) -> None:
     deployment: Deployment = deploy(kind)  # type: ignore[operator]
     async with deployment.client(None) as http:

@@ -7,6 +7,9 @@ import hashlib
 import time
 from typing import Any
 
+from sqlalchemy import update
+
+from shared.db.models import MediaRow
 from shared.db.repositories.media import MediaRecord, get_media, insert_media
 from shared.db.repositories.thumbnails import list_thumbnails
 from shared.runtime import Runtime
@@ -184,3 +187,22 @@ async def test_local_admins_purge_only_their_homeservers_media(
     assert purge.status_code == 200, purge.text
     assert purge.json()["affected"] == [f"mxc://{in_room[0]}/{in_room[1]}"]
     assert await record_of(rt, other.origin, other.media_id) is not None
+
+
+async def test_a_room_purge_takes_before_ts(
+    deployment: Deployment, runtime_for: Any, synapse_homeserver: SynapseServer, callers: Callers
+) -> None:
+    rt: Runtime = await runtime_for(deployment.config)
+    run = str(time.time_ns()).encode()
+    old = await deployment.upload(callers.alice.access_token, b"old " + run)
+    new = await deployment.upload(callers.alice.access_token, b"new " + run)
+    async with rt.sessions() as session:
+        await session.execute(update(MediaRow).where(MediaRow.media_id == old[1])
+                              .values(creation_ts=int(time.time() * 1000) - 2 * DAY_MS))
+        await session.commit()
+    room = room_with_media(synapse_homeserver, callers.hsadmin, [f"mxc://{s}/{m}" for s, m in (old, new)])
+    purge = await post(deployment, callers.hsadmin.access_token, f"/purge/room/{room}",
+                       params={"before_ts": int(time.time() * 1000) - DAY_MS})
+    assert purge.status_code == 200, purge.text
+    assert purge.json()["affected"] == [f"mxc://{old[0]}/{old[1]}"]
+    assert await record_of(rt, *new) is not None, "stored after before_ts"

@@ -193,3 +193,13 @@ async def test_archiving_disabled_refuses_every_archive_route(nodes: Nodes) -> N
             answer = await admin.request(method, f"{ADMIN}/{path}")
             assert answer.status_code == 400, (path, answer.text)
             assert "archiving is not enabled" in answer.json()["error"]
+
+
+async def test_a_part_that_is_no_archive_fails_the_import_naming_the_part(nodes: Nodes) -> None:
+    node = nodes.serve(nodes.config())
+    async with node.client() as client:
+        first = await client.post(f"{ADMIN}/import", content=b"not a tgz at all")
+        assert first.status_code == 200, first.text
+        task = await wait_task(client, first.json()["task_id"])
+    assert task["error_message"].startswith("ArchiveFormatError: part 1 of the import: "), task
+    assert "not a gzip'd tar" in task["error_message"]

@@ -4,14 +4,18 @@ interruption, their progress, result or error recorded."""
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from shared.config import MmrConfig, parse_config
-from shared.db.repositories.tasks import get_task
+from shared.db.models import BackgroundTaskRow
+from shared.db.repositories.tasks import TaskRecord, get_task
 from shared.runtime import Runtime
 from shared.tasks.registry import TaskContext, UnknownTask, task
 from shared.tasks.runner import TaskRunner
@@ -125,6 +129,18 @@ async def test_other_machines_create_tasks_but_never_run_them(
     assert finished is not None and finished.is_finished and finished.result == {"steps": 1}
 
 
+async def resumed(rt: Runtime, task_id: int) -> TaskRecord:
+    """The task once a fresh runner (a restarted machine 0) has finished it without error."""
+    runner = TaskRunner(rt, poll_seconds=30)
+    runner.start()
+    try:
+        finished = await wait_for_task(rt, task_id, 10)
+    finally:
+        await runner.stop()
+    assert finished is not None and finished.is_finished and finished.error is None
+    return finished
+
+
 async def test_an_interrupted_task_resumes_from_its_checkpoint_doing_each_step_once(
     config: MmrConfig, runtime_for: Any
 ) -> None:
@@ -141,13 +157,7 @@ async def test_an_interrupted_task_resumes_from_its_checkpoint_doing_each_step_o
         await asyncio.sleep(0.02)
     await first.stop()
     del GATE[record.id]
-    second = TaskRunner(rt, poll_seconds=30)
-    second.start()
-    try:
-        finished = await wait_for_task(rt, record.id, 10)
-    finally:
-        await second.stop()
-    assert finished is not None and finished.is_finished and finished.error is None
+    finished = await resumed(rt, record.id)
     assert [s for t, s in STEPS_DONE if t == record.id] == [0, 1, 2, 3, 4]
     assert finished.attempts == 2
 
@@ -198,3 +208,18 @@ async def test_a_process_that_loses_the_right_to_run_tasks_stops_at_its_next_che
     finally:
         rt.machine_id = 0
         await runner.stop()
+
+
+async def test_a_task_interrupted_a_week_ago_still_resumes(config: MmrConfig, runtime_for: Any) -> None:
+    # matrix-media-repo forgets unfinished tasks older than an hour; ours resumes them all.
+    rt: Runtime = await runtime_for(config, machine_id=0)
+    record = await create_task(rt, "test_counting", {"steps": 4})
+    week_ago = int(time.time() * 1000) - 7 * 86_400_000
+    async with rt.sessions() as session:
+        await session.execute(update(BackgroundTaskRow).where(BackgroundTaskRow.id == record.id)
+                              .values(start_ts=week_ago, state=json.dumps({"next": 2}), done=2,
+                                      total=4, attempts=1))
+        await session.commit()
+    finished = await resumed(rt, record.id)
+    assert [s for t, s in STEPS_DONE if t == record.id] == [2, 3], "resumed at its checkpoint"
+    assert (finished.done, finished.attempts, finished.start_ts) == (4, 2, week_ago)
