@@ -57,12 +57,13 @@ class PreviewUrl:
         await send({"type": "http.response.body", "body": body})
 
 
-router = APIRouter()
-for _path in (
+PREVIEW_PATHS = (
     "/_matrix/client/v1/media/preview_url",
     "/_matrix/media/r0/preview_url",
     "/_matrix/media/v3/preview_url",
-):
+)
+router = APIRouter()
+for _path in PREVIEW_PATHS:
     _route = LeanRoute(_path, PreviewUrl(), methods=["GET"])
     # Starlette adds HEAD to a GET route; the FastAPI route this replaces answered it 405.
     _route.methods = {"GET"}
