@@ -1,5 +1,5 @@
 """Memory of the embedded default under the request-head attack: N parallel requests each
-carrying one huge header (issue 12: 4 x 128 MiB took the process from 137 MB to 444 MB).
+carrying one huge header (unbounded, 4 x 128 MiB took the process from 137 MB to 444 MB).
 
     .venv/bin/python bench/head_attack.py [--attackers 4] [--header-mib 128]
 

@@ -45,7 +45,7 @@ def peer_ratios(results: Sequence[Measurement], m: Measurement) -> dict[str, dic
     return ratios
 
 
-# --- targets (issue 14) -------------------------------------------------------------------------
+# --- targets ---------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -365,7 +365,7 @@ and CPU all per request (lower is better).
 
 {markdown_table(HEADER, table_rows(results))}
 
-## Targets (issue 14)
+## Targets
 
 {markdown_table(("row", "what", "value", "target", "met?"), check_rows(document["targets"]))}
 
