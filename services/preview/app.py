@@ -25,6 +25,7 @@ def preview_url(
     accept_language: Annotated[str | None, Header()] = None,
 ) -> None:
     """`GET .../preview_url?url=...&ts=...`: the OpenGraph keys of the page."""
+    del accept_language  # documented here; the lean route reads the header itself
     not_routed()
 
 
