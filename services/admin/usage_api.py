@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from services.admin.answers import check_server_name, is_row_number, no_store
+from services.admin.answers import MAX_INT64, check_server_name, no_store
 from services.admin.audit import admin_router
 from services.admin.selection import parse_mxc
 from shared.auth.admin import AdminCaller, AdminDep, GlobalAdminDep
@@ -20,6 +20,7 @@ from shared.db.repositories.usage import (
 )
 from shared.matrix.errors import InvalidParam
 from shared.web.deps import SessionDep
+from shared.web.params import bounded_int_param
 
 router = admin_router()
 synapse_router = APIRouter(route_class=router.route_class)
@@ -80,12 +81,8 @@ async def uploads_usage(
 
 
 def _int_param(request: Request, name: str, default: int | None) -> int | None:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    if not is_row_number(raw):
-        raise InvalidParam(f"Query parameter '{name}' must be a non-negative integer")
-    return int(raw)
+    value = bounded_int_param(request.query_params, name, 0, MAX_INT64)
+    return default if value is None else value
 
 
 async def _user_stats(

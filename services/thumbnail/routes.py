@@ -25,45 +25,23 @@ from shared.web.conditional import NotModified
 from shared.web.deps import RuntimeDep, get_homeserver, get_runtime, get_user
 from shared.web.federation import FederationOriginDep
 from shared.web.lean import LeanRoute
+from shared.web.params import bool_param, bounded_int_param, optional_bool_param
 from shared.web.prebuilt import PrebuiltResponse
 from shared.web.ratelimit import charge_download, limit_by_ip
 
 router = APIRouter()
 PART_HEADERS = ("Content-Type", "Content-Disposition")
 UNSTABLE_ANIMATED = "org.matrix.msc2705.animated"  # MSC2705's name, still sent by some clients
-BOOLEANS = {"true": True, "false": False}
 MAX_INTEGER = 2**31 - 1
 
 
 # Parsed by hand rather than declared per parameter: this is the hottest route of the service,
 # and one pass over the query costs a fraction of FastAPI validating six parameters.
-def _integer(query: Mapping[str, str], name: str, minimum: int) -> int | None:
-    raw = query.get(name)
-    if raw is None:
-        return None
-    # Length first: int() of thousands of digits is slow, then refused by Python itself.
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 10 or not (
-        minimum <= int(raw) <= MAX_INTEGER
-    ):
-        raise InvalidParam(f"Invalid parameter {name}: must be an integer from {minimum} to "
-                           f"{MAX_INTEGER}")
-    return int(raw)
-
-
 def _size(query: Mapping[str, str], name: str) -> int:
-    value = _integer(query, name, 1)
+    value = bounded_int_param(query, name, 1, MAX_INTEGER)
     if value is None:
         raise MissingParam(f"Missing parameter: {name}")
     return value
-
-
-def _boolean(query: Mapping[str, str], name: str) -> bool | None:
-    raw = query.get(name)
-    if raw is None:
-        return None
-    if raw not in BOOLEANS:
-        raise InvalidParam(f"Invalid parameter {name}: must be true or false")
-    return BOOLEANS[raw]
 
 
 def _params(request: Request) -> pipeline.ThumbnailParams:
@@ -71,13 +49,14 @@ def _params(request: Request) -> pipeline.ThumbnailParams:
     method = query.get("method", "scale")
     if method not in ("crop", "scale"):
         raise InvalidParam("Invalid parameter method: must be crop or scale")
-    animated = _boolean(query, "animated")
+    animated = optional_bool_param(query, "animated")
     return pipeline.ThumbnailParams(
         width=_size(query, "width"),
         height=_size(query, "height"),
         method=cast(Method, method),
-        animated=animated if animated is not None else _boolean(query, UNSTABLE_ANIMATED),
-        timeout_ms=_integer(query, "timeout_ms", 0),
+        animated=animated if animated is not None else optional_bool_param(query,
+                                                                           UNSTABLE_ANIMATED),
+        timeout_ms=bounded_int_param(query, "timeout_ms", 0, MAX_INTEGER),
     )
 
 
@@ -159,11 +138,10 @@ async def legacy_get_thumbnail(request: Request) -> Response:
     await limit_by_ip(request, runtime)
     hs = await get_homeserver(request, runtime)
     query, path = request.query_params, request.path_params
-    allow_remote = _boolean(query, "allow_remote")
     req = pipeline.ThumbnailRequest(
         path["server_name"], path["media_id"], _params(request),
-        allow_remote=True if allow_remote is None else allow_remote,
-        allow_redirect=bool(_boolean(query, "allow_redirect")),
+        allow_remote=bool_param(query, "allow_remote", True),
+        allow_redirect=bool_param(query, "allow_redirect", False),
         authenticated_route=False, via=hs, if_none_match=request.headers.get("if-none-match"),
     )
     return await _respond(request, runtime, await pipeline.run(runtime, req))
@@ -205,8 +183,8 @@ async def get_identicon(seed: str, request: Request, runtime: RuntimeDep) -> Res
     if not runtime.request_config.identicons.enabled:
         raise NotFound("Identicons are disabled here")
     query = request.query_params
-    width = _integer(query, "width", 0) or identicon.DEFAULT_SIZE
-    height = _integer(query, "height", 0) or width
+    width = bounded_int_param(query, "width", 0, MAX_INTEGER) or identicon.DEFAULT_SIZE
+    height = bounded_int_param(query, "height", 0, MAX_INTEGER) or width
     drawn = await asyncio.to_thread(identicon.draw, seed, width, height)
     return Response(drawn.png, media_type="image/png", headers={
         "Content-Disposition": f'inline; filename="{drawn.digest_hex}.png"',
@@ -218,8 +196,8 @@ async def get_media_info(
     server_name: str, media_id: str, request: Request, caller: CallerDep
 ) -> dict[str, Any]:
     """`GET /_matrix/media/unstable/info/{serverName}/{mediaId}` (MMR's, token required)."""
-    allow_remote = _boolean(request.query_params, "allow_remote")
-    req = media_info.InfoRequest(server_name, media_id, allow_remote is not False,
+    allow_remote = bool_param(request.query_params, "allow_remote", True)
+    req = media_info.InfoRequest(server_name, media_id, allow_remote,
                                  via=caller.homeserver)
     return await media_info.run(caller.runtime, req)
 
