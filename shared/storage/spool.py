@@ -142,6 +142,8 @@ def _write_all(fd: int, chunks: list[bytes]) -> None:
     pending: list[bytes | memoryview] = list(chunks)
     while pending:
         written = os.writev(fd, pending)
+        if written == 0:
+            raise OSError(f"writev wrote nothing of {sum(map(len, pending))} bytes")
         # A short write (a full disk is reported by the next call): drop what went, go on.
         while pending and written >= len(pending[0]):
             written -= len(pending[0])
