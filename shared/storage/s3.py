@@ -10,6 +10,7 @@ aiohttp, with its C parser, a third of boto's).
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import time
 from collections import OrderedDict
@@ -44,6 +45,8 @@ TRANSFER_CONFIG = TransferConfig(
 )
 """Uploads above 16 MiB go multipart, four parts in flight. Parts are read from the file as they
 are sent, so memory stays bounded however big the file is."""
+SMALL_PUT_BYTES = MULTIPART_CHUNK_BYTES
+"""Files up to this size go in one `put_object` from the open file (streamed, not read whole)."""
 SINGLE_PART_CONFIG = TransferConfig(multipart_threshold=5 * 1024**3, max_concurrency=1)
 """`multipartUploads: false`, for S3-compatible servers without multipart support: one PUT up to
 S3's 5 GiB single-object limit."""
@@ -180,6 +183,13 @@ class S3Datastore:
         extra: dict[str, str] = {"ContentType": content_type}
         if self.storage_class is not None:
             extra["StorageClass"] = self.storage_class
+        with path.open("rb") as body:
+            # One PUT straight from the file below the multipart size: `upload_file` builds a
+            # transfer manager with its own thread pool for every call, which for the usual
+            # upload (a few MiB at most) cost more than the PUT.
+            if os.fstat(body.fileno()).st_size <= SMALL_PUT_BYTES:
+                self._client.put_object(Bucket=self.bucket, Key=object_key, Body=body, **extra)
+                return
         self._client.upload_file(str(path), self.bucket, object_key, ExtraArgs=extra,
                                   Config=self._transfer_config)
 

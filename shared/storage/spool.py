@@ -6,10 +6,13 @@ the stream goes to disk in bounded batches, with the hashing and writing done of
 loop, and the temp file is removed on every failure path, including a client disconnect
 (`asyncio.CancelledError`).
 
-Each batch is hashed and written as one block in one worker-thread hop, and the last batch is
-written and the file closed in the same hop: a body of up to `WRITE_BATCH_BYTES` costs one hop.
-Hashing chunk by chunk in the thread would give up and take back the GIL twice per chunk,
-which on a busy process costs more CPU (futex waits, context switches) than the hashing itself.
+Chunks are hashed on the loop as they arrive, and each batch is written with one `writev` in one
+worker-thread hop; the last batch is written and the file closed in the same hop, so a body of up
+to `WRITE_BATCH_BYTES` costs one hop. Hashing chunk by chunk in the thread would give up and take
+back the GIL twice per chunk, which on a busy process costs more CPU (futex waits, context
+switches) than the hashing itself; hashing the batch there meant joining it into one block first
+(a fresh 1 MiB allocation, its page faults and a copy per batch). On the loop the GIL is released
+and taken back uncontended, and a 64 KiB chunk hashes in well under a tenth of a millisecond.
 """
 
 from __future__ import annotations
@@ -22,11 +25,14 @@ import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Self
+from typing import Self
 
 WRITE_BATCH_BYTES = 1024 * 1024
-"""Chunks are collected up to this size before one thread hop hashes and writes them: fewer
-hops than one per chunk, and at most this much (plus one chunk) is held in memory."""
+"""Chunks are collected up to this size before one thread hop writes them: fewer hops than one
+per chunk, and at most this much (plus one chunk) is held in memory."""
+WRITEV_MAX_CHUNKS = 512
+"""More chunks than this in a batch (a stream of tiny chunks) are joined first: `writev` takes
+at most IOV_MAX (1024 on Linux) buffers."""
 
 
 class SpoolTooLarge(Exception):
@@ -76,15 +82,16 @@ class SpooledFile:
 
 
 class _SpoolWriter:
-    """The temp file plus the running hash, written only from worker threads.
+    """The temp file plus the running hash: chunks are hashed on the loop (`hash`), the file is
+    written only from worker threads.
 
     A lock serialises a possibly still running write with `abort`: after a cancellation the
     worker thread cannot be stopped, so abort waits for it instead of closing the file under it.
     """
 
-    def __init__(self, path: Path, file: BinaryIO) -> None:
+    def __init__(self, path: Path, fd: int) -> None:
         self.path = path
-        self._file = file
+        self._fd = fd
         self._hash = hashlib.sha256()
         self._lock = threading.Lock()
         self._closed = False
@@ -93,34 +100,56 @@ class _SpoolWriter:
     def create(cls, temp_dir: Path, owner_tag: str) -> _SpoolWriter:
         prefix = f"spool-{owner_tag}-" if owner_tag else "spool-"
         fd, name = tempfile.mkstemp(dir=temp_dir, prefix=prefix, suffix=".part")
-        return cls(Path(name), os.fdopen(fd, "wb"))
+        return cls(Path(name), fd)
+
+    def hash(self, chunk: bytes) -> None:
+        self._hash.update(chunk)
 
     def write(self, chunks: list[bytes]) -> None:
-        """Hash and write `chunks` as one block (one GIL release each for hash and write)."""
-        block = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        """Write `chunks` in order (one `writev` each time, as many as a short write needs)."""
+        if len(chunks) > WRITEV_MAX_CHUNKS:
+            chunks = [b"".join(chunks)]
         with self._lock:
             if self._closed:
                 return
-            self._hash.update(block)
-            self._file.write(block)
+            _write_all(self._fd, chunks)
 
-    def finish(self, last: list[bytes]) -> str:
-        """Write `last`, close the file; return the hex digest."""
+    def finish(self, last: list[bytes]) -> None:
+        """Write `last`, close the file."""
         if last:
             self.write(last)
         with self._lock:
-            self._closed = True
-            self._file.close()
-            return self._hash.hexdigest()
+            # After an abort the descriptor is closed, and its number may belong to another file.
+            if not self._closed:
+                self._closed = True
+                os.close(self._fd)
+
+    def digest(self) -> str:
+        return self._hash.hexdigest()
 
     def abort(self) -> None:
         """Close and delete the file. Synchronous so that a second cancellation cannot skip it."""
         with self._lock:
-            self._closed = True
             try:
-                self._file.close()
+                if not self._closed:
+                    self._closed = True
+                    os.close(self._fd)
             finally:
                 self.path.unlink(missing_ok=True)
+
+
+def _write_all(fd: int, chunks: list[bytes]) -> None:
+    pending: list[bytes | memoryview] = list(chunks)
+    while pending:
+        written = os.writev(fd, pending)
+        if written == 0:
+            raise OSError(f"writev wrote nothing of {sum(map(len, pending))} bytes")
+        # A short write (a full disk is reported by the next call): drop what went, go on.
+        while pending and written >= len(pending[0]):
+            written -= len(pending[0])
+            pending.pop(0)
+        if written:
+            pending[0] = memoryview(pending[0])[written:]
 
 
 async def spool_to_temp(
@@ -139,11 +168,11 @@ async def spool_to_temp(
     writer = _SpoolWriter.create(temp_dir, owner_tag)
     try:
         size, last = await _pump(chunks, writer, max_bytes)
-        digest = await asyncio.to_thread(writer.finish, last)
+        await asyncio.to_thread(writer.finish, last)
     except BaseException:
         writer.abort()
         raise
-    return SpooledFile(path=writer.path, sha256=digest, size_bytes=size)
+    return SpooledFile(path=writer.path, sha256=writer.digest(), size_bytes=size)
 
 
 async def _pump(
@@ -160,6 +189,7 @@ async def _pump(
         size += len(chunk)
         if max_bytes is not None and size > max_bytes:
             raise SpoolTooLarge(max_bytes)
+        writer.hash(chunk)
         # A full batch is written only once more follows: the last one goes with `finish`.
         if batch_bytes >= WRITE_BATCH_BYTES:
             await asyncio.to_thread(writer.write, batch)

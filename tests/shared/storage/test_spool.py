@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from shared.storage.spool import WRITE_BATCH_BYTES, SpooledFile, SpoolTooLarge, spool_to_temp
+from shared.storage.spool import (
+    WRITE_BATCH_BYTES,
+    WRITEV_MAX_CHUNKS,
+    SpooledFile,
+    SpoolTooLarge,
+    spool_to_temp,
+)
 from tests.shared.storage.helpers import peak_traced_bytes
 
 OWNER = "m0-p1-s1"
@@ -169,3 +175,13 @@ async def test_discard_after_the_file_was_moved_away(spool_dir: Path, tmp_path: 
     spooled.path.rename(tmp_path / "stored")  # what a file datastore's move does
     await spooled.discard()
     assert (tmp_path / "stored").read_bytes() == b"data"
+
+
+async def test_more_chunks_in_a_batch_than_one_writev_takes(spool_dir: Path) -> None:
+    # A stream of tiny chunks (chunked encoding, a slow sender): more buffers than IOV_MAX.
+    chunks = [bytes([i % 251]) * 3 for i in range(WRITEV_MAX_CHUNKS * 3)]
+    data = b"".join(chunks)
+    async with await spool_to_temp(stream(chunks), spool_dir, max_bytes=None) as spooled:
+        assert spooled.sha256 == hashlib.sha256(data).hexdigest()
+        assert spooled.size_bytes == len(data)
+        assert spooled.path.read_bytes() == data
