@@ -50,8 +50,8 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.sql import ClauseElement
 
 from shared.db.repositories.media import (
-    _FIND_STORED_COPY,
-    _INSERT_MEDIA,
+    FIND_STORED_COPY,
+    INSERT_MEDIA,
     MediaIdTaken,
     MediaRecord,
     StoredCopy,
@@ -240,9 +240,9 @@ class _SqliteStatement:
         return {**self.fixed, **values}
 
 
-_SQLITE_FIND_STORED_COPY = _SqliteStatement.of(_FIND_STORED_COPY)
+_SQLITE_FIND_STORED_COPY = _SqliteStatement.of(FIND_STORED_COPY)
 _SQLITE_INSERT_MEDIA = _SqliteStatement.of(
-    _INSERT_MEDIA, column_keys=[field.name for field in fields(MediaRecord)]
+    INSERT_MEDIA, column_keys=[field.name for field in fields(MediaRecord)]
 )
 
 

@@ -50,8 +50,8 @@ _MEDIA = cast(Table, MediaRow.__table__)
 # key and compiled SQL, where a statement built per call (`.values(...)`, `== sha256`) paid for
 # building, cache-key generation and the ORM's bulk-insert path every time (a fifth of a 1 MiB
 # upload's CPU on SQLite).
-_INSERT_MEDIA = insert(_MEDIA)
-_FIND_STORED_COPY = (
+INSERT_MEDIA = insert(_MEDIA)
+FIND_STORED_COPY = (
     select(_MEDIA.c.datastore_id, _MEDIA.c.location, _MEDIA.c.quarantined)
     .where(_MEDIA.c.sha256 == bindparam("sha256"))
     .order_by(_MEDIA.c.quarantined.desc())
@@ -66,7 +66,7 @@ async def insert_media(session: Statements, record: MediaRecord) -> None:
     needs the row in the session afterwards.
     """
     try:
-        await session.execute(_INSERT_MEDIA, asdict(record))
+        await session.execute(INSERT_MEDIA, asdict(record))
     except IntegrityError as exc:
         await session.rollback()
         raise MediaIdTaken(record.mxc) from exc
@@ -89,7 +89,7 @@ class StoredCopy:
 async def find_stored_copy(session: Statements, sha256: str) -> StoredCopy | None:
     """A stored copy of these bytes, a quarantined one first: one query answers both "may these
     bytes be stored?" and "are they stored already?"."""
-    row = (await session.execute(_FIND_STORED_COPY, {"sha256": sha256})).first()
+    row = (await session.execute(FIND_STORED_COPY, {"sha256": sha256})).first()
     return StoredCopy(row[0], row[1], bool(row[2])) if row else None
 
 
