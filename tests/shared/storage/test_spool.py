@@ -181,7 +181,8 @@ async def test_more_chunks_in_a_batch_than_one_writev_takes(spool_dir: Path) -> 
     # A stream of tiny chunks (chunked encoding, a slow sender): more buffers than IOV_MAX.
     chunks = [bytes([i % 251]) * 3 for i in range(WRITEV_MAX_CHUNKS * 3)]
     data = b"".join(chunks)
-    async with await spool_to_temp(stream(chunks), spool_dir, max_bytes=None) as spooled:
+    async with await spool_to_temp(stream(chunks), spool_dir, max_bytes=None,
+                                  owner_tag=OWNER) as spooled:
         assert spooled.sha256 == hashlib.sha256(data).hexdigest()
         assert spooled.size_bytes == len(data)
         assert spooled.path.read_bytes() == data
