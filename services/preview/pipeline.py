@@ -24,7 +24,6 @@ import asyncio
 import hashlib
 import json
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -37,6 +36,7 @@ from services.preview.safety import check_allowed, parse_preview_url
 from shared.config import MmrConfig, UrlPreviewsConfig
 from shared.coordination.singleflight import singleflight
 from shared.db.repositories.previews import MAX_LANGUAGE_LENGTH, CachedPreview, get_preview, insert_preview
+from shared.expiring_lru import ExpiringLru
 from shared.matrix.errors import MatrixError, NotFound, Unrecognized
 from shared.metrics import record as metrics
 from shared.runtime import Runtime
@@ -128,7 +128,7 @@ async def run(rt: Runtime, req: PreviewRequest) -> bytes:
     now = _now_ms()
     asked_bucket = hour_bucket(min(req.ts or now, now))  # a future `ts` means now
     answer_key = (req.url, language, asked_bucket)
-    answer = context.answer(answer_key)
+    answer = context.answers.get(answer_key)
     if answer is not None:
         # Step 2 again, under the settings of this request (a reload may have changed them).
         if answer.screened_by is not settings:
@@ -144,8 +144,8 @@ async def run(rt: Runtime, req: PreviewRequest) -> bytes:
     # An hour with nothing stored is answered with the current hour's outcome, but only until
     # that hour ends: then the same request gets a fresh one.
     lasts = ANSWER_SECONDS if bucket == asked_bucket else (bucket + HOUR_MS - now) / 1000
-    answer = _Answer.of(outcome, url, settings, lasts)
-    context.remember(answer_key, answer)
+    answer = _Answer.of(outcome, url, settings)
+    context.answers.put(answer_key, answer, lasts)
     # Step 5: a stored failure is that failure again.
     return answer.body_or_raise()
 
@@ -195,17 +195,14 @@ class _Answer:
     error: MatrixError | None
     # The settings whose deny list and ports last let this URL through.
     screened_by: fetch.FetchSettings
-    expires: float
 
     @classmethod
-    def of(cls, outcome: CachedPreview, url: httpx.URL, settings: fetch.FetchSettings,
-           lasts_seconds: float) -> _Answer:
-        expires = time.monotonic() + lasts_seconds
+    def of(cls, outcome: CachedPreview, url: httpx.URL, settings: fetch.FetchSettings) -> _Answer:
         if outcome.preview is not None:
-            return cls(url, orjson.dumps(outcome.preview), None, settings, expires)
+            return cls(url, orjson.dumps(outcome.preview), None, settings)
         error = (outcome.error_status or 502, outcome.error_code or "M_UNKNOWN",
                  outcome.error_message or "")
-        return cls(url, b"", MatrixError(*error), settings, expires)
+        return cls(url, b"", MatrixError(*error), settings)
 
     def body_or_raise(self) -> bytes:
         if self.error is not None:
@@ -224,25 +221,13 @@ class PreviewContext:
     built: dict[int, tuple[UrlPreviewsConfig, fetch.FetchSettings]]
     # At most `urlPreviews.numWorkers` fetches at once in this process (a restart changes it).
     workers: asyncio.Semaphore
-    # (url as asked, language, hour bucket) -> the answer given, oldest first.
-    answers: OrderedDict[tuple[str, str, int], _Answer]
+    # (url as asked, language, hour bucket) -> the answer given.
+    answers: ExpiringLru[tuple[str, str, int], _Answer]
 
     @classmethod
     def build(cls, rt: Runtime) -> Self:
-        return cls({}, asyncio.Semaphore(rt.config.url_previews.num_workers), OrderedDict())
-
-    def answer(self, key: tuple[str, str, int]) -> _Answer | None:
-        found = self.answers.get(key)
-        if found is not None and found.expires < time.monotonic():
-            del self.answers[key]
-            return None
-        return found
-
-    def remember(self, key: tuple[str, str, int], answer: _Answer) -> None:
-        self.answers[key] = answer
-        self.answers.move_to_end(key)
-        if len(self.answers) > MAX_ANSWERS:
-            self.answers.popitem(last=False)
+        return cls({}, asyncio.Semaphore(rt.config.url_previews.num_workers),
+                   ExpiringLru(MAX_ANSWERS))
 
     def settings_for(self, config: MmrConfig) -> fetch.FetchSettings:
         """The settings of the request's `urlPreviews` (its homeserver's, the running file's)."""

@@ -8,7 +8,6 @@ import hmac
 import json
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Mapping
 
 import httpx
@@ -18,6 +17,7 @@ from shared.auth.users import SHARED_SECRET_USER, UserInfo
 from shared.config import HomeserverConfig, MmrConfig
 from shared.coordination.base import Coordinator, CoordinatorUnavailable
 from shared.coordination.listener import ChannelListener
+from shared.expiring_lru import ExpiringLru
 from shared.matrix.errors import Forbidden, MatrixError, MissingToken, UnknownToken, UpstreamError
 
 log = logging.getLogger(__name__)
@@ -172,8 +172,7 @@ class LocalTokenCache:
     every check asks Redis, which knows of them at once."""
 
     def __init__(self, max_entries: int = LOCAL_TOKEN_MAX_ENTRIES) -> None:
-        self.max_entries = max_entries
-        self._entries: OrderedDict[str, tuple[float, dict[str, object]]] = OrderedDict()
+        self._entries: ExpiringLru[str, dict[str, object]] = ExpiringLru(max_entries)
         self._listener = ChannelListener(FORGOTTEN_CHANNEL, self._heard, self._entries.clear)
 
     async def listen(self, coordinator: Coordinator) -> None:
@@ -198,38 +197,29 @@ class LocalTokenCache:
     def get(self, key: str) -> dict[str, object] | None:
         if not self._listener.listening:
             return None
-        found = self._entries.get(key)
-        if found is None:
-            return None
-        if found[0] < time.time():
-            del self._entries[key]
-            return None
-        return found[1]
+        return self._entries.get(key)
 
     def put(self, key: str, body: dict[str, object], ttl: float) -> None:
         """Keep `body` for `LOCAL_TOKEN_SECONDS`, never past its cluster-wide entry's expiry."""
         if not self._listener.listening:
             return
         cached_at = body.get(CACHED_AT)
-        expires = time.time() + LOCAL_TOKEN_SECONDS
-        if isinstance(cached_at, float):
-            expires = min(expires, cached_at + ttl)
-        self._entries[key] = (expires, body)
-        self._entries.move_to_end(key)
-        if len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        lasts = LOCAL_TOKEN_SECONDS
+        if isinstance(cached_at, float):  # wall-clock time of the cluster-wide entry
+            lasts = min(lasts, cached_at + ttl - time.time())
+        self._entries.put(key, body, lasts)
 
     def forget(self, key: str) -> None:
-        self._entries.pop(key, None)
+        self._entries.pop(key)
 
     def forget_user(self, hs: HomeserverConfig, user_id: str) -> None:
         self._forget_user(hs.name, user_id)
 
     def _forget_user(self, hs_name: str, user_id: str) -> None:
         prefix = f"whoami:{hs_name}:"
-        for key in [k for k, (_, body) in self._entries.items()
-                    if k.startswith(prefix) and body.get("user_id") == user_id]:
-            del self._entries[key]
+        for key, body in self._entries.items():
+            if key.startswith(prefix) and body.get("user_id") == user_id:
+                self._entries.pop(key)
 
     def clear(self) -> None:
         self._entries.clear()

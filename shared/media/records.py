@@ -10,12 +10,10 @@ uploaded or fetched at any moment.
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
-
 from shared.coordination.base import Coordinator
 from shared.coordination.listener import ChannelListener
 from shared.db.repositories.media import MediaRecord
+from shared.expiring_lru import ExpiringLru
 from shared.media.changes import CHANNEL, parse_change
 
 RECORD_TTL_SECONDS = 10.0
@@ -36,8 +34,7 @@ class MediaRecordCache:
     def __init__(self, ttl_seconds: float = RECORD_TTL_SECONDS,
                  max_entries: int = RECORD_MAX_ENTRIES) -> None:
         self.ttl_seconds = ttl_seconds
-        self.max_entries = max_entries
-        self._entries: OrderedDict[MediaKey, tuple[float, MediaRecord]] = OrderedDict()
+        self._entries: ExpiringLru[MediaKey, MediaRecord] = ExpiringLru(max_entries)
         self._listener = ChannelListener(CHANNEL, self._heard, self._lost)
         # Bumped by every change heard: a record read from the database before a change
         # arrived may be the old state, so `put` refuses it (see `generation`).
@@ -53,27 +50,20 @@ class MediaRecordCache:
         return self._generation
 
     def get(self, origin: str, media_id: str) -> MediaRecord | None:
-        found = self._entries.get((origin, media_id))
-        if found is None:
+        if not self.listening:
+            self._entries.pop((origin, media_id))
             return None
-        if found[0] < time.monotonic() or not self.listening:
-            del self._entries[(origin, media_id)]
-            return None
-        return found[1]
+        return self._entries.get((origin, media_id))
 
     def put(self, record: MediaRecord, generation: int) -> None:
         """Keep `record`, read from the database when `generation` was current."""
         if not self.listening or generation != self._generation:
             return
-        key = (record.origin, record.media_id)
-        self._entries[key] = (time.monotonic() + self.ttl_seconds, record)
-        self._entries.move_to_end(key)
-        if len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        self._entries.put((record.origin, record.media_id), record, self.ttl_seconds)
 
     def forget(self, origin: str, media_id: str) -> None:
         self._generation += 1
-        self._entries.pop((origin, media_id), None)
+        self._entries.pop((origin, media_id))
 
     async def ensure_listening(self, coordinator: Coordinator) -> None:
         """Start hearing media changes unless already (cheap when listening)."""
