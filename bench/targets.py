@@ -212,20 +212,10 @@ def mmr_embedded_target(work: Path, homeserver: Homeserver | None,
 
 def wait_ready(url: str, timeout: float = 60) -> None:
     """Until /readyz answers 200: the database, coordination and datastores answer."""
-    import time
+    from tests.infra.processes import wait_for_200
 
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{url}/readyz not 200 within {timeout:.0f} s")
-        time.sleep(0.05)
+    if not wait_for_200(f"{url}/readyz", timeout):
+        raise RuntimeError(f"{url}/readyz not 200 within {timeout:.0f} s")
 
 
 CLUSTER_COUNTS = {"upload": 1, "download": 2, "thumbnail": 1, "preview": 1}

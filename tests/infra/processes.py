@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +56,22 @@ def stop_process(
     return devcluster_stop(process, sig, timeout)
 
 
+def wait_for_200(url: str, timeout: float, check: Callable[[], None] = lambda: None) -> bool:
+    """Poll `url` until it answers 200 (True) or `timeout` passes (False); `check` runs before
+    each try and raises when waiting is pointless (the process died)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        check()
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+
+
 @dataclass
 class MmrProcess:
     """One running `mmr ...` with its output in `log_dir/<name>.{stdout,stderr}`."""
@@ -84,18 +100,12 @@ class MmrProcess:
 
     def wait_healthy(self, timeout: float = START_TIMEOUT_SECONDS) -> None:
         """Return once /healthz answers 200; raise with the stderr tail if it dies or hangs."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"mmr {self.name} exited during start: {self.describe()}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"mmr {self.name} not healthy in {timeout}s: {self.describe()}")
-            time.sleep(0.1)
+        if not wait_for_200(self.url + "/healthz", timeout, self._raise_if_exited):
+            raise RuntimeError(f"mmr {self.name} not healthy in {timeout}s: {self.describe()}")
+
+    def _raise_if_exited(self) -> None:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"mmr {self.name} exited during start: {self.describe()}")
 
     def wait_for_stdout(self, needle: str, timeout: float = START_TIMEOUT_SECONDS) -> str:
         """The first stdout line containing `needle`, once printed."""
