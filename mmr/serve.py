@@ -71,9 +71,17 @@ def build_embedded_app(config: MmrConfig, single_homeserver: bool) -> FastAPI:
     )
 
 
+LISTEN_BACKLOG = 2048  # uvicorn's own default
+
+
 def bind_socket(host: str, port: int) -> socket.socket:
-    """The listening socket, bound before anything starts: a port in use stops the start at
-    once, in one line naming it, instead of after connecting to everything."""
+    """The listening socket, bound and listening before anything starts: a port in use stops
+    the start at once, in one line naming it, instead of after connecting to everything.
+
+    It listens at once because a socket that is only bound (with SO_REUSEADDR, as servers set
+    it) does not keep the port: another server (another process's metrics listener) could bind
+    and listen on it while this one migrates, and this one's own listen would fail later.
+    Clients that connect before the app serves wait in the backlog."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -83,6 +91,11 @@ def bind_socket(host: str, port: int) -> socket.socket:
         sock.close()
         reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
         raise StartupError(f"port {port} on {host} {reason}") from exc
+    try:
+        sock.listen(LISTEN_BACKLOG)
+    except OSError as exc:
+        sock.close()
+        raise StartupError(f"port {port} on {host} is already in use") from exc
     return sock
 
 

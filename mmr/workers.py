@@ -44,7 +44,6 @@ def check_workers(service: str, workers: int) -> None:
 
 def _listen(host: str, port: int) -> socket.socket:
     sock = bind_socket(host, port)
-    sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 

@@ -33,7 +33,7 @@ from mmr.devcluster.backing import (
     stop_started,
 )
 from mmr.devcluster.nginx import start_nginx
-from mmr.devcluster.procs import free_port
+from mmr.devcluster.procs import free_ports
 from mmr.devcluster.seaweedfs import S3Server, start_seaweedfs
 
 # MACHINE_ID ranges per pool: deploy/k8s uses the same (tests/deploy checks they agree).
@@ -99,14 +99,17 @@ class ClusterState:
 
 def plan_members(counts: Mapping[str, int]) -> list[Member]:
     """Machine 0 (admin), then each pool's processes numbered from the start of its range."""
-    members = [Member("admin", 0, free_port(), free_port())]
+    placed = [("admin", 0)]
     for service, count in counts.items():
         ids = POOL_RANGES[service]
         if not 1 <= count <= len(ids):
             raise ClusterError(f"--{service} must be 1..{len(ids)} (its MACHINE_ID range is "
                                f"{ids.start}-{ids.stop - 1}), got {count}")
-        members += [Member(service, ids.start + i, free_port(), free_port()) for i in range(count)]
-    return members
+        placed += [(service, ids.start + i) for i in range(count)]
+    # Every HTTP and metrics port of the cluster distinct: one process's metrics listener on
+    # another's HTTP port would answer its health checks and its traffic.
+    ports = iter(free_ports(2 * len(placed)))
+    return [Member(service, machine_id, next(ports), next(ports)) for service, machine_id in placed]
 
 
 def _mmr(*args: str) -> list[str]:
@@ -170,16 +173,33 @@ def _wait_healthy(members: list[Member], started: list[Started], logs: Path) -> 
         if not pid_alive(by_name[member.name].pid):
             tail = (logs / f"{member.name}.out").read_text(errors="replace")[-2000:]
             raise ClusterError(f"{member.name} exited during start:\n{tail}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{member.port}/healthz", timeout=2).status_code == 200:
-                waiting.pop(0)
-                continue
-        except httpx.HTTPError:
-            pass
+        if answers_as(member):
+            waiting.pop(0)
+            continue
         if time.monotonic() > deadline:
             raise ClusterError(f"{member.name} not healthy in {HEALTHY_TIMEOUT_SECONDS:.0f} s; "
                                f"see {logs / (member.name + '.out')}")
         time.sleep(0.1)
+
+
+def answers_as(member: Member) -> bool:
+    """Whether `member`'s port answers `/healthz` as that member; something else answering
+    there (a clash with another program's port) is an error, not a wait."""
+    try:
+        answer = httpx.get(f"http://127.0.0.1:{member.port}/healthz", timeout=2)
+    except httpx.HTTPError:
+        return False
+    if answer.status_code != 200:
+        return False
+    try:
+        health = answer.json()
+    except ValueError:
+        health = None
+    if not isinstance(health, dict) or (health.get("service"), health.get("machine_id")) != (
+            member.service, member.machine_id):
+        raise ClusterError(f"port {member.port} of {member.name} is answered by something else "
+                           f"({answer.text[:80]!r}); run `mmr cluster up` again")
+    return True
 
 
 def restart_member(state: ClusterState, name: str) -> int:

@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,8 @@ from typing import IO, Any
 
 import boto3
 from botocore.config import Config
+
+from mmr.devcluster.procs import free_ports
 
 ACCESS_KEY = "testaccesskey"
 SECRET_KEY = "testsecretkey"
@@ -150,7 +151,7 @@ def _start_once(weed: Path, run_dir: Path, detach: bool) -> S3Server:
     # collection grows 7 volumes, so a test run that makes hundreds of buckets ran out of volumes
     # ("failed to find writable volumes"). One volume per collection is plenty here.
     (run_dir / "master.toml").write_text(MASTER_TOML)
-    ports = _free_ports(10)
+    ports = free_ports(10)
     s3_port = ports[0]
     args = [str(weed), "mini", *_mini_flags(run_dir, data_dir, config_path, ports)]
     log_path = run_dir / "weed.log"
@@ -240,21 +241,6 @@ def _grpc_sockets(ports: list[int]) -> list[Path]:
         ("admin", admin_grpc),
     ]
     return [Path(f"/tmp/seaweedfs-{name}-grpc-{port}.sock") for name, port in names]
-
-
-def _free_ports(count: int) -> list[int]:
-    """Ports the kernel says are free now; all held open together so they are distinct."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        ports = [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-    return ports
 
 
 def _wait_until_ready(server: S3Server) -> None:

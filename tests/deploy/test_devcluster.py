@@ -8,11 +8,20 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from prometheus_client import start_http_server
 
 import mmr.devcluster.backing as backing
 from mmr.devcluster.backing import create_database, start_private_postgres, stop_started
-from mmr.devcluster.cluster import DEFAULT_COUNTS, POOL_RANGES, ClusterError, plan_members
-from mmr.devcluster.procs import pid_alive
+from mmr.devcluster.cluster import (
+    DEFAULT_COUNTS,
+    POOL_RANGES,
+    ClusterError,
+    Member,
+    answers_as,
+    plan_members,
+)
+from mmr.devcluster.procs import free_port, pid_alive
+from mmr.serve import bind_socket
 from tests.infra.processes import run_mmr
 
 
@@ -47,6 +56,29 @@ def test_the_default_cluster_has_eight_processes_with_ids_from_their_ranges() ->
     for member in members:
         assert member.machine_id in POOL_RANGES[member.service]
     assert len({m.port for m in members} | {m.metrics_port for m in members}) == 16
+
+
+def test_a_bound_service_port_cannot_be_taken_by_a_metrics_listener_while_the_app_starts(
+) -> None:
+    # Both set SO_REUSEADDR; a socket that is only bound would let the metrics listener in.
+    sock = bind_socket("127.0.0.1", 0)
+    try:
+        with pytest.raises(OSError):
+            start_http_server(sock.getsockname()[1], "127.0.0.1")
+    finally:
+        sock.close()
+
+
+def test_a_member_port_answered_by_something_else_stops_the_start_naming_it() -> None:
+    port = free_port()
+    server, thread = start_http_server(port, "127.0.0.1")  # a metrics listener, not mmr
+    try:
+        with pytest.raises(ClusterError, match=f"port {port} of admin-0 is answered by something"):
+            answers_as(Member("admin", 0, port, free_port()))
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
 
 
 def test_a_pool_larger_than_its_range_is_refused() -> None:

@@ -9,25 +9,9 @@ import time
 import uvicorn
 from fastapi import FastAPI
 
+from mmr.devcluster.procs import free_port, free_ports
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def free_ports(count: int) -> list[int]:
-    """`count` distinct ports free right now (all held open together while picking)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+__all__ = ["ServerThread", "free_port", "free_ports"]
 
 
 class ServerThread:
