@@ -65,6 +65,10 @@ class RepoConfig(Section):
     max_request_line_bytes: int = Field(8192, ge=256)
     max_header_bytes: int = Field(8192, ge=256)
     max_request_head_bytes: int = Field(16384, ge=512)
+    # A head must arrive whole within this time of the connection opening (or of the previous
+    # answer): a client dripping a header a byte at a time holds a connection for no more.
+    # nginx's client_header_timeout in deploy/nginx is the same.
+    request_head_timeout_seconds: float = Field(30.0, gt=0)
 
     @field_validator("log_level", mode="before")
     @classmethod

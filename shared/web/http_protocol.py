@@ -8,6 +8,11 @@ parser sees it and rejects the connection as soon as the request line, one heade
 whole head passes its limit. The answers are Matrix JSON, like every other error of mmr, and so
 is uvicorn's own `400 Invalid HTTP request received.` (bad Content-Length, Content-Length with
 Transfer-Encoding, control characters, unknown methods).
+
+A head must also arrive in time: uvicorn closes idle keep-alive connections, but not one that
+was opened and never finished its head, so a few thousand clients dripping a byte each would
+hold every file descriptor of the process. After `HeadLimits.timeout_seconds` such a
+connection is answered 408 and closed.
 """
 
 from __future__ import annotations
@@ -36,10 +41,12 @@ class HeadLimits:
     request_line: int
     header_line: int
     head: int
+    timeout_seconds: float = 30.0
 
     @classmethod
     def from_config(cls, repo: RepoConfig) -> HeadLimits:
-        return cls(repo.max_request_line_bytes, repo.max_header_bytes, repo.max_request_head_bytes)
+        return cls(repo.max_request_line_bytes, repo.max_header_bytes, repo.max_request_head_bytes,
+                   repo.request_head_timeout_seconds)
 
 
 @dataclass(frozen=True)
@@ -114,7 +121,8 @@ class HeadMeter:
 def matrix_error_bytes(status: int, errcode: str, error: str) -> bytes:
     """A complete HTTP/1.1 answer that closes the connection: nothing more is read from it."""
     body = json.dumps({"errcode": errcode, "error": error}).encode()
-    reason = {400: "Bad Request", 414: "URI Too Long", 431: "Request Header Fields Too Large"}
+    reason = {400: "Bad Request", 408: "Request Timeout", 414: "URI Too Long",
+              431: "Request Header Fields Too Large"}
     return b"".join([
         f"HTTP/1.1 {status} {reason.get(status, 'Error')}\r\n".encode(),
         b"content-type: application/json\r\n",
@@ -131,19 +139,52 @@ class MatrixHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self.head_meter = HeadMeter(self.limits)
+        self.head_deadline: asyncio.TimerHandle | None = None
         super().connection_made(transport)
         # Request cycles take the protocol's transport: a small answer's head and body leave in
         # one write (flow control still watches the real transport).
         self.transport = CoalescingTransport(transport, self.loop)  # type: ignore[assignment]
+        self._watch_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._forget_head_deadline()
+        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         rejection = self.head_meter.feed(data)
         if rejection is None:
             super().data_received(data)
+            self._watch_head()
             return
+        self._refuse(rejection)
+
+    def _refuse(self, rejection: HeadRejection) -> None:
         self.logger.warning("request head refused: %s", rejection.error)
         self.transport.write(matrix_error_bytes(rejection.status, rejection.errcode, rejection.error))
         self.transport.close()
+
+    def _watch_head(self) -> None:
+        """A deadline while a head is awaited; none once it is whole (bodies may be slow)."""
+        if not self.head_meter.in_head:
+            self._forget_head_deadline()
+        elif self.head_deadline is None:
+            self.head_deadline = self.loop.call_later(self.limits.timeout_seconds, self._head_late)
+
+    def _forget_head_deadline(self) -> None:
+        if self.head_deadline is not None:
+            self.head_deadline.cancel()
+            self.head_deadline = None
+
+    def _head_late(self) -> None:
+        self.head_deadline = None
+        if self.transport.is_closing() or not self.head_meter.in_head:
+            return
+        cycle = getattr(self, "cycle", None)
+        if cycle is not None and not cycle.response_complete:
+            self._watch_head()  # an answer is still going out: the next head can wait for it
+            return
+        self._refuse(HeadRejection(408, "M_UNKNOWN", "The request head did not arrive within "
+                                   f"{self.limits.timeout_seconds:g} seconds"))
 
     def on_body(self, body: bytes) -> None:
         # uvicorn's on_body with a larger high-water mark (BODY_HIGH_WATER_BYTES).

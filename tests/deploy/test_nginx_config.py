@@ -142,6 +142,8 @@ def test_head_limits_are_mmr_defaults() -> None:
     repo = RepoConfig()
     assert size == repo.max_request_line_bytes == repo.max_header_bytes
     assert count * size == repo.max_request_head_bytes
+    timeout = re.search(r"^\s*client_header_timeout (\d+)s;", text, re.MULTILINE)
+    assert timeout is not None and int(timeout[1]) == repo.request_head_timeout_seconds
 
 
 @pytest.mark.parametrize(
