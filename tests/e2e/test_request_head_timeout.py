@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.conftest import SERVER_NAME, TEST_SECRET, embedded_raw_config
-from tests.infra.processes import MmrProcess, start_mmr
+from tests.infra.processes import MmrProcess, serving_mmr
 from tests.infra.raw_http import RawAnswer, parse_answer
 
 TIMEOUT_SECONDS = 1.0
@@ -28,13 +28,8 @@ def mmr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MmrProcess]:
     config = workdir / "mmr.yaml"
     raw = embedded_raw_config(workdir, repo={"requestHeadTimeoutSeconds": TIMEOUT_SECONDS})
     config.write_text(yaml.safe_dump(raw))
-    process = start_mmr("head-timeout", ["serve", "--config", str(config)], workdir / "logs",
-                        cwd=workdir)
-    try:
-        process.wait_healthy()
+    with serving_mmr("head-timeout", ["serve", "--config", str(config)], workdir) as process:
         yield process
-    finally:
-        process.stop()
 
 
 def _drip(port: int, first: bytes, every: float, for_seconds: float) -> tuple[RawAnswer, float]:

@@ -11,7 +11,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.infra.processes import MmrProcess, start_mmr
+from tests.infra.processes import MmrProcess, serving_mmr
 from tests.infra.raw_http import RawAnswer, send_raw
 
 KIB = 1024
@@ -21,13 +21,8 @@ CLOSE = b"Host: localhost\r\nConnection: close\r\n"
 @pytest.fixture(scope="module")
 def mmr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MmrProcess]:
     workdir = tmp_path_factory.mktemp("request-heads")
-    process = start_mmr("heads", ["serve", "--data", str(workdir / "mmr-data")], workdir / "logs",
-                        cwd=workdir)
-    try:
-        process.wait_healthy()
+    with serving_mmr("heads", ["serve", "--data", str(workdir / "mmr-data")], workdir) as process:
         yield process
-    finally:
-        process.stop()
 
 
 def _get(mmr: MmrProcess, path: bytes = b"/healthz", headers: bytes = b"") -> RawAnswer:

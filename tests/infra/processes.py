@@ -6,12 +6,13 @@ test can read what it printed so far at any time.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,3 +168,15 @@ def run_mmr(
         [*(mmr or mmr_command()), *args], capture_output=True, text=True, stdin=subprocess.DEVNULL,
         env=clean_env(env), timeout=timeout, check=False,
     )
+
+
+@contextlib.contextmanager
+def serving_mmr(name: str, args: Sequence[str], workdir: Path) -> Iterator[MmrProcess]:
+    """`mmr <args>` started in `workdir` (logs in `workdir/logs`), healthy, stopped at the end."""
+    process = start_mmr(name, args, workdir / "logs", cwd=workdir)
+    try:
+        process.wait_healthy()
+        yield process
+    finally:
+        process.stop()
+
